@@ -1,0 +1,5 @@
+import sys
+
+from synchro.cli import main
+
+sys.exit(main())

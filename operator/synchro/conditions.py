@@ -1,0 +1,81 @@
+"""Pure: observations in, metav1-style conditions out, keeping lastTransitionTime when the status holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+REDIS_READY = "RedisReady"
+CONFIG_INJECTED = "ConfigInjected"
+ROLLOUT_COMPLETE = "RolloutComplete"
+PUBSUB_HEALTHY = "PubSubHealthy"
+READY = "Ready"
+
+# The order in which Ready names the first thing that is wrong.
+FOLDED_INTO_READY = (REDIS_READY, CONFIG_INJECTED, ROLLOUT_COMPLETE, PUBSUB_HEALTHY)
+
+
+class Reason:
+    """Every reason Synchro writes, in one place (the README's condition table mirrors this)."""
+
+    READY = "Ready"
+    REDIS_REACHABLE = "Reachable"
+    PROVISIONING = "Provisioning"
+    UNREACHABLE = "Unreachable"
+    AUTH_FAILED = "AuthFailed"
+    SECRET_NOT_FOUND = "SecretNotFound"
+    INVALID_SPEC = "InvalidSpec"
+    INJECTED = "Injected"
+    TARGET_NOT_FOUND = "TargetNotFound"
+    TARGET_CONFLICT = "TargetConflict"
+    CONTAINER_NOT_FOUND = "ContainerNotFound"
+    ROLLED_OUT = "RolledOut"
+    ROLLING_OUT = "RollingOut"
+    SCALE_HELD = "ScaleHeld"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: bool
+    reason: str
+    message: str
+
+    def as_dict(self, generation: int, now: str, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+        status = "True" if self.status else "False"
+        changed = previous is None or previous.get("status") != status
+        return {
+            "type": self.type,
+            "status": status,
+            "reason": self.reason,
+            "message": self.message,
+            "observedGeneration": generation,
+            "lastTransitionTime": now if changed or previous is None else previous.get("lastTransitionTime", now),
+        }
+
+
+def ready(conditions: Sequence[Condition]) -> Condition:
+    by_type = {c.type: c for c in conditions}
+    for kind in FOLDED_INTO_READY:
+        c = by_type.get(kind)
+        if c is not None and not c.status:
+            return Condition(READY, False, c.reason, f"{kind}: {c.message}")
+    return Condition(READY, True, Reason.READY, "Redis is ready and every target runs the injected config")
+
+
+def merge(
+    previous: Sequence[Mapping[str, Any]], current: Sequence[Condition], generation: int, now: str
+) -> list[dict[str, Any]]:
+    """The new conditions list; types Synchro no longer reports are kept as they were (e.g. set by the probe)."""
+    old = {c["type"]: c for c in previous}
+    fresh = {c.type: c.as_dict(generation, now, old.get(c.type)) for c in current}
+    kept = [dict(c) for t, c in old.items() if t not in fresh]
+    return [*fresh.values(), *kept]
+
+
+def same_ignoring_time(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> bool:
+    strip = lambda cs: sorted(  # noqa: E731
+        (tuple(sorted((k, v) for k, v in c.items() if k != "lastTransitionTime")) for c in cs)
+    )
+    return strip(a) == strip(b)

@@ -1,0 +1,112 @@
+"""The kopf face of Synchro: thin decorated functions that delegate to synchro.reconcile.
+
+Each SyncCluster gets one daemon, its controller loop. It runs a level-based pass, then sleeps until
+its wake-up event fires or the resync interval passes. Watch events on the SyncCluster, its targets
+and the Secrets it references only set that event: users' workloads are watched with on.event and
+indexes, so kopf never writes its annotations or finalizers onto them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from synchro import api, kube, reconcile
+from synchro.reconcile import ClaimKey
+
+Key = tuple[str, str]  # (namespace, name) of a SyncCluster
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = api.FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=api.GROUP)
+    settings.posting.enabled = False  # Synchro posts its own events, on transitions only
+    settings.peering.standalone = True
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    memo.kube = kube.Kube(kube.load_client())
+    memo.wakers = {}
+
+
+def _claims(namespace: str, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[ClaimKey, Any]:
+    created = meta.get("creationTimestamp", "")
+    return {(namespace, t.get("kind", "Deployment"), t["name"]): (created, name) for t in spec.get("targets") or []}
+
+
+@kopf.index(api.GROUP, api.VERSION, api.PLURAL)
+def claims(namespace: str, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any) -> dict[ClaimKey, Any]:
+    """(namespace, kind, workload) -> (creationTimestamp, SyncCluster): who claims which target."""
+    return _claims(namespace, name, spec, meta)
+
+
+@kopf.index(api.GROUP, api.VERSION, api.PLURAL)
+def secret_refs(namespace: str, name: str, spec: Mapping[str, Any], **_: Any) -> dict[ClaimKey, str]:
+    """(namespace, "Secret", secret) -> SyncCluster: whose config depends on which Secret."""
+    redis = spec.get("redis") or {}
+    external = redis.get("external") or {}
+    refs = [external.get("passwordSecretRef"), (external.get("tls") or {}).get("caSecretRef")]
+    names = {r["name"] for r in refs if r} | ({f"{name}-redis"} if redis.get("mode", "Managed") == "Managed" else set())
+    return {(namespace, "Secret", n): name for n in names}
+
+
+def wake(memo: kopf.Memo, namespace: str, names: Any) -> None:
+    for name in names:
+        event = memo.wakers.get((namespace, name))
+        if event is not None:
+            event.set()
+
+
+@kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, cancellation_timeout=10)
+async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any],
+                     logger: logging.Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    event = memo.wakers.setdefault(key, asyncio.Event())
+    backoff = 1.0
+    try:
+        while not stopped:
+            event.clear()
+            try:
+                delay = await reconcile.Reconciler(memo.kube, body, claims, logger).run()
+                backoff = 1.0
+            except Exception:  # a failed pass is logged and retried with backoff; it never kills the loop
+                logger.exception("reconcile failed; retrying in %.0fs", backoff)
+                delay, backoff = backoff, min(backoff * 2, 60.0)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=delay)
+    finally:
+        memo.wakers.pop(key, None)
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+def cluster_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    wake(memo, namespace, [name])
+
+
+@kopf.on.event("apps", "v1", "deployments")
+@kopf.on.event("apps", "v1", "statefulsets")
+def workload_changed(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo,
+                     claims: kopf.Index[ClaimKey, Any], **_: Any) -> None:
+    key = (namespace, body.get("kind", "Deployment"), name)
+    wake(memo, namespace, [c[1] for c in claims.get(key, ())])
+    owner = (body.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/instance")
+    if owner and (body.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/managed-by") == "synchro":
+        wake(memo, namespace, [owner])  # a managed Redis changed
+
+
+@kopf.on.event("", "v1", "secrets")
+def secret_changed(namespace: str, name: str, memo: kopf.Memo, secret_refs: kopf.Index[ClaimKey, str],
+                   **_: Any) -> None:
+    wake(memo, namespace, secret_refs.get((namespace, "Secret", name), ()))
+
+
+@kopf.on.delete(api.GROUP, api.VERSION, api.PLURAL)
+async def release(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any], logger: logging.Logger,
+                  **_: Any) -> None:
+    await reconcile.release(memo.kube, body, claims, logger)

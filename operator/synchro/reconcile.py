@@ -1,0 +1,329 @@
+"""One level-based pass over a SyncCluster: observe, compare with the desired state, write only differences.
+
+Every step below reads the live world, calls the pure core (api, presets, redis.managed, inject,
+conditions) and writes with server-side apply when, and only when, something differs. Running it
+twice in a row, or after an operator restart, writes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from synchro import api, conditions, inject, presets
+from synchro.conditions import Condition, Reason
+from synchro.kube import Kube, KubeError, Obj
+from synchro.redis import connect, managed
+
+T = TypeVar("T")
+SETTLED_RESYNC_S = 60.0  # nothing in flight: look again this often (watch events wake us sooner)
+BUSY_RESYNC_S = 2.0  # something in flight (a rollout, Redis starting): look again soon
+
+ClaimKey = tuple[str, str, str]  # (namespace, kind, name) of a target workload
+Claim = tuple[str, str]  # (creationTimestamp, SyncCluster name): the oldest claim wins
+
+
+async def io(fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking Kubernetes client call off the event loop."""
+    return await asyncio.to_thread(fn, *args)
+
+
+def owner_of(claims: Mapping[ClaimKey, Any], key: ClaimKey) -> str | None:
+    found: list[Claim] = list(claims.get(key, ()))
+    return min(found)[1] if found else None
+
+
+def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {"apiVersion": api.API_VERSION, "kind": api.KIND, "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def subset_equal(want: Any, live: Any) -> bool:
+    """Pure: every field in `want` has the same value in `live` (server-added fields are ignored)."""
+    if isinstance(want, Mapping):
+        return isinstance(live, Mapping) and all(subset_equal(v, live.get(k)) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(live, list) and len(want) == len(live) and all(map(subset_equal, want, live))
+    return bool(want == live)
+
+
+def secret_value(secret: Mapping[str, Any] | None, key: str) -> str | None:
+    raw = ((secret or {}).get("data") or {}).get(key)
+    return base64.b64decode(raw).decode() if raw is not None else None
+
+
+@dataclass
+class RedisState:
+    condition: Condition
+    endpoint: presets.Endpoint | None = None  # what the apps get; None until it is known
+    display: str = ""
+    secret_version: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.condition.status
+
+
+@dataclass
+class TargetState:
+    kind: str
+    name: str
+    problem: tuple[str, str] | None = None  # (reason, message) when it could not be injected
+    config_hash: str = ""
+    rolled_out_hash: str = ""
+    replicas: int = 0
+    ready_replicas: int = 0
+    complete: bool = False
+    held_because: str | None = None
+    kept_user_vars: tuple[str, ...] = ()
+
+    def as_status(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "configHash": self.config_hash,
+                "rolledOutHash": self.rolled_out_hash, "replicas": self.replicas, "readyReplicas": self.ready_replicas}
+
+
+@dataclass
+class Reconciler:
+    kube: Kube
+    body: Mapping[str, Any]
+    claims: Mapping[ClaimKey, Any]
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = field(
+        default_factory=lambda: logging.getLogger("synchro"))
+
+    async def run(self) -> float:
+        """One pass; returns how many seconds until the next pass is due."""
+        meta = self.body["metadata"]
+        try:
+            spec = api.parse(meta["namespace"], meta["name"], self.body.get("spec") or {})
+        except (api.SpecError, KeyError) as e:
+            bad = Condition(conditions.READY, False, Reason.INVALID_SPEC, str(e))
+            await self.write_status([bad], {})
+            return SETTLED_RESYNC_S
+        redis = await (self.managed_redis(spec) if spec.managed else self.external_redis(spec))
+        targets = [await self.sync_target(spec, t, redis) for t in spec.targets]
+        await self.write_status(self.conditions(spec, redis, targets), self.status_fields(spec, redis, targets))
+        busy = not redis.ready or any(not t.complete for t in targets if t.problem is None)
+        return BUSY_RESYNC_S if busy else SETTLED_RESYNC_S
+
+    # ------------------------------------------------------------ Redis
+
+    async def apply_if_changed(self, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        live = await io(self.kube.get, obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        if live is not None and subset_equal(obj, live):
+            return live
+        return await io(self.kube.apply, obj)
+
+    async def managed_redis(self, spec: api.SyncClusterSpec) -> RedisState:
+        assert spec.managed is not None
+        ns, name = spec.namespace, managed.name(spec.name)
+        secret = await io(self.kube.get, "v1", "Secret", ns, name)
+        if secret is None:
+            fresh = managed.secret(spec, managed.new_password())
+            fresh["metadata"]["ownerReferences"] = [owner_reference(self.body)]
+            await io(self.kube.create, fresh)
+            secret = await io(self.kube.get, "v1", "Secret", ns, name)
+        password = secret_value(secret, api.PASSWORD_KEY) if spec.managed.auth else None
+        version = inject.secret_version(secret["metadata"]["uid"], secret.get("data"), api.PASSWORD_KEY) \
+            if secret and spec.managed.auth else ""
+        redis_version = inject.config_hash({"redis.conf": [{"conf": managed.redis_conf(spec)}]}, version)
+        deployment: Obj = {}
+        for obj in managed.applied_objects(spec, redis_version):
+            obj["metadata"]["ownerReferences"] = [owner_reference(self.body)]
+            applied = await self.apply_if_changed(obj)
+            if obj["kind"] == "Deployment":
+                deployment = applied
+        endpoint = presets.Endpoint(
+            host=f"{name}.{ns}.svc", port=api.REDIS_PORT, db=0,
+            password=presets.SecretKeyRef(name, api.PASSWORD_KEY) if spec.managed.auth else None, prefix=spec.prefix,
+        )
+        state = RedisState(Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, ""), endpoint,
+                           f"{name}.{ns}.svc:{api.REDIS_PORT}", version)
+        if not (deployment.get("status") or {}).get("availableReplicas"):
+            state.condition = Condition(conditions.REDIS_READY, False, Reason.PROVISIONING,
+                                        f"waiting for the Redis pod of Deployment {name} to be ready")
+            return state
+        service = await io(self.kube.get, "v1", "Service", ns, name)
+        slices = await io(self.kube.list, "discovery.k8s.io/v1", "EndpointSlice", ns,
+                          f"kubernetes.io/service-name={name}")
+        result = await connect.ping(connect.service_addresses(service, slices),
+                                    connect.Credentials(None, password, 0, False))
+        state.condition = self.redis_condition(result)
+        return state
+
+    async def external_redis(self, spec: api.SyncClusterSpec) -> RedisState:
+        ext = spec.external
+        assert ext is not None
+        password = ca = None
+        version = ""
+        display = f"{ext.host}:{ext.port}/{ext.db}"
+        for ref in (ext.password, ext.ca):
+            if ref is None:
+                continue
+            secret = await io(self.kube.get, "v1", "Secret", spec.namespace, ref.name)
+            value = secret_value(secret, ref.key)
+            if value is None:
+                what = "Secret" if secret is None else f"key {ref.key!r} in Secret"
+                message = f"{what} {ref.name!r} not found in namespace {spec.namespace}"
+                return RedisState(Condition(conditions.REDIS_READY, False, Reason.SECRET_NOT_FOUND, message),
+                                  display=display)
+            if ref is ext.password:
+                password = value
+                version = inject.secret_version(secret["metadata"]["uid"], secret.get("data"), ref.key) \
+                    if secret else ""
+            else:
+                ca = value
+        endpoint = presets.Endpoint(
+            host=ext.host, port=ext.port, db=ext.db, tls=ext.tls, username=ext.username,
+            password=presets.SecretKeyRef(ext.password.name, ext.password.key) if ext.password else None,
+            prefix=spec.prefix,
+        )
+        result = await connect.ping([(ext.host, ext.port)],
+                                    connect.Credentials(ext.username, password, ext.db, ext.tls, ca))
+        return RedisState(self.redis_condition(result), endpoint, display, version)
+
+    @staticmethod
+    def redis_condition(result: connect.PingResult) -> Condition:
+        reason = Reason.REDIS_REACHABLE if result.ok else result.reason
+        return Condition(conditions.REDIS_READY, result.ok, reason, result.message)
+
+    # ------------------------------------------------------------ targets
+
+    async def sync_target(self, spec: api.SyncClusterSpec, target: api.Target, redis: RedisState) -> TargetState:
+        state = TargetState(target.kind, target.name)
+        previous = next((t for t in (self.body.get("status") or {}).get("targets") or []
+                         if t.get("name") == target.name and t.get("kind") == target.kind), {})
+        state.rolled_out_hash = previous.get("rolledOutHash", "")
+        owner = owner_of(self.claims, (spec.namespace, target.kind, target.name))
+        if owner not in (None, spec.name):
+            state.problem = (Reason.TARGET_CONFLICT,
+                             f"{target.kind} {target.name} is already claimed by SyncCluster {owner}")
+            return state
+        workload = await io(self.kube.get, "apps/v1", target.kind, spec.namespace, target.name)
+        if workload is None:
+            state.problem = (Reason.TARGET_NOT_FOUND, f"{target.kind} {target.name} not found in {spec.namespace}")
+            return state
+        if redis.endpoint is None:
+            state.problem = (redis.condition.reason, "waiting for the Redis endpoint: " + redis.condition.message)
+            return state
+        env = presets.env_for(presets.get(target.preset), redis.endpoint, target.env)
+        plan = inject.plan_env(workload, target.containers, env)
+        if plan.missing_containers:
+            state.problem = (Reason.CONTAINER_NOT_FOUND, f"{target.kind} {target.name} has no container "
+                             f"{', '.join(plan.missing_containers)}")
+            return state
+        state.kept_user_vars = plan.kept_user_vars
+        state.config_hash = inject.config_hash(plan.env, redis.secret_version)
+        decision = inject.decide_replicas(spec.replicas, redis.ready, bool(state.rolled_out_hash), workload,
+                                          state.config_hash)
+        state.held_because = decision.held_because
+        desired = inject.desired_apply(target.kind, spec.namespace, target.name, spec.name, plan, state.config_hash,
+                                       decision.replicas)
+        if not inject.is_applied(workload, desired):
+            try:
+                workload = await io(self.kube.apply, desired)
+            except KubeError as e:
+                state.problem = (Reason.TARGET_NOT_FOUND if e.status == 404 else "ApplyFailed", e.message)
+                return state
+            self.logger.info("applied %s %s (config %s, replicas %s)", target.kind, target.name,
+                             state.config_hash, decision.replicas)
+        status = workload.get("status") or {}
+        state.replicas = status.get("replicas", 0)
+        state.ready_replicas = status.get("readyReplicas", 0)
+        rolled_out = inject.template_hash(workload) == state.config_hash and inject.rollout_complete(workload)
+        if rolled_out:
+            state.rolled_out_hash = state.config_hash
+        state.complete = rolled_out and decision.held_because is None and workload["spec"].get("replicas") == \
+            spec.replicas
+        return state
+
+    # ------------------------------------------------------------ status
+
+    @staticmethod
+    def conditions(spec: api.SyncClusterSpec, redis: RedisState, targets: list[TargetState]) -> list[Condition]:
+        problems = [t for t in targets if t.problem]
+        if problems:
+            injected = Condition(conditions.CONFIG_INJECTED, False, problems[0].problem[0],  # type: ignore[index]
+                                 "; ".join(t.problem[1] for t in problems if t.problem))
+        else:
+            kept = [f"{t.name}: {', '.join(t.kept_user_vars)}" for t in targets if t.kept_user_vars]
+            note = f"; the user's own values were kept for {'; '.join(kept)}" if kept else ""
+            injected = Condition(conditions.CONFIG_INJECTED, True, Reason.INJECTED,
+                                 f"{len(targets)} target(s) carry the {spec.mode} Redis config{note}")
+        held = [t for t in targets if t.held_because]
+        pending = [t for t in targets if not t.complete]
+        if held:
+            why = "Redis is not ready" if held[0].held_because == "RedisNotReady" else "the new config is rolling out"
+            rollout = Condition(conditions.ROLLOUT_COMPLETE, False, Reason.SCALE_HELD,
+                                f"{', '.join(t.name for t in held)} held at 1 replica until {why}")
+        elif pending:
+            rollout = Condition(conditions.ROLLOUT_COMPLETE, False, Reason.ROLLING_OUT,
+                                f"waiting for {', '.join(t.name for t in pending)} to run {spec.replicas} "
+                                "ready replica(s) of the injected config")
+        else:
+            rollout = Condition(conditions.ROLLOUT_COMPLETE, True, Reason.ROLLED_OUT,
+                                f"every target runs {spec.replicas} ready replica(s) of the injected config")
+        found = [redis.condition, injected, rollout]
+        return [*found, conditions.ready(found)]
+
+    @staticmethod
+    def status_fields(spec: api.SyncClusterSpec, redis: RedisState, targets: list[TargetState]) -> dict[str, Any]:
+        found = [t for t in targets if t.problem is None]
+        return {
+            "replicas": min((t.replicas for t in found), default=0),
+            "readyReplicas": min((t.ready_replicas for t in found), default=0),
+            "selector": f"{api.CLUSTER_LABEL}={spec.name}",
+            "redis": {"mode": spec.mode, "endpoint": redis.display},
+            "targets": [t.as_status() for t in targets],
+        }
+
+    async def write_status(self, current: list[Condition], fields: dict[str, Any]) -> None:
+        meta = self.body["metadata"]
+        old = dict(self.body.get("status") or {})
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        merged = conditions.merge(old.get("conditions") or [], current, meta.get("generation", 0), now)
+        new = {**fields, "observedGeneration": meta.get("generation", 0), "conditions": merged}
+        if all(old.get(k) == v for k, v in new.items() if k != "conditions") and conditions.same_ignoring_time(
+            old.get("conditions") or [], merged
+        ):
+            return
+        await io(self.kube.patch_status, meta["namespace"], meta["name"], new)
+        await self.post_transitions(old.get("conditions") or [], current)
+
+    async def post_transitions(self, before: list[Mapping[str, Any]], after: list[Condition]) -> None:
+        """An event when a condition changes status or reason, never on a pass that changed nothing."""
+        was = {c["type"]: (c.get("status"), c.get("reason")) for c in before}
+        for c in after:
+            if was.get(c.type) != ("True" if c.status else "False", c.reason):
+                await io(self.kube.post_event, self.body, "Normal" if c.status else "Warning", c.reason,
+                         f"{c.type}: {c.message}")
+
+
+async def release(kube: Kube, body: Mapping[str, Any], claims: Mapping[ClaimKey, Any],
+                  logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+    """On deletion: give back every target (env, annotations, label removed; one replica), or with Retain
+    leave targets and the managed Redis exactly as they are."""
+    meta = body["metadata"]
+    spec = api.parse(meta["namespace"], meta["name"], body.get("spec") or {})
+    if spec.retain_on_delete:
+        if spec.managed:
+            # Orphan the managed Redis so garbage collection keeps it; targets keep their config.
+            for obj in [managed.secret(spec, ""), *managed.applied_objects(spec, "")]:
+                await io(kube.merge_patch, obj["apiVersion"], obj["kind"], spec.namespace, obj["metadata"]["name"],
+                         {"metadata": {"ownerReferences": None}})
+        return
+    for target in spec.targets:
+        if owner_of(claims, (spec.namespace, target.kind, target.name)) not in (None, spec.name):
+            continue
+        workload = await io(kube.get, "apps/v1", target.kind, spec.namespace, target.name)
+        if workload is None or (workload["metadata"].get("annotations") or {}).get(api.CLAIM_ANNOTATION) != spec.name:
+            continue
+        await io(kube.apply, inject.release_apply(target.kind, spec.namespace, target.name, 1))
+        await io(kube.apply, inject.release_apply(target.kind, spec.namespace, target.name, None))
+        logger.info("released %s %s: injected env removed, scaled to 1", target.kind, target.name)

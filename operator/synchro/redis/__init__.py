@@ -1,0 +1,1 @@
+"""Redis for a SyncCluster: pure builders for the managed objects (managed), and reaching it (connect)."""

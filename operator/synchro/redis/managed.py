@@ -1,0 +1,169 @@
+"""Pure builders for the Redis that Synchro runs for a SyncCluster. Each object is owned by the SyncCluster."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from synchro import api
+
+Obj = dict[str, Any]
+SECRET_AUTH_KEY = "auth.conf"  # a redis.conf fragment with `requirepass`; never put in the ConfigMap
+OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "synchro-operator"}
+
+
+def name(cluster: str) -> str:
+    return f"{cluster}-redis"
+
+
+def labels(cluster: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "synchro-redis",
+        "app.kubernetes.io/instance": cluster,
+        "app.kubernetes.io/managed-by": "synchro",
+    }
+
+
+def _meta(spec: api.SyncClusterSpec) -> Obj:
+    return {"name": name(spec.name), "namespace": spec.namespace, "labels": labels(spec.name)}
+
+
+def new_password() -> str:
+    return secrets.token_hex(24)
+
+
+def secret(spec: api.SyncClusterSpec, password: str) -> Obj:
+    """Created once, never re-applied: the generated password must survive operator restarts."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(spec),
+        "type": "Opaque",
+        "stringData": {api.PASSWORD_KEY: password, SECRET_AUTH_KEY: f"requirepass {password}\n"},
+    }
+
+
+def redis_conf(spec: api.SyncClusterSpec) -> str:
+    assert spec.managed is not None
+    lines = [
+        f"port {api.REDIS_PORT}",
+        "bind 0.0.0.0",
+        "protected-mode no",
+        "dir /data",
+        "appendonly yes" if spec.managed.persistence_size else "appendonly no",
+        'save ""' if not spec.managed.persistence_size else "save 300 10",
+    ]
+    if spec.managed.auth:
+        lines.append("include /etc/redis/auth/auth.conf")
+    return "\n".join(lines) + "\n"
+
+
+def config_map(spec: api.SyncClusterSpec) -> Obj:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(spec), "data": {"redis.conf": redis_conf(spec)}}
+
+
+def deployment(spec: api.SyncClusterSpec, config_version: str) -> Obj:
+    managed = spec.managed
+    assert managed is not None
+    mounts = [{"name": "config", "mountPath": "/etc/redis/redis.conf", "subPath": "redis.conf"},
+              {"name": "data", "mountPath": "/data"}]
+    volumes: list[Obj] = [
+        {"name": "config", "configMap": {"name": name(spec.name)}},
+        {"name": "data", **({"persistentVolumeClaim": {"claimName": name(spec.name)}}
+                            if managed.persistence_size else {"emptyDir": {}})},
+    ]
+    if managed.auth:
+        mounts.append({"name": "auth", "mountPath": "/etc/redis/auth", "readOnly": True})
+        volumes.append({"name": "auth", "secret": {"secretName": name(spec.name), "items": [
+            {"key": SECRET_AUTH_KEY, "path": SECRET_AUTH_KEY}]}})
+    ping = ["sh", "-c", "redis-cli -a \"$(sed -n 's/^requirepass //p' /etc/redis/auth/auth.conf 2>/dev/null)\" "
+            "--no-auth-warning ping | grep -q PONG"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(spec),
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": labels(spec.name)},
+            "template": {
+                "metadata": {"labels": labels(spec.name),
+                             "annotations": {api.CONFIG_HASH_ANNOTATION: config_version}},
+                "spec": {
+                    "enableServiceLinks": False,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999},
+                    "containers": [{
+                        "name": "redis",
+                        "image": managed.image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["redis-server", "/etc/redis/redis.conf"],
+                        "ports": [{"name": "redis", "containerPort": api.REDIS_PORT}],
+                        "readinessProbe": {"exec": {"command": ping}, "periodSeconds": 2, "timeoutSeconds": 2},
+                        "livenessProbe": {"tcpSocket": {"port": api.REDIS_PORT}, "periodSeconds": 10},
+                        "resources": dict(managed.resources),
+                        "volumeMounts": mounts,
+                        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}},
+                    }],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def service(spec: api.SyncClusterSpec) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(spec),
+        "spec": {"selector": labels(spec.name),
+                 "ports": [{"name": "redis", "port": api.REDIS_PORT, "targetPort": "redis"}]},
+    }
+
+
+def network_policy(spec: api.SyncClusterSpec) -> Obj:
+    """Only the target pods (which carry the cluster label) and the operator reach Redis."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(spec),
+        "spec": {
+            "podSelector": {"matchLabels": labels(spec.name)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "ports": [{"port": api.REDIS_PORT, "protocol": "TCP"}],
+                "from": [
+                    {"podSelector": {"matchLabels": {api.CLUSTER_LABEL: spec.name}}},
+                    {"namespaceSelector": {}, "podSelector": {"matchLabels": OPERATOR_POD_LABELS}},
+                ],
+            }],
+        },
+    }
+
+
+def pod_disruption_budget(spec: api.SyncClusterSpec) -> Obj:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(spec),
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": labels(spec.name)},
+                 "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+    }
+
+
+def persistent_volume_claim(spec: api.SyncClusterSpec) -> Obj | None:
+    managed = spec.managed
+    if managed is None or not managed.persistence_size:
+        return None
+    pvc_spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": managed.persistence_size}}}
+    if managed.storage_class:
+        pvc_spec["storageClassName"] = managed.storage_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(spec), "spec": pvc_spec}
+
+
+def applied_objects(spec: api.SyncClusterSpec, config_version: str) -> list[Obj]:
+    """Everything but the Secret, in the order they should be applied."""
+    objects = [config_map(spec), persistent_volume_claim(spec), service(spec), network_policy(spec),
+               pod_disruption_budget(spec), deployment(spec, config_version)]
+    return [o for o in objects if o is not None]

@@ -1,0 +1,77 @@
+"""The API model and the CRD built from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from synchro import api, conditions, crd, presets
+from synchro.conditions import Condition
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_crd_file_is_generated_from_the_code() -> None:
+    on_disk = (ROOT / "crds" / "synchro.dev_syncclusters.yaml").read_text()
+    assert on_disk == crd.render(), "crds/ drifted from operator/synchro/crd.py: run `make crds`"
+
+
+def test_crd_preset_enum_is_the_registry() -> None:
+    target = crd.build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "targets"]["items"]
+    assert target["properties"]["preset"]["enum"] == sorted(presets.PRESETS)
+
+
+def test_parse_applies_defaults() -> None:
+    spec = api.parse("ns", "cms", {"targets": [{"name": "d", "preset": "directus"}]})
+    assert spec.replicas == 1 and spec.mode == "Managed" and spec.prefix == "ns.cms"
+    assert spec.targets[0].kind == "Deployment" and spec.targets[0].containers == ()
+    assert spec.probe.interval_s == 10 and not spec.retain_on_delete
+
+
+def test_parse_external_url() -> None:
+    spec = api.parse("ns", "cms", {"redis": {"mode": "External", "external": {
+        "url": "rediss://app@redis.example:6380/3", "passwordSecretRef": {"name": "s"}}},
+        "targets": [{"name": "d", "preset": "generic"}]})
+    ext = spec.external
+    assert ext is not None
+    assert (ext.host, ext.port, ext.db, ext.tls, ext.username) == ("redis.example", 6380, 3, True, "app")
+    assert ext.password == api.SecretRef("s", "password")
+
+
+@pytest.mark.parametrize("url, message", [
+    ("redis://:pw@h:6379/0", "must not carry a password"),
+    ("redis://h:6379/x", "database index"),
+    ("redis:///0", "names no host"),
+])
+def test_parse_rejects_what_the_schema_cannot(url: str, message: str) -> None:
+    with pytest.raises(api.SpecError, match=message):
+        api.parse("ns", "c", {"redis": {"mode": "External", "external": {"url": url}}, "targets": []})
+
+
+def test_durations() -> None:
+    assert api.parse_duration_s("10s") == 10 and api.parse_duration_s("2m") == 120 and api.parse_duration_s(5) == 5
+    with pytest.raises(api.SpecError):
+        api.parse_duration_s("soon")
+
+
+def test_ready_names_the_first_failure_and_keeps_transition_times() -> None:
+    found = [Condition(conditions.REDIS_READY, True, "Reachable", "ok"),
+             Condition(conditions.CONFIG_INJECTED, False, "TargetNotFound", "Deployment x not found")]
+    ready = conditions.ready(found)
+    assert (ready.status, ready.reason) == (False, "TargetNotFound")
+    first = conditions.merge([], [*found, ready], 1, "t1")
+    again = conditions.merge(first, [*found, ready], 2, "t2")
+    assert {c["lastTransitionTime"] for c in again} == {"t1"}
+    flipped = conditions.merge(again, [Condition(conditions.REDIS_READY, False, "Unreachable", "down")], 2, "t3")
+    assert next(c for c in flipped if c["type"] == conditions.REDIS_READY)["lastTransitionTime"] == "t3"
+    assert next(c for c in flipped if c["type"] == conditions.CONFIG_INJECTED)["lastTransitionTime"] == "t1"
+
+
+def test_samples_match_the_schema_enums() -> None:
+    for path in sorted((ROOT / "manifests" / "samples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == api.KIND:
+                for t in doc["spec"]["targets"]:
+                    assert t["preset"] in presets.PRESETS, path
