@@ -55,8 +55,9 @@ test: cluster-up ## Unit and integration tests on the local cluster
 	bash hack/pytest.sh tests/unit tests/integration
 
 .PHONY: run
-run: deps ## Run the operator against $$KUBECONFIG
-	$(PY) -m synchro run
+run: deps ## Run the operator against $$KUBECONFIG (on the local cluster: Redis connections stay on loopback)
+	$(if $(filter $(CURDIR)/.cluster/kubeconfig,$(KUBECONFIG)),SYNCHRO_REDIS_NETWORKS=$${SYNCHRO_REDIS_NETWORKS:-127.0.0.0/8}) \
+	  $(PY) -m synchro run
 
 .PHONY: demo
 demo: cluster-up ## Local cluster + CRDs + operator + samples, then watch SyncClusters go Ready

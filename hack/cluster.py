@@ -5,6 +5,7 @@
     hack/cluster.py down    stop what `up` started, by the PIDs it recorded
     hack/cluster.py status  one line per process
     hack/cluster.py clean   down, then forget all state (etcd data, certificates)
+    hack/cluster.py start-operator | stop-operator   the operator on the host, as `make demo` runs it
 
 Everything lives in .cluster/: pki/, etcd/, logs/, pids/ and the admin kubeconfig.
 The binaries come from hack/build.py, which links them into .cluster/bin/.
@@ -136,6 +137,12 @@ def operator_proc() -> Proc:
     """The operator as `make demo` runs it: on the host, against the admin kubeconfig."""
     python = str(ROOT / ".venv" / "bin" / "python")
     return Proc("operator", [python, "-m", "synchro", "run", "--liveness", "http://127.0.0.1:18080/healthz"], 18080)
+
+
+def operator_env() -> dict[str, str]:
+    """The operator may only open connections that stay on this machine: kwok pod and Service IPs lead
+    nowhere, and this sandbox must never send traffic to private ranges it does not own."""
+    return {"SYNCHRO_REDIS_NETWORKS": os.environ.get("SYNCHRO_REDIS_NETWORKS", "127.0.0.0/8")}
 
 
 def processes() -> list[Proc]:
@@ -385,8 +392,10 @@ def main(argv: list[str]) -> int:
     elif command == "down":
         down()
     elif command == "start-operator":
-        os.environ.update(KUBECONFIG=str(KUBECONFIG), PYTHONPATH=str(ROOT / "operator"))
+        os.environ.update(KUBECONFIG=str(KUBECONFIG), PYTHONPATH=str(ROOT / "operator"), **operator_env())
         start(operator_proc())
+    elif command == "stop-operator":
+        stop(operator_proc())
     elif command == "clean":
         clean()
     elif command == "status":

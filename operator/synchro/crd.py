@@ -61,7 +61,7 @@ _TARGET: Schema = {
 
 _REDIS: Schema = {
     "type": "object",
-    "default": {},
+    "default": {"mode": "Managed"},
     "properties": {
         "mode": _string("Managed: the operator runs Redis. External: adopt one.", enum=list(api.REDIS_MODES),
                         default="Managed"),
@@ -181,7 +181,7 @@ def build() -> dict[str, Any]:
             "group": api.GROUP,
             "scope": "Namespaced",
             "names": {"plural": api.PLURAL, "singular": api.KIND.lower(), "kind": api.KIND,
-                      "shortNames": ["sc", "syncc"], "categories": ["synchro"]},
+                      "shortNames": ["syncc"], "categories": ["synchro"]},
             "versions": [{
                 "name": api.VERSION,
                 "served": True,

@@ -17,9 +17,19 @@ from typing import Any
 import kopf
 
 from synchro import api, kube, reconcile
+from synchro.config import Config
 from synchro.reconcile import ClaimKey
 
 Key = tuple[str, str]  # (namespace, name) of a SyncCluster
+WAKE_HANDLERS = ("cluster_changed", "workload_changed", "secret_changed")
+
+
+class _QuietWakeups(logging.Filter):
+    """Watch events only wake a controller loop; kopf's per-event success line would drown the real log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.endswith("succeeded.") and any(f"'{h}'" in message for h in WAKE_HANDLERS))
 
 
 @kopf.on.startup()
@@ -31,7 +41,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    logging.getLogger("kopf.objects").addFilter(_QuietWakeups())
     memo.kube = kube.Kube(kube.load_client())
+    memo.config = Config.from_env()
     memo.wakers = {}
 
 
@@ -73,7 +85,7 @@ async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimK
         while not stopped:
             event.clear()
             try:
-                delay = await reconcile.Reconciler(memo.kube, body, claims, logger).run()
+                delay = await reconcile.Reconciler(memo.kube, body, claims, memo.config, logger).run()
                 backoff = 1.0
             except Exception:  # a failed pass is logged and retried with backoff; it never kills the loop
                 logger.exception("reconcile failed; retrying in %.0fs", backoff)

@@ -66,7 +66,7 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         response = self._api.call_api(method_, full_url, header_params=headers,
-                                      body=None if body is None else json.dumps(body), _request_timeout=30)
+                                      body=body, _request_timeout=30)
         data = response.read()
         if response.status == 404:
             return None

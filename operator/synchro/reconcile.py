@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from synchro import api, conditions, inject, presets
+from synchro.config import Config
 from synchro.conditions import Condition, Reason
 from synchro.kube import Kube, KubeError, Obj
 from synchro.redis import connect, managed
@@ -93,6 +94,7 @@ class Reconciler:
     kube: Kube
     body: Mapping[str, Any]
     claims: Mapping[ClaimKey, Any]
+    config: Config
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = field(
         default_factory=lambda: logging.getLogger("synchro"))
 
@@ -153,7 +155,7 @@ class Reconciler:
         slices = await io(self.kube.list, "discovery.k8s.io/v1", "EndpointSlice", ns,
                           f"kubernetes.io/service-name={name}")
         result = await connect.ping(connect.service_addresses(service, slices),
-                                    connect.Credentials(None, password, 0, False))
+                                    connect.Credentials(None, password, 0, False), self.config)
         state.condition = self.redis_condition(result)
         return state
 
@@ -185,7 +187,7 @@ class Reconciler:
             prefix=spec.prefix,
         )
         result = await connect.ping([(ext.host, ext.port)],
-                                    connect.Credentials(ext.username, password, ext.db, ext.tls, ca))
+                                    connect.Credentials(ext.username, password, ext.db, ext.tls, ca), self.config)
         return RedisState(self.redis_condition(result), endpoint, display, version)
 
     @staticmethod

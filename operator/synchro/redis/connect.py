@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from synchro import api
+from synchro.config import Config
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,15 @@ def client_for(host: str, port: int, creds: Credentials, timeout: float) -> aior
     return aioredis.Redis(**kwargs)
 
 
-async def ping(addresses: Sequence[tuple[str, int]], creds: Credentials, timeout: float = 1.5) -> PingResult:
+async def ping(addresses: Sequence[tuple[str, int]], creds: Credentials, config: Config,
+               timeout: float = 1.5) -> PingResult:
     if not addresses:
         return PingResult(False, "Unreachable", "no address to reach Redis at yet")
     errors = []
     for host, port in addresses:
+        if not config.may_connect(host):
+            errors.append(f"{host}:{port}: outside SYNCHRO_REDIS_NETWORKS, not tried")
+            continue
         r = client_for(host, port, creds, timeout)
         try:
             if await r.ping():

@@ -1,0 +1,31 @@
+"""The operator's settings, read once from the environment."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Config:
+    # Where the operator may open Redis connections; empty means anywhere. A sandboxed or
+    # egress-restricted environment lists its reachable networks (the local kwok cluster: loopback only).
+    redis_networks: tuple[Network, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
+        raw = environ.get("SYNCHRO_REDIS_NETWORKS", "")
+        return cls(redis_networks=tuple(ipaddress.ip_network(n.strip()) for n in raw.split(",") if n.strip()))
+
+    def may_connect(self, address: str) -> bool:
+        if not self.redis_networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address == "localhost" and self.may_connect("127.0.0.1")
+        return any(ip in n for n in self.redis_networks)

@@ -1,0 +1,380 @@
+"""The operator against the real local cluster: injection, scaling, conflicts, rotation, restart, deletion."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from poll import wait_for
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP, VERSION, PLURAL = "synchro.dev", "v1alpha1", "syncclusters"
+KUBECTL = str(ROOT / ".cluster" / "bin" / "kubectl")
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+# ---------------------------------------------------------------- fixtures and helpers
+
+
+def cluster_cmd(*args: str) -> None:
+    subprocess.run(["python3", str(ROOT / "hack" / "cluster.py"), *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: client.ApiClient) -> Iterator[None]:
+    """The CRD applied and the operator running on the host, as `make demo` runs it."""
+    subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "apply", "--server-side",
+                    "-f", str(ROOT / "crds")], check=True, capture_output=True)
+    subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "wait", "--for",
+                    "condition=Established", "crd/syncclusters.synchro.dev"], check=True, capture_output=True)
+    cluster_cmd("start-operator")
+    yield
+    cluster_cmd("stop-operator")
+
+
+def sync_cluster(name: str, targets: list[dict[str, Any]], replicas: int = 2, **spec: Any) -> dict[str, Any]:
+    spec.setdefault("redis", {"mode": "External", "external": {"url": LOCAL_REDIS}})
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SyncCluster", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "targets": targets, **spec}}
+
+
+def app(name: str, env: list[dict[str, str]] | None = None, containers: int = 1, replicas: int = 1) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": {
+            "metadata": {"labels": labels},
+            "spec": {"containers": [{"name": f"c{i}", "image": "example/app", "env": env or []}
+                                    for i in range(containers)]}}},
+    }
+
+
+class Env:
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.ns = namespace
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    def create(self, obj: dict[str, Any]) -> None:
+        if obj["kind"] == "Deployment":
+            self.apps.create_namespaced_deployment(self.ns, obj)
+        elif obj["kind"] == "Secret":
+            self.core.create_namespaced_secret(self.ns, obj)
+        else:
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, obj)
+
+    def sc(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
+        return result
+
+    def condition(self, name: str, type_: str) -> dict[str, Any] | None:
+        for c in (self.sc(name).get("status") or {}).get("conditions") or []:
+            if c["type"] == type_:
+                return dict(c)
+        return None
+
+    def wait_condition(self, name: str, type_: str, status: str, reason: str | None = None,
+                       timeout: float = 60) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            c = self.condition(name, type_)
+            if c and c["status"] == status and (reason is None or c["reason"] == reason):
+                return c
+            return None
+        return wait_for(check, f"{name} {type_}={status} {reason or ''}", timeout)
+
+    def deployment(self, name: str) -> Any:
+        return self.apps.read_namespaced_deployment(name, self.ns)
+
+    def env_of(self, name: str, container: int = 0) -> dict[str, Any]:
+        c = self.deployment(name).spec.template.spec.containers[container]
+        return {e.name: e for e in c.env or []}
+
+    def replica_sets(self, app_label: str) -> list[Any]:
+        return list(self.apps.list_namespaced_replica_set(self.ns, label_selector=f"app={app_label}").items)
+
+    def events(self, name: str) -> list[Any]:
+        return [e for e in self.core.list_namespaced_event(self.ns).items if e.involved_object.name == name]
+
+
+@pytest.fixture()
+def env(cluster: client.ApiClient, namespace: str, operator: None) -> Env:
+    return Env(cluster, namespace)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture()
+def private_redis() -> Iterator[tuple[int, str]]:
+    """A real redis-server of the test's own, with a password, on a free loopback port."""
+    port, password = free_port(), uuid.uuid4().hex
+    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+                             "127.0.0.1", "--save", "", "--requirepass", password],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5), f"redis on {port}", 10)
+    yield port, password
+    proc.terminate()
+    proc.wait(10)
+
+
+def redis_cli(port: int, password: str, *args: str) -> str:
+    out = subprocess.run(["redis-cli", "-p", str(port), "-a", password, "--no-auth-warning", *args],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def secret(name: str, password: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "data": {"password": base64.b64encode(password.encode()).decode()}}
+
+
+# ---------------------------------------------------------------- the API rejects bad input
+
+
+def dry_run(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> None:
+    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body,
+                                                                 dry_run="All")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"targets": [{"name": "a", "preset": "wordpress"}]}, "Unsupported value: \"wordpress\""),
+    ({"replicas": -1, "targets": [{"name": "a", "preset": "generic"}]}, "should be greater than or equal to 0"),
+    ({"redis": {"mode": "External"}, "targets": [{"name": "a", "preset": "generic"}]},
+     "redis.mode External needs redis.external.url"),
+    ({"redis": {"mode": "Managed", "external": {"url": LOCAL_REDIS}}, "targets": [{"name": "a", "preset": "generic"}]},
+     "redis.mode Managed takes no redis.external fields"),
+    ({"targets": [{"name": "a", "preset": "generic"}, {"name": "a", "preset": "directus"}]}, "Duplicate value"),
+    ({"targets": []}, "should have at least 1 items"),
+    ({"redis": {"mode": "External", "external": {"url": "http://x"}}, "targets": [{"name": "a", "preset": "generic"}]},
+     "should match '^rediss?://'"),
+])
+def test_schema_rejects_bad_input_with_a_clear_message(cluster: client.ApiClient, namespace: str, operator: None,
+                                                       spec: dict[str, Any], message: str) -> None:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SyncCluster", "metadata": {"name": "bad"}, "spec": spec}
+    with pytest.raises(ApiException) as e:
+        dry_run(cluster, namespace, body)
+    assert e.value.status == 422
+    assert message in json.loads(e.value.body)["message"]
+
+
+def test_the_documented_examples_are_accepted_as_written(cluster: client.ApiClient, namespace: str,
+                                                          operator: None) -> None:
+    import yaml
+
+    for sample in ("directus.yaml", "soketi.yaml"):
+        dry_run(cluster, namespace, yaml.safe_load((ROOT / "manifests" / "samples" / sample).read_text()))
+
+
+# ---------------------------------------------------------------- injection, scaling, status
+
+
+def test_external_redis_injects_scales_and_reports(env: Env) -> None:
+    user_env = [{"name": "PUBLIC_URL", "value": "https://cms.example"}, {"name": "REDIS_ENABLED", "value": "false"}]
+    env.create(app("directus", user_env, replicas=2))
+    env.create(sync_cluster("cms", [{"name": "directus", "preset": "directus"}], replicas=3))
+    env.wait_condition("cms", "Ready", "True")
+
+    d = env.deployment("directus")
+    assert d.spec.replicas == 3
+    injected = env.env_of("directus")
+    assert injected["REDIS"].value == f"string:{LOCAL_REDIS}"
+    assert injected["SYNCHRONIZATION_STORE"].value == "redis"
+    # The user's own variables are untouched, even one that shares a preset name.
+    assert injected["PUBLIC_URL"].value == "https://cms.example"
+    assert injected["REDIS_ENABLED"].value == "false"
+    assert "REDIS_ENABLED" in env.condition("cms", "ConfigInjected")["message"]  # type: ignore[index]
+    assert d.spec.template.metadata.labels["synchro.dev/cluster"] == "cms"
+    assert d.spec.template.metadata.annotations["synchro.dev/config-hash"]
+
+    status = env.sc("cms")["status"]
+    assert status["selector"] == "synchro.dev/cluster=cms"
+    assert status["replicas"] == 3 and status["readyReplicas"] == 3
+    assert status["redis"] == {"mode": "External", "endpoint": "127.0.0.1:6379/0"}
+    assert status["targets"][0]["configHash"] == d.spec.template.metadata.annotations["synchro.dev/config-hash"]
+    for c in status["conditions"]:
+        assert c["observedGeneration"] == env.sc("cms")["metadata"]["generation"] and c["lastTransitionTime"]
+
+    table = subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "get", "syncclusters",
+                            "-n", env.ns], check=True, capture_output=True, text=True).stdout.split("\n")
+    assert table[0].split() == ["NAME", "READY", "REPLICAS", "REDIS", "AGE"]
+    assert table[1].split()[:4] == ["cms", "True", "3", "127.0.0.1:6379/0"]
+
+
+def test_kubectl_scale_and_an_hpa_drive_the_targets(env: Env) -> None:
+    env.create(app("web"))
+    env.create(sync_cluster("web", [{"name": "web", "preset": "generic"}], replicas=2))
+    wait_for(lambda: env.deployment("web").spec.replicas == 2, "web at 2 replicas")
+
+    subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "scale", "-n", env.ns,
+                    "synccluster/web", "--replicas=4"], check=True, capture_output=True)
+    wait_for(lambda: env.deployment("web").spec.replicas == 4, "web scaled to 4 by kubectl scale")
+
+    # With no metrics to read, an HPA still enforces minReplicas through the /scale subresource.
+    client.AutoscalingV2Api(env.apps.api_client).create_namespaced_horizontal_pod_autoscaler(env.ns, {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SyncCluster", "name": "web"},
+                 "minReplicas": 5, "maxReplicas": 8,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                     "type": "Utilization", "averageUtilization": 80}}}]},
+    })
+    wait_for(lambda: env.sc("web")["spec"]["replicas"] == 5, "the HPA to scale the SyncCluster to 5", 90)
+    wait_for(lambda: env.deployment("web").spec.replicas == 5, "web scaled to 5 by the HPA")
+
+
+def test_missing_target_is_reported_then_served_once_it_appears(env: Env) -> None:
+    env.create(sync_cluster("late", [{"name": "later", "preset": "generic"}]))
+    c = env.wait_condition("late", "ConfigInjected", "False", "TargetNotFound")
+    assert "later" in c["message"]
+    assert any(e.reason == "TargetNotFound" for e in env.events("late"))
+    env.create(app("later"))
+    env.wait_condition("late", "Ready", "True")
+    assert env.deployment("later").spec.replicas == 2
+
+
+def test_missing_secret_is_a_condition_not_a_crash(env: Env) -> None:
+    env.create(app("w"))
+    env.create(sync_cluster("nosecret", [{"name": "w", "preset": "generic"}], redis={"mode": "External", "external": {
+        "url": LOCAL_REDIS, "passwordSecretRef": {"name": "absent"}}}))
+    c = env.wait_condition("nosecret", "RedisReady", "False", "SecretNotFound")
+    assert "absent" in c["message"]
+    assert env.deployment("w").spec.replicas == 1
+
+
+def test_a_second_synccluster_on_the_same_target_is_refused(env: Env) -> None:
+    env.create(app("shared"))
+    env.create(sync_cluster("first", [{"name": "shared", "preset": "generic"}]))
+    env.wait_condition("first", "Ready", "True")
+    env.create(sync_cluster("second", [{"name": "shared", "preset": "soketi"}], replicas=5))
+    c = env.wait_condition("second", "ConfigInjected", "False", "TargetConflict")
+    assert "first" in c["message"]
+    d = env.deployment("shared")
+    assert d.spec.replicas == 2 and "SOKETI_ADAPTER_DRIVER" not in env.env_of("shared")
+    assert env.condition("first", "Ready")["status"] == "True"  # type: ignore[index]
+
+
+def test_user_env_survives_injection_and_deletion(env: Env) -> None:
+    env.create(app("keep", [{"name": "MINE", "value": "1"}], containers=2))
+    env.create(sync_cluster("keep", [{"name": "keep", "preset": "generic", "containers": ["c1"],
+                                      "env": [{"name": "EXTRA", "value": "x"}]}], replicas=3))
+    env.wait_condition("keep", "Ready", "True")
+    assert set(env.env_of("keep", 0)) == {"MINE"}  # not a chosen container
+    assert {"MINE", "REDIS_URL", "REDIS_HOST", "EXTRA"} <= set(env.env_of("keep", 1))
+
+    env.custom.delete_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL, "keep")
+    wait_for(lambda: set(env.env_of("keep", 1)) == {"MINE"}, "injected env removed on deletion")
+    d = env.deployment("keep")
+    assert d.spec.replicas == 1
+    assert "synchro.dev/config-hash" not in (d.spec.template.metadata.annotations or {})
+    assert "synchro.dev/claimed-by" not in (d.metadata.annotations or {})
+
+
+def test_retain_leaves_the_target_as_it_is(env: Env) -> None:
+    env.create(app("stay"))
+    env.create(sync_cluster("stay", [{"name": "stay", "preset": "generic"}], deletionPolicy="Retain"))
+    env.wait_condition("stay", "Ready", "True")
+    env.custom.delete_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL, "stay")
+
+    def gone() -> bool:
+        try:
+            env.sc("stay")
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    wait_for(gone, "SyncCluster stay deleted")
+    assert "REDIS_URL" in env.env_of("stay") and env.deployment("stay").spec.replicas == 2
+
+
+def test_password_rotation_rolls_exactly_once(env: Env, private_redis: tuple[int, str]) -> None:
+    port, password = private_redis
+    env.create(secret("redis-auth", password))
+    env.create(app("rot"))
+    env.create(sync_cluster("rot", [{"name": "rot", "preset": "generic"}], redis={"mode": "External", "external": {
+        "url": f"redis://127.0.0.1:{port}/2", "passwordSecretRef": {"name": "redis-auth"}}}))
+    env.wait_condition("rot", "Ready", "True")
+    injected = env.env_of("rot")
+    assert injected["REDIS_PASSWORD"].value_from.secret_key_ref.name == "redis-auth"
+    assert password not in str(env.deployment("rot").spec.template)  # never in plain text
+    before = {rs.metadata.name for rs in env.replica_sets("rot")}
+    old_hash = env.sc("rot")["status"]["targets"][0]["configHash"]
+
+    new_password = uuid.uuid4().hex
+    redis_cli(port, password, "CONFIG", "SET", "requirepass", new_password)
+    env.core.patch_namespaced_secret("redis-auth", env.ns, {"data": {
+        "password": base64.b64encode(new_password.encode()).decode()}})
+    wait_for(lambda: env.sc("rot")["status"]["targets"][0]["configHash"] != old_hash, "a new config hash")
+    env.wait_condition("rot", "Ready", "True")
+    after = {rs.metadata.name for rs in env.replica_sets("rot")}
+    assert len(after - before) == 1
+
+    # A metadata-only edit of the Secret is not a rotation.
+    env.core.patch_namespaced_secret("redis-auth", env.ns, {"metadata": {"labels": {"touched": "yes"}}})
+    env.create(sync_cluster("sentinel", [{"name": "sentinel", "preset": "generic"}]))  # proves the operator caught up
+    env.create(app("sentinel"))
+    env.wait_condition("sentinel", "Ready", "True")
+    assert {rs.metadata.name for rs in env.replica_sets("rot")} == after
+
+
+def test_restarting_the_operator_changes_nothing(env: Env) -> None:
+    env.create(app("steady"))
+    env.create(sync_cluster("steady", [{"name": "steady", "preset": "directus"}], replicas=3))
+    env.wait_condition("steady", "Ready", "True")
+    wait_for(lambda: env.deployment("steady").status.ready_replicas == 3, "3 ready replicas")
+    before_d = env.deployment("steady").metadata.resource_version
+    before_sc = env.sc("steady")["metadata"]["resourceVersion"]
+
+    cluster_cmd("stop-operator")
+    cluster_cmd("start-operator")
+    env.create(app("marker"))
+    env.create(sync_cluster("marker", [{"name": "marker", "preset": "generic"}]))
+    env.wait_condition("marker", "Ready", "True")  # the restarted operator has made its first passes
+
+    assert env.deployment("steady").metadata.resource_version == before_d
+    assert env.sc("steady")["metadata"]["resourceVersion"] == before_sc
+
+
+def test_managed_redis_objects_are_owned_and_the_password_stays_secret(env: Env) -> None:
+    env.create(app("chat"))
+    env.create(sync_cluster("chat", [{"name": "chat", "preset": "soketi"}], replicas=3, redis={"mode": "Managed"}))
+    env.wait_condition("chat", "ConfigInjected", "True")
+    uid = env.sc("chat")["metadata"]["uid"]
+    name = "chat-redis"
+    objects = [
+        env.core.read_namespaced_secret(name, env.ns), env.core.read_namespaced_config_map(name, env.ns),
+        env.core.read_namespaced_service(name, env.ns), env.apps.read_namespaced_deployment(name, env.ns),
+        client.NetworkingV1Api(env.apps.api_client).read_namespaced_network_policy(name, env.ns),
+        client.PolicyV1Api(env.apps.api_client).read_namespaced_pod_disruption_budget(name, env.ns),
+    ]
+    for obj in objects:
+        assert [o.uid for o in obj.metadata.owner_references or []] == [uid], obj.kind
+    password = base64.b64decode(objects[0].data["password"]).decode()
+    assert len(password) >= 32
+    assert password not in str(env.deployment("chat").spec.template)
+    assert password not in str(objects[1].data)  # not in the ConfigMap either
+    assert env.env_of("chat")["SOKETI_DB_REDIS_HOST"].value == f"chat-redis.{env.ns}.svc"
+
+    ready = env.condition("chat", "RedisReady")
+    if ready and ready["status"] == "False":  # kwok nodes: no Redis process really runs
+        held = env.wait_condition("chat", "RolloutComplete", "False", "ScaleHeld")
+        assert "held at 1 replica" in held["message"]
+        assert env.deployment("chat").spec.replicas == 1
+    else:
+        env.wait_condition("chat", "Ready", "True", timeout=120)
+        assert env.deployment("chat").spec.replicas == 3
