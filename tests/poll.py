@@ -16,7 +16,7 @@ def wait_for(check: Callable[[], T], what: str, timeout: float = 60, interval: f
     while True:
         try:
             last = check()
-        except Exception as e:  # noqa: BLE001 - a transient API error is just another "not yet"
+        except Exception as e:  # a transient API error is just another "not yet"
             last = e
         else:
             if last:

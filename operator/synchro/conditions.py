@@ -75,7 +75,7 @@ def merge(
 
 
 def same_ignoring_time(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> bool:
-    strip = lambda cs: sorted(  # noqa: E731
-        (tuple(sorted((k, v) for k, v in c.items() if k != "lastTransitionTime")) for c in cs)
-    )
+    def strip(cs: Sequence[Mapping[str, Any]]) -> list[tuple[tuple[str, Any], ...]]:
+        return sorted(tuple(sorted((k, v) for k, v in c.items() if k != "lastTransitionTime")) for c in cs)
+
     return strip(a) == strip(b)

@@ -19,8 +19,10 @@ import kopf
 from synchro import api, kube, reconcile
 from synchro.config import Config
 from synchro.reconcile import ClaimKey
+from synchro.redis import managed as managed_redis
 
 Key = tuple[str, str]  # (namespace, name) of a SyncCluster
+Logger = logging.Logger | logging.LoggerAdapter[Any]
 WAKE_HANDLERS = ("cluster_changed", "workload_changed", "secret_changed")
 
 
@@ -47,28 +49,28 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.wakers = {}
 
 
-def _claims(namespace: str, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[ClaimKey, Any]:
-    created = meta.get("creationTimestamp", "")
-    return {(namespace, t.get("kind", "Deployment"), t["name"]): (created, name) for t in spec.get("targets") or []}
-
-
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
-def claims(namespace: str, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any) -> dict[ClaimKey, Any]:
+def claims(
+    namespace: str | None, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
+) -> dict[ClaimKey, Any]:
     """(namespace, kind, workload) -> (creationTimestamp, SyncCluster): who claims which target."""
-    return _claims(namespace, name, spec, meta)
+    created = meta.get("creationTimestamp", "")
+    targets = spec.get("targets") or []
+    return {(namespace or "", t.get("kind", "Deployment"), t["name"]): (created, name) for t in targets}
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
-def secret_refs(namespace: str, name: str, spec: Mapping[str, Any], **_: Any) -> dict[ClaimKey, str]:
+def secret_refs(namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any) -> dict[ClaimKey, str]:
     """(namespace, "Secret", secret) -> SyncCluster: whose config depends on which Secret."""
     redis = spec.get("redis") or {}
     external = redis.get("external") or {}
     refs = [external.get("passwordSecretRef"), (external.get("tls") or {}).get("caSecretRef")]
-    names = {r["name"] for r in refs if r} | ({f"{name}-redis"} if redis.get("mode", "Managed") == "Managed" else set())
-    return {(namespace, "Secret", n): name for n in names}
+    managed = redis.get("mode", "Managed") == "Managed"
+    names = {r["name"] for r in refs if r} | ({managed_redis.name(name)} if managed else set())
+    return {(namespace or "", "Secret", n): name for n in names}
 
 
-def wake(memo: kopf.Memo, namespace: str, names: Any) -> None:
+def wake(memo: kopf.Memo, namespace: str | None, names: Any) -> None:
     for name in names:
         event = memo.wakers.get((namespace, name))
         if event is not None:
@@ -77,7 +79,7 @@ def wake(memo: kopf.Memo, namespace: str, names: Any) -> None:
 
 @kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, cancellation_timeout=10)
 async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any],
-                     logger: logging.Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
+                     logger: Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
     key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
     event = memo.wakers.setdefault(key, asyncio.Event())
     backoff = 1.0
@@ -97,15 +99,15 @@ async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimK
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def cluster_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+def cluster_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     wake(memo, namespace, [name])
 
 
 @kopf.on.event("apps", "v1", "deployments")
 @kopf.on.event("apps", "v1", "statefulsets")
-def workload_changed(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo,
+def workload_changed(namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo,
                      claims: kopf.Index[ClaimKey, Any], **_: Any) -> None:
-    key = (namespace, body.get("kind", "Deployment"), name)
+    key = (namespace or "", body.get("kind", "Deployment"), name)
     wake(memo, namespace, [c[1] for c in claims.get(key, ())])
     owner = (body.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/instance")
     if owner and (body.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/managed-by") == "synchro":
@@ -113,12 +115,12 @@ def workload_changed(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo
 
 
 @kopf.on.event("", "v1", "secrets")
-def secret_changed(namespace: str, name: str, memo: kopf.Memo, secret_refs: kopf.Index[ClaimKey, str],
+def secret_changed(namespace: str | None, name: str, memo: kopf.Memo, secret_refs: kopf.Index[ClaimKey, str],
                    **_: Any) -> None:
-    wake(memo, namespace, secret_refs.get((namespace, "Secret", name), ()))
+    wake(memo, namespace, secret_refs.get((namespace or "", "Secret", name), ()))
 
 
 @kopf.on.delete(api.GROUP, api.VERSION, api.PLURAL)
-async def release(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any], logger: logging.Logger,
+async def release(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any], logger: Logger,
                   **_: Any) -> None:
     await reconcile.release(memo.kube, body, claims, logger)

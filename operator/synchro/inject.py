@@ -164,15 +164,10 @@ def rollout_complete(workload: Obj) -> bool:
     if status.get("observedGeneration", 0) < meta.get("generation", 0):
         return False
     want = spec.get("replicas", 1)
-    if workload.get("kind") == "StatefulSet":
-        return status.get("updatedReplicas", 0) == want and status.get("readyReplicas", 0) == want and (
-            status.get("currentRevision") == status.get("updateRevision")
-        )
-    return (
-        status.get("updatedReplicas", 0) == want
-        and status.get("replicas", 0) == want
-        and status.get("availableReplicas", 0) == want
-    )
+    counts = ("updatedReplicas", "readyReplicas") if workload.get("kind") == "StatefulSet" else (
+        "updatedReplicas", "replicas", "availableReplicas")
+    same_revision = status.get("currentRevision") == status.get("updateRevision")  # both None on a Deployment
+    return same_revision and all(status.get(k, 0) == want for k in counts)
 
 
 @dataclass(frozen=True)
@@ -181,7 +176,9 @@ class ScaleDecision:
     held_because: str | None  # a condition reason when targets are held at one replica
 
 
-def decide_replicas(wanted: int, redis_ready: bool, injected_before: bool, workload: Obj, desired_hash: str) -> ScaleDecision:
+def decide_replicas(
+    wanted: int, redis_ready: bool, injected_before: bool, workload: Obj, desired_hash: str
+) -> ScaleDecision:
     """In-memory state is only safe for one replica: hold there until every pod talks to Redis.
 
     `injected_before` says a rollout of an injected config once completed for this target: a later

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from synchro import api, conditions, inject, presets
-from synchro.config import Config
 from synchro.conditions import Condition, Reason
+from synchro.config import Config
 from synchro.kube import Kube, KubeError, Obj
 from synchro.redis import connect, managed
 
@@ -95,7 +95,7 @@ class Reconciler:
     body: Mapping[str, Any]
     claims: Mapping[ClaimKey, Any]
     config: Config
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = field(
+    logger: logging.Logger | logging.LoggerAdapter[Any] = field(
         default_factory=lambda: logging.getLogger("synchro"))
 
     async def run(self) -> float:
@@ -199,7 +199,7 @@ class Reconciler:
 
     async def sync_target(self, spec: api.SyncClusterSpec, target: api.Target, redis: RedisState) -> TargetState:
         state = TargetState(target.kind, target.name)
-        previous = next((t for t in (self.body.get("status") or {}).get("targets") or []
+        previous: Mapping[str, Any] = next((t for t in (self.body.get("status") or {}).get("targets") or []
                          if t.get("name") == target.name and t.get("kind") == target.kind), {})
         state.rolled_out_hash = previous.get("rolledOutHash", "")
         owner = owner_of(self.claims, (spec.namespace, target.kind, target.name))
@@ -308,7 +308,7 @@ class Reconciler:
 
 
 async def release(kube: Kube, body: Mapping[str, Any], claims: Mapping[ClaimKey, Any],
-                  logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+                  logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
     """On deletion: give back every target (env, annotations, label removed; one replica), or with Retain
     leave targets and the managed Redis exactly as they are."""
     meta = body["metadata"]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
 from poll import wait_for
 
 pytestmark = pytest.mark.integration

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from synchro import api, conditions, crd, presets
 from synchro.conditions import Condition
 

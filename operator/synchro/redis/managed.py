@@ -65,7 +65,7 @@ def config_map(spec: api.SyncClusterSpec) -> Obj:
 def deployment(spec: api.SyncClusterSpec, config_version: str) -> Obj:
     managed = spec.managed
     assert managed is not None
-    mounts = [{"name": "config", "mountPath": "/etc/redis/redis.conf", "subPath": "redis.conf"},
+    mounts: list[Obj] = [{"name": "config", "mountPath": "/etc/redis/redis.conf", "subPath": "redis.conf"},
               {"name": "data", "mountPath": "/data"}]
     volumes: list[Obj] = [
         {"name": "config", "configMap": {"name": name(spec.name)}},
