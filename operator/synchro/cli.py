@@ -1,4 +1,7 @@
-"""`synchro run` runs the operator. (`synchro probe-agent` and `synchro status` come with the probe.)"""
+"""`synchro run` runs the operator, `synchro probe-agent` the sidecar, `synchro status NAME` shows the probe.
+
+Installed as `kubectl-synchro` on the PATH, the last one also works as `kubectl synchro status NAME`.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,40 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def probe_agent(args: argparse.Namespace) -> int:
+    from synchro.probe import agent
+
+    return agent.main()
+
+
+def status(args: argparse.Namespace) -> int:
+    from synchro import kube, statusview
+
+    body = kube.Kube(kube.load_client()).get(api_version(), "SyncCluster", args.namespace or current_namespace(),
+                                             args.name)
+    if body is None:
+        print(f"SyncCluster {args.name} not found", file=sys.stderr)
+        return 1
+    print(statusview.render(body))
+    return 0
+
+
+def api_version() -> str:
+    from synchro import api
+
+    return api.API_VERSION
+
+
+def current_namespace() -> str:
+    from kubernetes import config
+
+    try:
+        _, context = config.list_kube_config_contexts()
+        return str(context.get("context", {}).get("namespace") or "default")
+    except config.ConfigException:
+        return "default"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="synchro")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint URL ('' to disable)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run)
+    a = sub.add_parser("probe-agent", help="the synchro-probe sidecar (configured by its environment)")
+    a.set_defaults(func=probe_agent)
+    st = sub.add_parser("status", help="a SyncCluster's pods and who hears whom")
+    st.add_argument("name")
+    st.add_argument("-n", "--namespace")
+    st.set_defaults(func=status)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

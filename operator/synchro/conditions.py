@@ -33,6 +33,7 @@ class Reason:
     ROLLED_OUT = "RolledOut"
     ROLLING_OUT = "RollingOut"
     SCALE_HELD = "ScaleHeld"
+    WAITING_FOR_ROLLOUT = "WaitingForRollout"
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,9 @@ def ready(conditions: Sequence[Condition]) -> Condition:
 def merge(
     previous: Sequence[Mapping[str, Any]], current: Sequence[Condition], generation: int, now: str
 ) -> list[dict[str, Any]]:
-    """The new conditions list; types Synchro no longer reports are kept as they were (e.g. set by the probe)."""
+    """The new conditions list, keeping each lastTransitionTime while its status holds."""
     old = {c["type"]: c for c in previous}
-    fresh = {c.type: c.as_dict(generation, now, old.get(c.type)) for c in current}
-    kept = [dict(c) for t, c in old.items() if t not in fresh]
-    return [*fresh.values(), *kept]
+    return [c.as_dict(generation, now, old.get(c.type)) for c in current]
 
 
 def same_ignoring_time(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> bool:

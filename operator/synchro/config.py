@@ -15,11 +15,17 @@ class Config:
     # Where the operator may open Redis connections; empty means anywhere. A sandboxed or
     # egress-restricted environment lists its reachable networks (the local kwok cluster: loopback only).
     redis_networks: tuple[Network, ...] = ()
+    probe_image: str = "synchro.local/operator:0.1.0"  # the image of the synchro-probe sidecar
+    metrics_port: int = 9090  # /metrics; 0 turns it off
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
         raw = environ.get("SYNCHRO_REDIS_NETWORKS", "")
-        return cls(redis_networks=tuple(ipaddress.ip_network(n.strip()) for n in raw.split(",") if n.strip()))
+        return cls(
+            redis_networks=tuple(ipaddress.ip_network(n.strip()) for n in raw.split(",") if n.strip()),
+            probe_image=environ.get("SYNCHRO_PROBE_IMAGE", cls.probe_image),
+            metrics_port=int(environ.get("SYNCHRO_METRICS_PORT", cls.metrics_port)),
+        )
 
     def may_connect(self, address: str) -> bool:
         if not self.redis_networks:

@@ -9,14 +9,15 @@ indexes, so kopf never writes its annotations or finalizers onto them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from synchro import api, kube, reconcile
+from synchro import api, kube, metrics, reconcile
+from synchro.controller import Controller
+from synchro.probe import checker
 from synchro.config import Config
 from synchro.reconcile import ClaimKey
 from synchro.redis import managed as managed_redis
@@ -46,6 +47,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     logging.getLogger("kopf.objects").addFilter(_QuietWakeups())
     memo.kube = kube.Kube(kube.load_client())
     memo.config = Config.from_env()
+    metrics.serve(memo.config.metrics_port)
     memo.wakers = {}
 
 
@@ -77,23 +79,22 @@ def wake(memo: kopf.Memo, namespace: str | None, names: Any) -> None:
             event.set()
 
 
+@kopf.index("", "v1", "pods", labels={api.CLUSTER_LABEL: kopf.PRESENT})
+def cluster_pods(namespace: str | None, labels: Mapping[str, str], body: kopf.Body,
+                 **_: Any) -> dict[Key, checker.PodRecord]:
+    """(namespace, SyncCluster) -> what the probe needs of each target pod."""
+    return {(namespace or "", labels[api.CLUSTER_LABEL]): checker.pod_record(body)}
+
+
 @kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, cancellation_timeout=10)
 async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any],
-                     logger: Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
+                     cluster_pods: kopf.Index[Key, checker.PodRecord], logger: Logger, stopped: kopf.DaemonStopped,
+                     **_: Any) -> None:
     key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
     event = memo.wakers.setdefault(key, asyncio.Event())
-    backoff = 1.0
     try:
-        while not stopped:
-            event.clear()
-            try:
-                delay = await reconcile.Reconciler(memo.kube, body, claims, memo.config, logger).run()
-                backoff = 1.0
-            except Exception:  # a failed pass is logged and retried with backoff; it never kills the loop
-                logger.exception("reconcile failed; retrying in %.0fs", backoff)
-                delay, backoff = backoff, min(backoff * 2, 60.0)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=delay)
+        pods = lambda: list(cluster_pods.get(key, ()))  # noqa: E731 - read live on every probe
+        await Controller(memo.kube, memo.config, body, claims, pods, logger).run(stopped, event)
     finally:
         memo.wakers.pop(key, None)
 

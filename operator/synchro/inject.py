@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from synchro import api
+from synchro.probe.protocol import CONTAINER as PROBE_CONTAINER
 
 Obj = Mapping[str, Any]
 EnvVar = Mapping[str, Any]
 
 
-def config_hash(env_by_container: Mapping[str, Sequence[EnvVar]], secret_version: str) -> str:
+def config_hash(
+    env_by_container: Mapping[str, Sequence[EnvVar]], secret_version: str, sidecar: Mapping[str, Any] | None = None
+) -> str:
     """A short, stable digest of everything a pod must be restarted for."""
-    payload = json.dumps({"env": env_by_container, "secret": secret_version}, sort_keys=True)
+    payload = json.dumps({"env": env_by_container, "secret": secret_version, "sidecar": sidecar}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -35,7 +38,9 @@ def secret_version(uid: str, data: Mapping[str, str] | None, key: str) -> str:
 
 
 def containers_of(workload: Obj) -> list[str]:
-    return [c["name"] for c in workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])]
+    """The app's containers: every container but the probe sidecar Synchro adds."""
+    containers = workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+    return [c["name"] for c in containers if c["name"] != PROBE_CONTAINER]
 
 
 def _env_of(workload: Obj, container: str) -> list[Obj]:
@@ -73,9 +78,12 @@ class TargetPlan:
     env: Mapping[str, tuple[EnvVar, ...]]  # per container, what Synchro applies
     kept_user_vars: tuple[str, ...]  # preset variables the user had already set (theirs win)
     missing_containers: tuple[str, ...]
+    sidecar: Mapping[str, Any] | None = None  # the probe container, owned whole by Synchro
 
 
-def plan_env(workload: Obj, wanted: Sequence[str], env: Sequence[EnvVar]) -> TargetPlan:
+def plan_env(
+    workload: Obj, wanted: Sequence[str], env: Sequence[EnvVar], sidecar: Mapping[str, Any] | None = None
+) -> TargetPlan:
     present = containers_of(workload)
     chosen = [c for c in (wanted or present) if c in present]
     per_container: dict[str, tuple[EnvVar, ...]] = {}
@@ -89,6 +97,7 @@ def plan_env(workload: Obj, wanted: Sequence[str], env: Sequence[EnvVar]) -> Tar
         env=per_container,
         kept_user_vars=tuple(sorted(kept)),
         missing_containers=tuple(c for c in wanted if c not in present),
+        sidecar=sidecar,
     )
 
 
@@ -107,7 +116,10 @@ def desired_apply(
                     "labels": {api.CLUSTER_LABEL: cluster},
                     "annotations": {api.CONFIG_HASH_ANNOTATION: config_hash},
                 },
-                "spec": {"containers": [{"name": c, "env": [dict(e) for e in plan.env[c]]} for c in plan.containers]},
+                "spec": {"containers": [
+                    *({"name": c, "env": [dict(e) for e in plan.env[c]]} for c in plan.containers),
+                    *([dict(plan.sidecar)] if plan.sidecar else []),
+                ]},
             },
         },
     }
@@ -141,7 +153,15 @@ def is_applied(workload: Obj, desired: Obj) -> bool:
         live = live_template.get("metadata", {}).get(section) or {}
         if any(live.get(k) != v for k, v in template["metadata"][section].items()):
             return False
+    live_containers = {c["name"]: c for c in live_template.get("spec", {}).get("containers", [])}
+    wanted_sidecar = next((c for c in template["spec"]["containers"] if c["name"] == PROBE_CONTAINER), None)
+    if (PROBE_CONTAINER in live_containers) != (wanted_sidecar is not None):
+        return False
+    if wanted_sidecar is not None and not subset_equal(wanted_sidecar, live_containers[PROBE_CONTAINER]):
+        return False
     for container in template["spec"]["containers"]:
+        if container["name"] == PROBE_CONTAINER:
+            continue
         live_env = {e["name"]: _normalized(e) for e in _env_of(workload, container["name"])}
         want = {e["name"]: _normalized(e) for e in container["env"]}
         if any(live_env.get(n) != e for n, e in want.items()):
@@ -150,6 +170,15 @@ def is_applied(workload: Obj, desired: Obj) -> bool:
         if stale:
             return False
     return True
+
+
+def subset_equal(want: Any, live: Any) -> bool:
+    """Every field in `want` has the same value in `live` (fields the server defaults are ignored)."""
+    if isinstance(want, Mapping):
+        return isinstance(live, Mapping) and all(subset_equal(v, live.get(k)) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(live, list) and len(want) == len(live) and all(map(subset_equal, want, live))
+    return bool(want == live)
 
 
 def template_hash(workload: Obj) -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from synchro import api, conditions, inject, presets
 from synchro.conditions import Condition, Reason
 from synchro.config import Config
 from synchro.kube import Kube, KubeError, Obj
+from synchro.probe import sidecar
 from synchro.redis import connect, managed
 
 T = TypeVar("T")
@@ -45,15 +45,6 @@ def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
             "controller": True, "blockOwnerDeletion": True}
 
 
-def subset_equal(want: Any, live: Any) -> bool:
-    """Pure: every field in `want` has the same value in `live` (server-added fields are ignored)."""
-    if isinstance(want, Mapping):
-        return isinstance(live, Mapping) and all(subset_equal(v, live.get(k)) for k, v in want.items())
-    if isinstance(want, list):
-        return isinstance(live, list) and len(want) == len(live) and all(map(subset_equal, want, live))
-    return bool(want == live)
-
-
 def secret_value(secret: Mapping[str, Any] | None, key: str) -> str | None:
     raw = ((secret or {}).get("data") or {}).get(key)
     return base64.b64decode(raw).decode() if raw is not None else None
@@ -65,6 +56,8 @@ class RedisState:
     endpoint: presets.Endpoint | None = None  # what the apps get; None until it is known
     display: str = ""
     secret_version: str = ""
+    address: tuple[str, int] | None = None  # where the operator's PING was answered
+    creds: connect.Credentials | None = None
 
     @property
     def ready(self) -> bool:
@@ -89,6 +82,29 @@ class TargetState:
                 "rolledOutHash": self.rolled_out_hash, "replicas": self.replicas, "readyReplicas": self.ready_replicas}
 
 
+@dataclass(frozen=True)
+class ProbePlan:
+    """What the probe needs from a pass: where Redis answered, and what every pod should run."""
+
+    address: tuple[str, int]
+    creds: connect.Credentials
+    prefix: str
+    desired_url: str
+    desired_hashes: frozenset[str]
+    interval_s: int
+    timeout_s: int
+    expected_subscribers: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Pass:
+    conditions: list[Condition]  # without Ready: the caller folds the probe's verdict in first
+    fields: dict[str, Any]
+    busy: bool
+    probe: ProbePlan | None
+    probing: bool = False  # spec.probe.sidecar: PubSubHealthy is expected
+
+
 @dataclass
 class Reconciler:
     kube: Kube
@@ -98,27 +114,39 @@ class Reconciler:
     logger: logging.Logger | logging.LoggerAdapter[Any] = field(
         default_factory=lambda: logging.getLogger("synchro"))
 
-    async def run(self) -> float:
-        """One pass; returns how many seconds until the next pass is due."""
+    async def run(self) -> Pass:
+        """One pass: observe and write what differs. Status is left to the caller (see synchro.controller)."""
         meta = self.body["metadata"]
         try:
             spec = api.parse(meta["namespace"], meta["name"], self.body.get("spec") or {})
         except (api.SpecError, KeyError) as e:
-            bad = Condition(conditions.READY, False, Reason.INVALID_SPEC, str(e))
-            await self.write_status([bad], {})
-            return SETTLED_RESYNC_S
+            return Pass([Condition(conditions.READY, False, Reason.INVALID_SPEC, str(e))], {}, False, None)
         redis = await (self.managed_redis(spec) if spec.managed else self.external_redis(spec))
         targets = [await self.sync_target(spec, t, redis) for t in spec.targets]
-        await self.write_status(self.conditions(spec, redis, targets), self.status_fields(spec, redis, targets))
         busy = not redis.ready or any(not t.complete for t in targets if t.problem is None)
-        return BUSY_RESYNC_S if busy else SETTLED_RESYNC_S
+        found = self.conditions(spec, redis, targets)
+        rolled_out = all(c.status for c in found)
+        return Pass(found, self.status_fields(spec, redis, targets), busy,
+                    self.probe_plan(spec, redis, targets) if rolled_out else None, spec.probe.sidecar)
+
+    @staticmethod
+    def probe_plan(spec: api.SyncClusterSpec, redis: RedisState, targets: list[TargetState]) -> ProbePlan | None:
+        if not spec.probe.sidecar or redis.endpoint is None or redis.address is None or redis.creds is None:
+            return None
+        channels: dict[str, int] = {}
+        for target, state in zip(spec.targets, targets, strict=True):
+            for channel in presets.get(target.preset).probe_channels(redis.endpoint):
+                channels[channel] = channels.get(channel, 0) + state.ready_replicas
+        return ProbePlan(redis.address, redis.creds, spec.prefix, presets.redis_url(redis.endpoint),
+                         frozenset(t.config_hash for t in targets), spec.probe.interval_s, spec.probe.timeout_s,
+                         channels)
 
     # ------------------------------------------------------------ Redis
 
     async def apply_if_changed(self, obj: Obj) -> Obj:
         meta = obj["metadata"]
         live = await io(self.kube.get, obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
-        if live is not None and subset_equal(obj, live):
+        if live is not None and inject.subset_equal(obj, live):
             return live
         return await io(self.kube.apply, obj)
 
@@ -154,9 +182,10 @@ class Reconciler:
         service = await io(self.kube.get, "v1", "Service", ns, name)
         slices = await io(self.kube.list, "discovery.k8s.io/v1", "EndpointSlice", ns,
                           f"kubernetes.io/service-name={name}")
-        result = await connect.ping(connect.service_addresses(service, slices),
-                                    connect.Credentials(None, password, 0, False), self.config)
+        state.creds = connect.Credentials(None, password, 0, False)
+        result = await connect.ping(connect.service_addresses(service, slices), state.creds, self.config)
         state.condition = self.redis_condition(result)
+        state.address = result.address
         return state
 
     async def external_redis(self, spec: api.SyncClusterSpec) -> RedisState:
@@ -186,9 +215,9 @@ class Reconciler:
             password=presets.SecretKeyRef(ext.password.name, ext.password.key) if ext.password else None,
             prefix=spec.prefix,
         )
-        result = await connect.ping([(ext.host, ext.port)],
-                                    connect.Credentials(ext.username, password, ext.db, ext.tls, ca), self.config)
-        return RedisState(self.redis_condition(result), endpoint, display, version)
+        creds = connect.Credentials(ext.username, password, ext.db, ext.tls, ca)
+        result = await connect.ping([(ext.host, ext.port)], creds, self.config)
+        return RedisState(self.redis_condition(result), endpoint, display, version, result.address, creds)
 
     @staticmethod
     def redis_condition(result: connect.PingResult) -> Condition:
@@ -215,13 +244,15 @@ class Reconciler:
             state.problem = (redis.condition.reason, "waiting for the Redis endpoint: " + redis.condition.message)
             return state
         env = presets.env_for(presets.get(target.preset), redis.endpoint, target.env)
-        plan = inject.plan_env(workload, target.containers, env)
+        probe = sidecar.container(redis.endpoint, self.config.probe_image, spec.probe.interval_s) \
+            if spec.probe.sidecar else None
+        plan = inject.plan_env(workload, target.containers, env, probe)
         if plan.missing_containers:
             state.problem = (Reason.CONTAINER_NOT_FOUND, f"{target.kind} {target.name} has no container "
                              f"{', '.join(plan.missing_containers)}")
             return state
         state.kept_user_vars = plan.kept_user_vars
-        state.config_hash = inject.config_hash(plan.env, redis.secret_version)
+        state.config_hash = inject.config_hash(plan.env, redis.secret_version, plan.sidecar)
         decision = inject.decide_replicas(spec.replicas, redis.ready, bool(state.rolled_out_hash), workload,
                                           state.config_hash)
         state.held_because = decision.held_because
@@ -271,8 +302,7 @@ class Reconciler:
         else:
             rollout = Condition(conditions.ROLLOUT_COMPLETE, True, Reason.ROLLED_OUT,
                                 f"every target runs {spec.replicas} ready replica(s) of the injected config")
-        found = [redis.condition, injected, rollout]
-        return [*found, conditions.ready(found)]
+        return [redis.condition, injected, rollout]
 
     @staticmethod
     def status_fields(spec: api.SyncClusterSpec, redis: RedisState, targets: list[TargetState]) -> dict[str, Any]:
@@ -284,27 +314,6 @@ class Reconciler:
             "redis": {"mode": spec.mode, "endpoint": redis.display},
             "targets": [t.as_status() for t in targets],
         }
-
-    async def write_status(self, current: list[Condition], fields: dict[str, Any]) -> None:
-        meta = self.body["metadata"]
-        old = dict(self.body.get("status") or {})
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        merged = conditions.merge(old.get("conditions") or [], current, meta.get("generation", 0), now)
-        new = {**fields, "observedGeneration": meta.get("generation", 0), "conditions": merged}
-        if all(old.get(k) == v for k, v in new.items() if k != "conditions") and conditions.same_ignoring_time(
-            old.get("conditions") or [], merged
-        ):
-            return
-        await io(self.kube.patch_status, meta["namespace"], meta["name"], new)
-        await self.post_transitions(old.get("conditions") or [], current)
-
-    async def post_transitions(self, before: list[Mapping[str, Any]], after: list[Condition]) -> None:
-        """An event when a condition changes status or reason, never on a pass that changed nothing."""
-        was = {c["type"]: (c.get("status"), c.get("reason")) for c in before}
-        for c in after:
-            if was.get(c.type) != ("True" if c.status else "False", c.reason):
-                await io(self.kube.post_event, self.body, "Normal" if c.status else "Warning", c.reason,
-                         f"{c.type}: {c.message}")
 
 
 async def release(kube: Kube, body: Mapping[str, Any], claims: Mapping[ClaimKey, Any],

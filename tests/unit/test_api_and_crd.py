@@ -65,7 +65,8 @@ def test_ready_names_the_first_failure_and_keeps_transition_times() -> None:
     first = conditions.merge([], [*found, ready], 1, "t1")
     again = conditions.merge(first, [*found, ready], 2, "t2")
     assert {c["lastTransitionTime"] for c in again} == {"t1"}
-    flipped = conditions.merge(again, [Condition(conditions.REDIS_READY, False, "Unreachable", "down")], 2, "t3")
+    flipped = conditions.merge(again, [Condition(conditions.REDIS_READY, False, "Unreachable", "down"), found[1]],
+                               2, "t3")
     assert next(c for c in flipped if c["type"] == conditions.REDIS_READY)["lastTransitionTime"] == "t3"
     assert next(c for c in flipped if c["type"] == conditions.CONFIG_INJECTED)["lastTransitionTime"] == "t1"
 

@@ -33,7 +33,7 @@ class PingResult:
     ok: bool
     reason: str  # a condition reason: Reachable, Unreachable or AuthFailed
     message: str
-    address: str | None = None
+    address: tuple[str, int] | None = None
 
 
 def service_addresses(service: Mapping[str, Any] | None, slices: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
@@ -75,7 +75,7 @@ async def ping(addresses: Sequence[tuple[str, int]], creds: Credentials, config:
         r = client_for(host, port, creds, timeout)
         try:
             if await r.ping():
-                return PingResult(True, "Reachable", f"PING answered at {host}:{port}", f"{host}:{port}")
+                return PingResult(True, "Reachable", f"PING answered at {host}:{port}", (host, port))
         except (AuthenticationError, ResponseError) as e:
             if "NOAUTH" in str(e) or "WRONGPASS" in str(e) or isinstance(e, AuthenticationError):
                 return PingResult(False, "AuthFailed", f"{host}:{port} refused the credentials: {e}")

@@ -1,0 +1,153 @@
+"""The control loop of one SyncCluster: reconcile passes, probes, and the one place status is written.
+
+A pass runs when something relevant changed (the wake-up event) or its resync interval is due; the probe
+runs every spec.probe.interval once the targets run the injected config. Status is composed from the last
+pass and the last verdict and written only when it differs, so a settled cluster costs no API writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from synchro import conditions, metrics, reconcile
+from synchro.conditions import Condition
+from synchro.config import Config
+from synchro.kube import Kube
+from synchro.probe import checker, verdict
+from synchro.reconcile import ClaimKey, Pass, ProbePlan, io
+
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+MAX_BACKOFF_S = 60.0
+PROBE_STATUS_KEYS = ("expected", "healthy", "unhealthy", "groups", "hears")  # what makes status.probe change
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Controller:
+    def __init__(self, kube: Kube, config: Config, body: Mapping[str, Any], claims: Mapping[ClaimKey, Any],
+                 pods: Callable[[], list[checker.PodRecord]], logger: Logger) -> None:
+        self.kube, self.config, self.body, self.claims, self.pods, self.logger = kube, config, body, claims, pods, logger
+        self.last: Pass | None = None
+        self.verdict: verdict.Verdict | None = None
+        self.probe_time = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.body["metadata"]["namespace"], self.body["metadata"]["name"]
+
+    async def run(self, stopped: Any, wake: asyncio.Event) -> None:
+        next_pass = next_probe = 0.0
+        backoff = 1.0
+        try:
+            while not stopped:
+                if wake.is_set() or time.monotonic() >= next_pass:
+                    wake.clear()
+                    started = time.monotonic()
+                    try:
+                        self.last = await reconcile.Reconciler(self.kube, self.body, self.claims, self.config,
+                                                               self.logger).run()
+                        metrics.RECONCILES.labels("ok").inc()
+                        backoff = 1.0
+                        delay = reconcile.BUSY_RESYNC_S if self.last.busy else reconcile.SETTLED_RESYNC_S
+                    except Exception:  # logged and retried with backoff; one bad pass never ends the loop
+                        metrics.RECONCILES.labels("error").inc()
+                        self.logger.exception("reconcile failed; retrying in %.0fs", backoff)
+                        delay, backoff = backoff, min(backoff * 2, MAX_BACKOFF_S)
+                    metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+                    next_pass = time.monotonic() + delay
+                plan = self.last.probe if self.last else None
+                if plan is None:
+                    self.verdict = None
+                elif time.monotonic() >= next_probe:
+                    next_probe = time.monotonic() + plan.interval_s
+                    await self.probe(plan)
+                if self.last is not None:
+                    await self.publish(self.last)
+                due = min(next_pass, next_probe) if plan else next_pass
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=max(due - time.monotonic(), 0.05))
+        finally:
+            metrics.forget(*self.key)
+
+    async def probe(self, plan: ProbePlan) -> None:
+        namespace, name = self.key
+        expected = [p for p in self.pods() if p.ready]
+        seen = await checker.observe(plan.address, plan.creds, plan.prefix, [p.name for p in expected],
+                                     plan.timeout_s, plan.expected_subscribers)
+        if seen.redis_error is None:
+            elsewhere = await checker.alive_elsewhere(expected, plan.desired_url, namespace, self.secret_value,
+                                                      self.service_ip, self.config)
+            seen = dataclasses.replace(seen, elsewhere=elsewhere)
+        pods = [verdict.Pod(p.name, stale=p.config_hash not in plan.desired_hashes) for p in expected]
+        self.verdict = verdict.judge(pods, seen)
+        self.probe_time = now_iso()
+        for rtt in seen.pongs.values():
+            metrics.PROBE_RTT.labels(namespace, name).observe(rtt)
+        metrics.PODS_EXPECTED.labels(namespace, name).set(self.verdict.expected)
+        metrics.PODS_HEALTHY.labels(namespace, name).set(len(self.verdict.healthy))
+
+    async def secret_value(self, name: str, key: str) -> str | None:
+        secret = await io(self.kube.get, "v1", "Secret", self.key[0], name)
+        return reconcile.secret_value(secret, key)
+
+    async def service_ip(self, namespace: str, name: str) -> str | None:
+        service = await io(self.kube.get, "v1", "Service", namespace, name)
+        ip = (service or {}).get("spec", {}).get("clusterIP")
+        return str(ip) if ip else None
+
+    def pubsub_condition(self, last: Pass) -> Condition | None:
+        if not last.probing:
+            return None
+        if self.verdict is None:
+            return Condition(conditions.PUBSUB_HEALTHY, False, conditions.Reason.WAITING_FOR_ROLLOUT,
+                             "the probe starts once Redis is ready and the targets run the injected config")
+        return Condition(conditions.PUBSUB_HEALTHY, self.verdict.ok, self.verdict.reason, self.verdict.message)
+
+    async def publish(self, last: Pass) -> None:
+        found = list(last.conditions)
+        pubsub = self.pubsub_condition(last)
+        if pubsub is not None:
+            found.append(pubsub)
+        if not any(c.type == conditions.READY for c in found):
+            found.append(conditions.ready(found))
+        fields = dict(last.fields)
+        old_probe = (self.body.get("status") or {}).get("probe")
+        if self.verdict is not None:
+            probe = self.verdict.status(self.probe_time)
+            unchanged = old_probe and all(old_probe.get(k) == probe.get(k) for k in PROBE_STATUS_KEYS)
+            fields["probe"] = old_probe if unchanged else probe
+        elif old_probe is not None:
+            fields["probe"] = None
+        await write_status(self.kube, self.body, found, fields)
+
+
+async def write_status(kube: Kube, body: Mapping[str, Any], current: list[Condition], fields: dict[str, Any]) -> None:
+    """Merge-patch status when, and only when, something other than a timestamp changed."""
+    meta = body["metadata"]
+    old = dict(body.get("status") or {})
+    merged = conditions.merge(old.get("conditions") or [], current, meta.get("generation", 0), now_iso())
+    new = {**fields, "observedGeneration": meta.get("generation", 0), "conditions": merged}
+    if all(old.get(k) == v for k, v in new.items() if k != "conditions") and conditions.same_ignoring_time(
+        old.get("conditions") or [], merged
+    ):
+        return
+    await io(kube.patch_status, meta["namespace"], meta["name"], new)
+    await post_transitions(kube, body, old.get("conditions") or [], current)
+
+
+async def post_transitions(kube: Kube, body: Mapping[str, Any], before: list[Mapping[str, Any]],
+                           after: list[Condition]) -> None:
+    """An event when a condition changes status or reason, never on a pass that changed nothing."""
+    was = {c["type"]: (c.get("status"), c.get("reason")) for c in before}
+    for c in after:
+        if was.get(c.type) != ("True" if c.status else "False", c.reason):
+            await io(kube.post_event, body, "Normal" if c.status else "Warning", c.reason, f"{c.type}: {c.message}")

@@ -1,0 +1,137 @@
+"""The operator's side of the probe: ping every agent through Redis, read their views, count the app's own
+subscribers, and look for agents that are alive on some other Redis. Returns an Observation for `verdict`."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from redis.exceptions import RedisError
+
+from synchro import api
+from synchro.config import Config
+from synchro.probe import protocol, sidecar
+from synchro.probe.protocol import Message
+from synchro.probe.verdict import Observation
+from synchro.redis import connect
+
+SecretLookup = Callable[[str, str], Awaitable[str | None]]  # (secret name, key) -> value
+ServiceLookup = Callable[[str, str], Awaitable[str | None]]  # (namespace, service) -> ClusterIP
+_SERVICE_HOST = re.compile(r"^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(\.cluster\.local)?$")
+
+
+@dataclass(frozen=True)
+class PodRecord:
+    """What the probe needs of one target pod, read from its object (kept in a kopf index)."""
+
+    name: str
+    ready: bool
+    config_hash: str | None
+    probe_url: str | None  # SYNCHRO_PROBE_URL as written in the pod spec ($(VAR) references unresolved)
+    probe_prefix: str | None
+    password_ref: tuple[str, str] | None  # the Secret (name, key) behind SYNCHRO_REDIS_PASSWORD
+
+
+def pod_record(body: Mapping[str, Any]) -> PodRecord:
+    meta, spec, status = body.get("metadata", {}), body.get("spec", {}), body.get("status", {})
+    probe: Mapping[str, Any] = next((c for c in spec.get("containers", []) if c.get("name") == protocol.CONTAINER), {})
+    env = {e["name"]: e for e in probe.get("env") or []}
+    ref = ((env.get("SYNCHRO_REDIS_PASSWORD") or {}).get("valueFrom") or {}).get("secretKeyRef")
+    ready = not meta.get("deletionTimestamp") and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return PodRecord(
+        name=meta["name"],
+        ready=bool(ready),
+        config_hash=(meta.get("annotations") or {}).get(api.CONFIG_HASH_ANNOTATION),
+        probe_url=(env.get(sidecar.URL_VAR) or {}).get("value"),
+        probe_prefix=(env.get("SYNCHRO_PROBE_PREFIX") or {}).get("value"),
+        password_ref=(ref["name"], ref["key"]) if ref else None,
+    )
+
+
+async def ping_agents(client: Any, prefix: str, expected: Sequence[str], timeout_s: float) -> dict[str, float]:
+    """Publish one ping; collect pongs until every expected pod answered or the timeout passed."""
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(protocol.pong_channel(prefix))
+    try:
+        ping = Message("ping", "operator", uuid.uuid4().hex, time.monotonic())
+        await client.publish(protocol.probe_channel(prefix), ping.encode())
+        pongs: dict[str, float] = {}
+        deadline = ping.sent + timeout_s
+        while len(pongs) < len(expected) and (left := deadline - time.monotonic()) > 0:
+            raw = await pubsub.get_message(timeout=left)
+            msg = Message.decode(raw["data"]) if raw else None
+            if msg and msg.kind == "pong" and msg.id == ping.id:
+                pongs[msg.sender] = time.monotonic() - ping.sent
+        return pongs
+    finally:
+        await pubsub.aclose()
+
+
+async def read_views(client: Any, prefix: str, pods: Sequence[str]) -> dict[str, dict[str, float]]:
+    async with client.pipeline(transaction=False) as pipe:
+        for pod in pods:
+            pipe.hgetall(protocol.view_key(prefix, pod))
+        raw = await pipe.execute()
+    views = {}
+    for pod, fields in zip(pods, raw, strict=True):
+        if fields:
+            views[pod] = {k.decode(): float(v) for k, v in fields.items() if k.decode() != protocol.ALIVE_FIELD}
+    return views
+
+
+async def count_subscribers(client: Any, channels: Sequence[str]) -> dict[str, int]:
+    if not channels:
+        return {}
+    result = await client.pubsub_numsub(*channels)
+    return {(ch.decode() if isinstance(ch, bytes) else ch): int(n) for ch, n in result}
+
+
+async def alive_elsewhere(pods: Sequence[PodRecord], desired_url: str, namespace: str, secret: SecretLookup,
+                          service_ip: ServiceLookup, config: Config) -> dict[str, str]:
+    """Pods whose agent was given another Redis and is alive there (its view key exists)."""
+    found: dict[str, str] = {}
+    for pod in pods:
+        if not pod.probe_url or pod.probe_url == desired_url or not pod.probe_prefix:
+            continue
+        password = await secret(*pod.password_ref) if pod.password_ref else None
+        parts = urlsplit(pod.probe_url)
+        host = parts.hostname or ""
+        if match := _SERVICE_HOST.match(host):
+            host = await service_ip(match.group(2), match.group(1)) or host
+        if not config.may_connect(host):
+            continue
+        db = int(parts.path.strip("/") or 0)
+        creds = connect.Credentials(unquote(parts.username) if parts.username else None, password, db,
+                                    parts.scheme == "rediss")
+        client = connect.client_for(host, parts.port or api.REDIS_PORT, creds, 1.5)
+        try:
+            if await client.exists(protocol.view_key(pod.probe_prefix, pod.name)):
+                found[pod.name] = f"{parts.hostname}:{parts.port or api.REDIS_PORT}/{db}"
+        except (RedisError, OSError):
+            pass
+        finally:
+            await client.aclose()
+    return found
+
+
+async def observe(address: tuple[str, int], creds: connect.Credentials, prefix: str, expected: Sequence[str],
+                  timeout_s: float, expected_subscribers: Mapping[str, int]) -> Observation:
+    client = connect.client_for(*address, creds, timeout=max(timeout_s, 1.0))
+    try:
+        pongs, views, subscribers = await asyncio.gather(
+            ping_agents(client, prefix, expected, timeout_s),
+            read_views(client, prefix, expected),
+            count_subscribers(client, list(expected_subscribers)),
+        )
+    except (RedisError, OSError) as e:
+        return Observation(redis_error=str(e) or type(e).__name__)
+    finally:
+        await client.aclose()
+    return Observation(pongs=pongs, views=views, subscribers=subscribers, expected_subscribers=expected_subscribers)

@@ -1,0 +1,30 @@
+"""Pure: the `synchro-probe` container injected into target pods, given the same endpoint as the app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synchro import presets
+from synchro.probe.protocol import CONTAINER
+
+URL_VAR = "SYNCHRO_PROBE_URL"
+
+
+def container(endpoint: presets.Endpoint, image: str, interval_s: int) -> dict[str, Any]:
+    env = [
+        *presets.password_env(endpoint),
+        presets.plain(URL_VAR, presets.redis_url(endpoint)),
+        presets.plain("SYNCHRO_PROBE_PREFIX", endpoint.prefix),
+        presets.plain("SYNCHRO_PROBE_INTERVAL", str(interval_s)),
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
+    return {
+        "name": CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["probe-agent"],
+        "env": env,
+        "resources": {"requests": {"cpu": "5m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+    }
