@@ -53,8 +53,12 @@ class Controller:
                     wake.clear()
                     started = time.monotonic()
                     try:
+                        # The status in the watched body can lag our own last write: what this loop
+                        # learnt itself is the fresher memory of which rollouts completed.
+                        rolled_out = reconcile.rolled_out_hashes(self.body.get("status"),
+                                                                 self.last.fields if self.last else None)
                         self.last = await reconcile.Reconciler(self.kube, self.body, self.claims, self.config,
-                                                               self.logger).run()
+                                                               rolled_out, self.logger).run()
                         metrics.RECONCILES.labels("ok").inc()
                         backoff = 1.0
                         delay = reconcile.BUSY_RESYNC_S if self.last.busy else reconcile.SETTLED_RESYNC_S

@@ -205,17 +205,13 @@ class ScaleDecision:
     held_because: str | None  # a condition reason when targets are held at one replica
 
 
-def decide_replicas(
-    wanted: int, redis_ready: bool, injected_before: bool, workload: Obj, desired_hash: str
-) -> ScaleDecision:
+def decide_replicas(wanted: int, redis_ready: bool, rolled_out_before: bool) -> ScaleDecision:
     """In-memory state is only safe for one replica: hold there until every pod talks to Redis.
 
-    `injected_before` says a rollout of an injected config once completed for this target: a later
-    config change (a rotated password) then rolls at full scale, since old and new pods both use Redis.
+    `rolled_out_before` says a rollout of an injected config completed for this target. From then on
+    every pod uses Redis, so a later config change (a rotated password) rolls at full scale, and a Redis
+    outage does not scale the app down: fewer replicas would not make a Redis-backed app any more consistent.
     """
-    one = min(1, wanted)
-    if not redis_ready:
-        return ScaleDecision(one, "RedisNotReady")
-    if injected_before or (template_hash(workload) == desired_hash and rollout_complete(workload)):
+    if rolled_out_before:
         return ScaleDecision(wanted, None)
-    return ScaleDecision(one, "WaitingForRollout")
+    return ScaleDecision(min(1, wanted), "WaitingForRollout" if redis_ready else "RedisNotReady")

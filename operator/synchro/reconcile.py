@@ -82,6 +82,16 @@ class TargetState:
                 "rolledOutHash": self.rolled_out_hash, "replicas": self.replicas, "readyReplicas": self.ready_replicas}
 
 
+def rolled_out_hashes(*statuses: Mapping[str, Any] | None) -> dict[tuple[str, str], str]:
+    """(kind, name) -> rolledOutHash, from status dicts; later ones win where they know a hash."""
+    found: dict[tuple[str, str], str] = {}
+    for status in statuses:
+        for t in (status or {}).get("targets") or []:
+            if t.get("rolledOutHash"):
+                found[(t.get("kind", "Deployment"), t["name"])] = t["rolledOutHash"]
+    return found
+
+
 @dataclass(frozen=True)
 class ProbePlan:
     """What the probe needs from a pass: where Redis answered, and what every pod should run."""
@@ -111,6 +121,7 @@ class Reconciler:
     body: Mapping[str, Any]
     claims: Mapping[ClaimKey, Any]
     config: Config
+    rolled_out: Mapping[tuple[str, str], str]  # (kind, name) -> the last config hash that completed a rollout
     logger: logging.Logger | logging.LoggerAdapter[Any] = field(
         default_factory=lambda: logging.getLogger("synchro"))
 
@@ -124,10 +135,11 @@ class Reconciler:
         redis = await (self.managed_redis(spec) if spec.managed else self.external_redis(spec))
         targets = [await self.sync_target(spec, t, redis) for t in spec.targets]
         busy = not redis.ready or any(not t.complete for t in targets if t.problem is None)
-        found = self.conditions(spec, redis, targets)
-        rolled_out = all(c.status for c in found)
-        return Pass(found, self.status_fields(spec, redis, targets), busy,
-                    self.probe_plan(spec, redis, targets) if rolled_out else None, spec.probe.sidecar)
+        # The probe runs once every target has rolled out an injected config, and keeps running through a
+        # Redis outage: that is when it has the most to say.
+        probing = all(t.problem is None and t.rolled_out_hash for t in targets)
+        return Pass(self.conditions(spec, redis, targets), self.status_fields(spec, redis, targets), busy,
+                    self.probe_plan(spec, redis, targets) if probing else None, spec.probe.sidecar)
 
     @staticmethod
     def probe_plan(spec: api.SyncClusterSpec, redis: RedisState, targets: list[TargetState]) -> ProbePlan | None:
@@ -183,9 +195,10 @@ class Reconciler:
         slices = await io(self.kube.list, "discovery.k8s.io/v1", "EndpointSlice", ns,
                           f"kubernetes.io/service-name={name}")
         state.creds = connect.Credentials(None, password, 0, False)
-        result = await connect.ping(connect.service_addresses(service, slices), state.creds, self.config)
+        addresses = connect.service_addresses(service, slices)
+        result = await connect.ping(addresses, state.creds, self.config)
         state.condition = self.redis_condition(result)
-        state.address = result.address
+        state.address = result.address or next(iter(addresses), None)
         return state
 
     async def external_redis(self, spec: api.SyncClusterSpec) -> RedisState:
@@ -217,7 +230,7 @@ class Reconciler:
         )
         creds = connect.Credentials(ext.username, password, ext.db, ext.tls, ca)
         result = await connect.ping([(ext.host, ext.port)], creds, self.config)
-        return RedisState(self.redis_condition(result), endpoint, display, version, result.address, creds)
+        return RedisState(self.redis_condition(result), endpoint, display, version, (ext.host, ext.port), creds)
 
     @staticmethod
     def redis_condition(result: connect.PingResult) -> Condition:
@@ -228,9 +241,7 @@ class Reconciler:
 
     async def sync_target(self, spec: api.SyncClusterSpec, target: api.Target, redis: RedisState) -> TargetState:
         state = TargetState(target.kind, target.name)
-        previous: Mapping[str, Any] = next((t for t in (self.body.get("status") or {}).get("targets") or []
-                         if t.get("name") == target.name and t.get("kind") == target.kind), {})
-        state.rolled_out_hash = previous.get("rolledOutHash", "")
+        state.rolled_out_hash = self.rolled_out.get((target.kind, target.name), "")
         owner = owner_of(self.claims, (spec.namespace, target.kind, target.name))
         if owner not in (None, spec.name):
             state.problem = (Reason.TARGET_CONFLICT,
@@ -253,12 +264,17 @@ class Reconciler:
             return state
         state.kept_user_vars = plan.kept_user_vars
         state.config_hash = inject.config_hash(plan.env, redis.secret_version, plan.sidecar)
-        decision = inject.decide_replicas(spec.replicas, redis.ready, bool(state.rolled_out_hash), workload,
-                                          state.config_hash)
+        # Judge the rollout on the workload as observed, before this pass changes anything. It counts as
+        # the first safe rollout only while Redis answers: pods that came up against a dead Redis prove nothing.
+        rolled_out = inject.template_hash(workload) == state.config_hash and inject.rollout_complete(workload)
+        if rolled_out and redis.ready:
+            state.rolled_out_hash = state.config_hash
+        decision = inject.decide_replicas(spec.replicas, redis.ready, bool(state.rolled_out_hash))
         state.held_because = decision.held_because
         desired = inject.desired_apply(target.kind, spec.namespace, target.name, spec.name, plan, state.config_hash,
                                        decision.replicas)
-        if not inject.is_applied(workload, desired):
+        applied = inject.is_applied(workload, desired)
+        if not applied:
             try:
                 workload = await io(self.kube.apply, desired)
             except KubeError as e:
@@ -269,11 +285,8 @@ class Reconciler:
         status = workload.get("status") or {}
         state.replicas = status.get("replicas", 0)
         state.ready_replicas = status.get("readyReplicas", 0)
-        rolled_out = inject.template_hash(workload) == state.config_hash and inject.rollout_complete(workload)
-        if rolled_out:
-            state.rolled_out_hash = state.config_hash
-        state.complete = rolled_out and decision.held_because is None and workload["spec"].get("replicas") == \
-            spec.replicas
+        state.complete = applied and rolled_out and decision.held_because is None and \
+            workload["spec"].get("replicas") == spec.replicas
         return state
 
     # ------------------------------------------------------------ status
@@ -292,7 +305,7 @@ class Reconciler:
         held = [t for t in targets if t.held_because]
         pending = [t for t in targets if not t.complete]
         if held:
-            why = "Redis is not ready" if held[0].held_because == "RedisNotReady" else "the new config is rolling out"
+            why = "Redis is ready" if held[0].held_because == "RedisNotReady" else "the injected config has rolled out"
             rollout = Condition(conditions.ROLLOUT_COMPLETE, False, Reason.SCALE_HELD,
                                 f"{', '.join(t.name for t in held)} held at 1 replica until {why}")
         elif pending:

@@ -6,6 +6,8 @@ $KUBECONFIG, so they cannot run against somebody else's cluster by accident.
 
 from __future__ import annotations
 
+import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -13,7 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kit import KUBECTL, Env, cluster_cmd, free_port
 from kubernetes import client, config
+
+from poll import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
@@ -33,3 +38,33 @@ def namespace(cluster: client.ApiClient) -> Iterator[str]:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"synchro.dev/test": "1"})))
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: client.ApiClient) -> Iterator[None]:
+    """The CRD applied and the operator running on the host, as `make demo` runs it."""
+    subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "apply", "--server-side",
+                    "-f", str(ROOT / "crds")], check=True, capture_output=True)
+    subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "wait", "--for",
+                    "condition=Established", "crd/syncclusters.synchro.dev"], check=True, capture_output=True)
+    cluster_cmd("start-operator")
+    yield
+    cluster_cmd("stop-operator")
+
+
+@pytest.fixture()
+def env(cluster: client.ApiClient, namespace: str, operator: None) -> Env:
+    return Env(cluster, namespace)
+
+
+@pytest.fixture()
+def private_redis() -> Iterator[tuple[int, str]]:
+    """A real redis-server of the test's own, with a password, on a free loopback port."""
+    port, password = free_port(), uuid.uuid4().hex
+    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+                             "127.0.0.1", "--save", "", "--requirepass", password],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5), f"redis on {port}", 10)
+    yield port, password
+    proc.terminate()
+    proc.wait(10)

@@ -4,148 +4,32 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from kit import (
+    GROUP,
+    KUBECTL,
+    LOCAL_REDIS,
+    PLURAL,
+    ROOT,
+    VERSION,
+    Env,
+    app,
+    cluster_cmd,
+    redis_cli,
+    secret,
+    sync_cluster,
+)
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from poll import wait_for
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-GROUP, VERSION, PLURAL = "synchro.dev", "v1alpha1", "syncclusters"
-KUBECTL = str(ROOT / ".cluster" / "bin" / "kubectl")
-LOCAL_REDIS = "redis://127.0.0.1:6379/0"
-
-
-# ---------------------------------------------------------------- fixtures and helpers
-
-
-def cluster_cmd(*args: str) -> None:
-    subprocess.run(["python3", str(ROOT / "hack" / "cluster.py"), *args], check=True, capture_output=True)
-
-
-@pytest.fixture(scope="session")
-def operator(cluster: client.ApiClient) -> Iterator[None]:
-    """The CRD applied and the operator running on the host, as `make demo` runs it."""
-    subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "apply", "--server-side",
-                    "-f", str(ROOT / "crds")], check=True, capture_output=True)
-    subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "wait", "--for",
-                    "condition=Established", "crd/syncclusters.synchro.dev"], check=True, capture_output=True)
-    cluster_cmd("start-operator")
-    yield
-    cluster_cmd("stop-operator")
-
-
-def sync_cluster(name: str, targets: list[dict[str, Any]], replicas: int = 2, **spec: Any) -> dict[str, Any]:
-    spec.setdefault("redis", {"mode": "External", "external": {"url": LOCAL_REDIS}})
-    spec.setdefault("probe", {"sidecar": False})  # kwok runs no sidecar; the probe has tests of its own
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SyncCluster", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "targets": targets, **spec}}
-
-
-def app(name: str, env: list[dict[str, str]] | None = None, containers: int = 1, replicas: int = 1) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": {
-            "metadata": {"labels": labels},
-            "spec": {"containers": [{"name": f"c{i}", "image": "example/app", "env": env or []}
-                                    for i in range(containers)]}}},
-    }
-
-
-class Env:
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.ns = namespace
-        self.apps = client.AppsV1Api(api)
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-
-    def create(self, obj: dict[str, Any]) -> None:
-        if obj["kind"] == "Deployment":
-            self.apps.create_namespaced_deployment(self.ns, obj)
-        elif obj["kind"] == "Secret":
-            self.core.create_namespaced_secret(self.ns, obj)
-        else:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, obj)
-
-    def sc(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
-        return result
-
-    def condition(self, name: str, type_: str) -> dict[str, Any] | None:
-        for c in (self.sc(name).get("status") or {}).get("conditions") or []:
-            if c["type"] == type_:
-                return dict(c)
-        return None
-
-    def wait_condition(self, name: str, type_: str, status: str, reason: str | None = None,
-                       timeout: float = 60) -> dict[str, Any]:
-        def check() -> dict[str, Any] | None:
-            c = self.condition(name, type_)
-            if c and c["status"] == status and (reason is None or c["reason"] == reason):
-                return c
-            return None
-        return wait_for(check, f"{name} {type_}={status} {reason or ''}", timeout)
-
-    def deployment(self, name: str) -> Any:
-        return self.apps.read_namespaced_deployment(name, self.ns)
-
-    def env_of(self, name: str, container: int = 0) -> dict[str, Any]:
-        c = self.deployment(name).spec.template.spec.containers[container]
-        return {e.name: e for e in c.env or []}
-
-    def replica_sets(self, app_label: str) -> list[Any]:
-        return list(self.apps.list_namespaced_replica_set(self.ns, label_selector=f"app={app_label}").items)
-
-    def events(self, name: str) -> list[Any]:
-        return [e for e in self.core.list_namespaced_event(self.ns).items if e.involved_object.name == name]
-
-
-@pytest.fixture()
-def env(cluster: client.ApiClient, namespace: str, operator: None) -> Env:
-    return Env(cluster, namespace)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture()
-def private_redis() -> Iterator[tuple[int, str]]:
-    """A real redis-server of the test's own, with a password, on a free loopback port."""
-    port, password = free_port(), uuid.uuid4().hex
-    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-                             "127.0.0.1", "--save", "", "--requirepass", password],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5), f"redis on {port}", 10)
-    yield port, password
-    proc.terminate()
-    proc.wait(10)
-
-
-def redis_cli(port: int, password: str, *args: str) -> str:
-    out = subprocess.run(["redis-cli", "-p", str(port), "-a", password, "--no-auth-warning", *args],
-                         check=True, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-def secret(name: str, password: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-            "data": {"password": base64.b64encode(password.encode()).decode()}}
-
 
 # ---------------------------------------------------------------- the API rejects bad input
 
@@ -178,8 +62,6 @@ def test_schema_rejects_bad_input_with_a_clear_message(cluster: client.ApiClient
 
 def test_the_documented_examples_are_accepted_as_written(cluster: client.ApiClient, namespace: str,
                                                           operator: None) -> None:
-    import yaml
-
     for sample in ("directus.yaml", "soketi.yaml"):
         dry_run(cluster, namespace, yaml.safe_load((ROOT / "manifests" / "samples" / sample).read_text()))
 

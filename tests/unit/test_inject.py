@@ -100,14 +100,12 @@ def test_config_hash_changes_with_env_and_secret_content_only() -> None:
 
 
 def test_scale_is_held_until_redis_is_ready_and_the_config_rolled_out() -> None:
-    rolled = workload(template_hash="h1")
-    assert inject.decide_replicas(3, False, True, rolled, "h1") == inject.ScaleDecision(1, "RedisNotReady")
-    rolling = workload(template_hash="h1", status={"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1})
-    assert inject.decide_replicas(3, True, False, rolling, "h1") == inject.ScaleDecision(1, "WaitingForRollout")
-    assert inject.decide_replicas(3, True, False, rolled, "h1") == inject.ScaleDecision(3, None)
-    # A later change (a rotated password) rolls at full scale: every pod already talks to Redis.
-    assert inject.decide_replicas(3, True, True, rolling, "h2") == inject.ScaleDecision(3, None)
-    assert inject.decide_replicas(0, False, False, rolled, "h1") == inject.ScaleDecision(0, "RedisNotReady")
+    assert inject.decide_replicas(3, False, False) == inject.ScaleDecision(1, "RedisNotReady")
+    assert inject.decide_replicas(3, True, False) == inject.ScaleDecision(1, "WaitingForRollout")
+    assert inject.decide_replicas(3, True, True) == inject.ScaleDecision(3, None)
+    # Once every pod talks to Redis, an outage does not scale the app down.
+    assert inject.decide_replicas(3, False, True) == inject.ScaleDecision(3, None)
+    assert inject.decide_replicas(0, False, False) == inject.ScaleDecision(0, "RedisNotReady")
 
 
 def test_rollout_complete_needs_the_current_generation_everywhere() -> None:

@@ -1,0 +1,68 @@
+"""Run a pod's container as a host process, with the env the kubelet would give it.
+
+kwok nodes run no containers, so tests start the processes a pod would run on the host instead, fed with
+the env resolved from the live pod spec: literal values, secretKeyRef, fieldRef metadata.name/namespace and
+$(VAR) references to variables defined earlier in the list, as the kubelet expands them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def expand(value: str, defined: Mapping[str, str]) -> str:
+    """Kubernetes' dependent-variable expansion: $(VAR) if VAR is already defined, $$ escapes, others stay."""
+    out, i = [], 0
+    while i < len(value):
+        if value.startswith("$$", i):
+            out.append("$")
+            i += 2
+            continue
+        m = _REF.match(value, i)
+        if m and m.group(1) in defined:
+            out.append(defined[m.group(1)])
+            i = m.end()
+            continue
+        out.append(value[i])
+        i += 1
+    return "".join(out)
+
+
+def resolve_env(pod: Mapping[str, Any], container: str, secret: Callable[[str, str], str]) -> dict[str, str]:
+    meta = pod["metadata"]
+    spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
+    env: dict[str, str] = {}
+    for e in spec.get("env") or []:
+        source = e.get("valueFrom")
+        if source is None:
+            env[e["name"]] = expand(e.get("value", ""), env)
+        elif "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            env[e["name"]] = secret(ref["name"], ref["key"])
+        elif "fieldRef" in source:
+            field = source["fieldRef"]["fieldPath"]
+            env[e["name"]] = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"]}[field]
+    return env
+
+
+def secret_reader(core: Any, namespace: str) -> Callable[[str, str], str]:
+    def read(name: str, key: str) -> str:
+        return base64.b64decode(core.read_namespaced_secret(name, namespace).data[key]).decode()
+    return read
+
+
+def start_agent(env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """The synchro-probe sidecar of one pod, as a host process."""
+    full = {**os.environ, "PYTHONPATH": str(ROOT / "operator"), **env}
+    return subprocess.Popen([sys.executable, "-m", "synchro", "probe-agent"], env=full,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
