@@ -41,7 +41,7 @@ KWOK_NODES = int(os.environ.get("SYNCHRO_KWOK_NODES", "3"))
 SERVICE_CIDR = "10.96.0.0/16"
 CLUSTER_CIDR = "10.244.0.0/16"
 # Real pods reach the apiserver through the `kubernetes` Service, so the real-node tier binds beyond loopback.
-API_BIND = os.environ.get("SYNCHRO_API_BIND", "127.0.0.1")
+API_BIND = os.environ.get("SYNCHRO_API_BIND", "0.0.0.0" if os.environ.get("NODE") == "real" else "127.0.0.1")
 API_URL = f"https://127.0.0.1:{API_PORT}"
 
 
@@ -358,10 +358,16 @@ def up() -> None:
     kubectl("apply", "-f", "-", stdin=nodes)
     wait_for(nodes_ready, "a Ready node", 120)
     wait_for(default_sa_exists, "the default ServiceAccount", 60)
+    if os.environ.get("NODE") == "real":  # the real-node tier: hack/realnode.py, docs/real-node.md
+        subprocess.run([sys.executable, str(ROOT / "hack" / "realnode.py"), "up"], check=True)
     print(f"cluster up in {time.monotonic() - started:.1f}s; export KUBECONFIG={KUBECONFIG}")
 
 
 def down() -> None:
+    if (ROOT / ".venv" / "bin" / "python").exists():  # host agents that `make demo` runs for kwok pods
+        subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "hack" / "podenv.py"), "stop"], check=False)
+    if os.environ.get("NODE") == "real" or (PIDS / "kubelet.pid").exists():
+        subprocess.run([sys.executable, str(ROOT / "hack" / "realnode.py"), "down"], check=True)
     for p in [operator_proc(), *reversed(processes())]:
         stop(p)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+PIDS = ROOT / ".cluster" / "pids"
 _REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -66,3 +67,43 @@ def start_agent(env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
     full = {**os.environ, "PYTHONPATH": str(ROOT / "operator"), **env}
     return subprocess.Popen([sys.executable, "-m", "synchro", "probe-agent"], env=full,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def start_recorded_agents(namespace: str, cluster: str) -> list[str]:
+    """`make demo` on kwok nodes: a host agent for every live pod of the cluster that has none yet."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=str(ROOT / ".cluster" / "kubeconfig"))
+    core = client.CoreV1Api(api)
+    started = []
+    for pod in core.list_namespaced_pod(namespace, label_selector=f"synchro.dev/cluster={cluster}").items:
+        pid_file = PIDS / f"agent-{namespace}-{pod.metadata.name}.pid"
+        if pod.metadata.deletion_timestamp or pid_file.exists():
+            continue
+        body = api.sanitize_for_serialization(pod)
+        env = resolve_env(body, "synchro-probe", secret_reader(core, namespace))
+        proc = start_agent(env, ROOT / ".cluster" / "logs" / f"agent-{namespace}-{pod.metadata.name}.log")
+        pid_file.write_text(f"{proc.pid}\n")
+        started.append(pod.metadata.name)
+    return started
+
+
+def stop_recorded_agents() -> None:
+    for pid_file in PIDS.glob("agent-*.pid"):
+        pid = int(pid_file.read_text())
+        try:
+            if b"probe-agent" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, 15)
+        except OSError:
+            pass
+        pid_file.unlink()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["start"]:
+        print(" ".join(start_recorded_agents(sys.argv[2], sys.argv[3])))
+    elif sys.argv[1:2] == ["stop"]:
+        stop_recorded_agents()
+    else:
+        print("usage: podenv.py start NAMESPACE SYNCCLUSTER | stop", file=sys.stderr)
+        sys.exit(2)
