@@ -14,7 +14,7 @@ help: ## Show this help
 
 .PHONY: deps
 deps: $(VENV)/.installed ## Install system packages and the pinned Python virtualenv
-$(VENV)/.installed: requirements.txt hack/deps.sh
+$(VENV)/.installed: requirements.txt requirements-runtime.txt hack/deps.sh
 	bash hack/deps.sh
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements.txt
@@ -25,26 +25,33 @@ build: ## Build (or reuse from ~/.cache/synchro) etcd, Kubernetes, kwok and helm
 	python3 hack/build.py
 
 .PHONY: cluster-up
-cluster-up: deps build ## Start the local cluster (etcd, apiserver, controller-manager, scheduler, kwok, redis)
-	python3 hack/cluster.py up
+cluster-up: deps build ## Start the local cluster (etcd, apiserver, controller-manager, scheduler, kwok, redis); NODE=real adds a real node
+	NODE=$(NODE) python3 hack/cluster.py up
 
 .PHONY: cluster-down
 cluster-down: ## Stop every process cluster-up started (by recorded PID)
-	python3 hack/cluster.py down
+	NODE=$(NODE) python3 hack/cluster.py down
 
 .PHONY: cluster-clean
 cluster-clean: ## Stop the cluster and delete its state (etcd data, certificates)
 	python3 hack/cluster.py clean
 
 .PHONY: crds
-crds: deps ## Regenerate crds/ from the Python API definition
+crds: deps ## Regenerate crds/ from the Python API definition, and the chart's copy from crds/
 	$(PY) -m synchro.crd > crds/synchro.dev_syncclusters.yaml
+	$(PY) hack/chart_crds.py write
 
 .PHONY: lint
-lint: deps ## ruff and mypy --strict
+lint: deps ## ruff, mypy --strict, and the chart's CRDs against crds/
 	$(VENV)/bin/ruff check operator tests hack
-	$(VENV)/bin/ruff format --check operator tests hack
 	$(VENV)/bin/mypy operator/synchro
+	$(PY) hack/chart_crds.py check
+
+.PHONY: helm-lint
+helm-lint: build ## helm lint and helm template for the chart (helm built from the Go module proxy)
+	.cluster/bin/helm lint --strict charts/synchro
+	.cluster/bin/helm template synchro charts/synchro > /dev/null
+	.cluster/bin/helm template synchro charts/synchro --set 'watchNamespaces={apps}' > /dev/null
 
 .PHONY: unit
 unit: deps ## Unit tests (no cluster)
@@ -58,6 +65,10 @@ test: cluster-up ## Unit and integration tests on the local cluster
 run: deps ## Run the operator against $$KUBECONFIG (on the local cluster: Redis connections stay on loopback)
 	$(if $(filter $(CURDIR)/.cluster/kubeconfig,$(KUBECONFIG)),SYNCHRO_REDIS_NETWORKS=$${SYNCHRO_REDIS_NETWORKS:-127.0.0.0/8}) \
 	  $(PY) -m synchro run
+
+.PHONY: kind-e2e
+kind-e2e: ## For users with Docker: kind cluster, image, helm install, e2e tests (cannot run on the CI machine)
+	bash hack/kind-e2e.sh
 
 .PHONY: demo
 demo: cluster-up ## Local cluster + CRDs + operator + samples, then watch SyncClusters go Ready

@@ -13,6 +13,7 @@ The binaries come from hack/build.py, which links them into .cluster/bin/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -226,9 +227,9 @@ def start(p: Proc) -> None:
         return
     if port_open(p.ready_port):
         raise SystemExit(f"{p.name}: port {p.ready_port} is already taken by a process this cluster did not start")
-    log = open(LOGS / f"{p.name}.log", "ab")
-    proc = subprocess.Popen(p.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=STATE)
+    with open(LOGS / f"{p.name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(p.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=STATE)
     (PIDS / f"{p.name}.pid").write_text(f"{proc.pid}\n")
     wait_for(lambda: port_open(p.ready_port) or exited(proc, p), f"{p.name} to listen on {p.ready_port}", 60)
 
@@ -247,10 +248,8 @@ def stop(p: Proc) -> None:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-        try:  # reap it if it is our child (it is not, after `up` returned; then /proc tells)
+        with contextlib.suppress(ChildProcessError):  # reap it if it is our child; else /proc tells
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         if zombie(pid):
             break
         time.sleep(0.1)

@@ -35,7 +35,8 @@ def now_iso() -> str:
 class Controller:
     def __init__(self, kube: Kube, config: Config, body: Mapping[str, Any], claims: Mapping[ClaimKey, Any],
                  pods: Callable[[], list[checker.PodRecord]], logger: Logger) -> None:
-        self.kube, self.config, self.body, self.claims, self.pods, self.logger = kube, config, body, claims, pods, logger
+        self.kube, self.config, self.body, self.claims = kube, config, body, claims
+        self.pods, self.logger = pods, logger
         self.last: Pass | None = None
         self.verdict: verdict.Verdict | None = None
         self.probe_time = ""

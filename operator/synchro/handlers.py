@@ -16,9 +16,9 @@ from typing import Any
 import kopf
 
 from synchro import api, kube, metrics, reconcile
+from synchro.config import Config
 from synchro.controller import Controller
 from synchro.probe import checker
-from synchro.config import Config
 from synchro.reconcile import ClaimKey
 from synchro.redis import managed as managed_redis
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 PROBE_RTT = Histogram("synchro_probe_rtt_seconds", "Round trip of a probe ping through Redis to an agent and back",
@@ -20,7 +22,5 @@ def serve(port: int) -> None:
 
 def forget(namespace: str, name: str) -> None:
     for gauge in (PODS_EXPECTED, PODS_HEALTHY):
-        try:
+        with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
-        except KeyError:
-            pass

@@ -6,6 +6,7 @@ import uuid
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
 from poll import wait_for
 
 pytestmark = __import__("pytest").mark.integration

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 from kit import Env, app, sync_cluster
-
 from podenv import resolve_env, secret_reader, start_agent
+
 from poll import wait_for
 
 pytestmark = pytest.mark.integration

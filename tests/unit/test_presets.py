@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from synchro import presets
 from synchro.presets import PASSWORD_VAR, Endpoint, Preset, SecretKeyRef, env_for, redis_url
 

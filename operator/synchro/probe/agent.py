@@ -86,7 +86,8 @@ class Agent:
             await client.publish(protocol.probe_channel(c.prefix), Message("heartbeat", c.pod).encode())
             horizon = time.time() - c.interval_s * protocol.VIEW_TTL_INTERVALS
             self.heard = {p: t for p, t in self.heard.items() if t >= horizon}
-            view: dict[Any, Any] = {protocol.ALIVE_FIELD: f"{time.time():.3f}", **{p: f"{t:.3f}" for p, t in self.heard.items()}}
+            view: dict[Any, Any] = {p: f"{t:.3f}" for p, t in self.heard.items()}
+            view[protocol.ALIVE_FIELD] = f"{time.time():.3f}"
             async with client.pipeline(transaction=True) as pipe:
                 pipe.delete(key)
                 pipe.hset(key, mapping=view)

@@ -91,7 +91,8 @@ def deployment(spec: api.SyncClusterSpec, config_version: str) -> Obj:
                              "annotations": {api.CONFIG_HASH_ANNOTATION: config_version}},
                 "spec": {
                     "enableServiceLinks": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999},
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [{
                         "name": "redis",
                         "image": managed.image,
