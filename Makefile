@@ -66,6 +66,10 @@ run: deps ## Run the operator against $$KUBECONFIG (on the local cluster: Redis 
 	$(if $(filter $(CURDIR)/.cluster/kubeconfig,$(KUBECONFIG)),SYNCHRO_REDIS_NETWORKS=$${SYNCHRO_REDIS_NETWORKS:-127.0.0.0/8}) \
 	  $(PY) -m synchro run
 
+.PHONY: bench
+bench: cluster-up ## Speed and memory against same-run baselines: bench/results.json and .png (QUICK=1: < 5 min)
+	QUICK=$(QUICK) $(PY) bench/bench.py
+
 .PHONY: kind-e2e
 kind-e2e: ## For users with Docker: kind cluster, image, helm install, e2e tests (cannot run on the CI machine)
 	bash hack/kind-e2e.sh

@@ -102,6 +102,13 @@ def components() -> list[Component]:
             packages={"helm": "helm.sh/helm/v3/cmd/helm"},
             ldflags=(f"-X helm.sh/helm/v3/internal/version.version={v['HELM_VERSION']}",),
         ),
+        Component(  # cluster DNS for the real node (hack/realnode.py); the main package is the module root
+            name="coredns",
+            module="github.com/coredns/coredns",
+            version=v["COREDNS_VERSION"],
+            packages={"coredns": "github.com/coredns/coredns"},
+            ldflags=("-X github.com/coredns/coredns/coremain.GitCommit=" + v["COREDNS_VERSION"],),
+        ),
     ]
 
 
