@@ -7,6 +7,7 @@ PY        := $(VENV)/bin/python
 KUBECTL   := .cluster/bin/kubectl
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 export PYTHONPATH := $(CURDIR)/operator
+TEST_NODE ?= real
 
 .PHONY: help
 help: ## Show this help
@@ -58,7 +59,8 @@ unit: deps ## Unit tests (no cluster)
 	$(PY) -m pytest tests/unit -q
 
 .PHONY: test
-test: cluster-up ## Unit and integration tests on the local cluster
+test: deps build ## Unit and integration tests on the local cluster, with the real node (TEST_NODE=kwok: without)
+	NODE=$(TEST_NODE) python3 hack/cluster.py up
 	bash hack/pytest.sh tests/unit tests/integration
 
 .PHONY: run

@@ -358,8 +358,28 @@ def up() -> None:
     wait_for(nodes_ready, "a Ready node", 120)
     wait_for(default_sa_exists, "the default ServiceAccount", 60)
     if os.environ.get("NODE") == "real":  # the real-node tier: hack/realnode.py, docs/real-node.md
-        subprocess.run([sys.executable, str(ROOT / "hack" / "realnode.py"), "up"], check=True)
+        real_node_up()
     print(f"cluster up in {time.monotonic() - started:.1f}s; export KUBECONFIG={KUBECONFIG}")
+
+
+REAL_NODE_ERROR = STATE / "realnode-error"
+
+
+def real_node_up() -> None:
+    """Add the real node. If it cannot come up here, say so loudly and keep the kwok cluster: the
+    real-node tests then skip with this exact error (SYNCHRO_REQUIRE_REAL_NODE=1 makes it fatal)."""
+    REAL_NODE_ERROR.unlink(missing_ok=True)
+    result = subprocess.run([sys.executable, str(ROOT / "hack" / "realnode.py"), "up"],
+                            capture_output=True, text=True)
+    sys.stdout.write(result.stdout)
+    if result.returncode == 0:
+        return
+    error = (result.stderr.strip().splitlines() or ["realnode.py up failed"])[-20:]
+    REAL_NODE_ERROR.write_text("\n".join(error) + "\n")
+    print("=" * 72 + "\nTHE REAL NODE DID NOT COME UP; real-node tests will skip. The error:\n" +
+          "\n".join(error) + "\n" + "=" * 72, file=sys.stderr)
+    if os.environ.get("SYNCHRO_REQUIRE_REAL_NODE") == "1":
+        raise SystemExit(1)
 
 
 def down() -> None:

@@ -17,6 +17,7 @@ class Config:
     redis_networks: tuple[Network, ...] = ()
     probe_image: str = "synchro.local/operator:0.1.0"  # the image of the synchro-probe sidecar
     metrics_port: int = 9090  # /metrics; 0 turns it off
+    api_threads: int = 32  # concurrent blocking Kubernetes API calls
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -25,6 +26,7 @@ class Config:
             redis_networks=tuple(ipaddress.ip_network(n.strip()) for n in raw.split(",") if n.strip()),
             probe_image=environ.get("SYNCHRO_PROBE_IMAGE", cls.probe_image),
             metrics_port=int(environ.get("SYNCHRO_METRICS_PORT", cls.metrics_port)),
+            api_threads=int(environ.get("SYNCHRO_API_THREADS", cls.api_threads)),
         )
 
     def may_connect(self, address: str) -> bool:

@@ -153,6 +153,6 @@ async def post_transitions(kube: Kube, body: Mapping[str, Any], before: list[Map
                            after: list[Condition]) -> None:
     """An event when a condition changes status or reason, never on a pass that changed nothing."""
     was = {c["type"]: (c.get("status"), c.get("reason")) for c in before}
-    for c in after:
-        if was.get(c.type) != ("True" if c.status else "False", c.reason):
-            await io(kube.post_event, body, "Normal" if c.status else "Warning", c.reason, f"{c.type}: {c.message}")
+    changed = [c for c in after if was.get(c.type) != ("True" if c.status else "False", c.reason)]
+    await asyncio.gather(*(io(kube.post_event, body, "Normal" if c.status else "Warning", c.reason,
+                              f"{c.type}: {c.message}") for c in changed))

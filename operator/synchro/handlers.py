@@ -9,6 +9,7 @@ indexes, so kopf never writes its annotations or finalizers onto them.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -24,19 +25,18 @@ from synchro.redis import managed as managed_redis
 
 Key = tuple[str, str]  # (namespace, name) of a SyncCluster
 Logger = logging.Logger | logging.LoggerAdapter[Any]
-WAKE_HANDLERS = ("cluster_changed", "workload_changed", "secret_changed")
+# Watch events only wake controller loops or fill indexes; kopf's per-event success line would drown the log.
+QUIET_HANDLERS = ("cluster_changed", "workload_changed", "secret_changed", "claims", "secret_refs", "cluster_pods")
 
 
 class _QuietWakeups(logging.Filter):
-    """Watch events only wake a controller loop; kopf's per-event success line would drown the real log."""
-
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.endswith("succeeded.") and any(f"'{h}'" in message for h in WAKE_HANDLERS))
+        return not (message.endswith("succeeded.") and any(f"'{h}'" in message for h in QUIET_HANDLERS))
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = api.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=api.GROUP)
@@ -45,8 +45,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     logging.getLogger("kopf.objects").addFilter(_QuietWakeups())
-    memo.kube = kube.Kube(kube.load_client())
     memo.config = Config.from_env()
+    # Blocking API calls run in the loop's default executor: size it for many SyncClusters at once.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=memo.config.api_threads))
+    memo.kube = kube.Kube(kube.load_client(pool_size=memo.config.api_threads))
     metrics.serve(memo.config.metrics_port)
     memo.wakers = {}
 

@@ -45,13 +45,15 @@ def path(api_version: str, kind: str, namespace: str, name: str | None = None, s
     return "/".join(parts)
 
 
-def load_client() -> client.ApiClient:
+def load_client(pool_size: int = 10) -> client.ApiClient:
     """In a pod: the ServiceAccount. Elsewhere: $KUBECONFIG (make run)."""
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
+        config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
 
 
 class Kube:

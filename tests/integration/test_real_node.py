@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -29,8 +30,11 @@ def real_node(cluster: client.ApiClient) -> str:
     for node in nodes:
         if any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []):
             return str(node.metadata.name)
+    error = Path(__file__).resolve().parents[2] / ".cluster" / "realnode-error"
+    why = f"; it failed to come up: {error.read_text().strip()}" if error.exists() else ""
     pytest.skip(
-        "no Ready node labelled synchro.dev/node=real: start one with `make cluster-up NODE=real` (docs/real-node.md)"
+        "no Ready node labelled synchro.dev/node=real: start one with `make cluster-up NODE=real` "
+        f"(docs/real-node.md){why}"
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from synchro.probe import protocol
 from synchro.probe.protocol import Message
@@ -52,7 +53,8 @@ class Agent:
     async def run_once(self) -> None:
         """One connected session; returns or raises when the connection is lost."""
         c = self.config
-        client = aioredis.Redis.from_url(c.url, socket_connect_timeout=5, health_check_interval=0)
+        client = aioredis.Redis.from_url(c.url, socket_connect_timeout=5, health_check_interval=0,
+                                         maint_notifications_config=MaintNotificationsConfig(enabled=False))
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(protocol.probe_channel(c.prefix))
