@@ -44,7 +44,7 @@ crds: deps ## Regenerate crds/ from the Python API definition, and the chart's c
 
 .PHONY: lint
 lint: deps ## ruff, mypy --strict, and the chart's CRDs against crds/
-	$(VENV)/bin/ruff check operator tests hack
+	$(VENV)/bin/ruff check operator tests hack bench
 	$(VENV)/bin/mypy operator/synchro
 	$(PY) hack/chart_crds.py check
 

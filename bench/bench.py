@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -62,7 +61,7 @@ def log(msg: str) -> None:
 
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -96,7 +95,7 @@ def watching(list_fn: Callable[..., Any], namespace: str) -> Iterator[queue.Queu
         try:
             for e in w.stream(list_fn, namespace, resource_version=rv, timeout_seconds=600):
                 events.put((time.monotonic(), e["type"], e["object"]))
-        except Exception:  # noqa: BLE001 - the watch ends with the context
+        except Exception:
             pass
 
     t = threading.Thread(target=run, daemon=True)
@@ -125,7 +124,7 @@ def wait_until(check: Callable[[], Any], timeout: float = 120, interval: float =
             value = check()
             if value:
                 return value
-        except Exception:  # noqa: BLE001, S110 - not yet
+        except Exception:
             pass
         time.sleep(interval)
     raise TimeoutError(f"timed out waiting for {check}")
@@ -229,7 +228,8 @@ class RedisServer:
 def measure_rotation(ns: str) -> list[float]:
     server = RedisServer()
     try:
-        secret = {"metadata": {"name": "rot"}, "data": {"password": base64.b64encode(server.password.encode()).decode()}}
+        encoded = base64.b64encode(server.password.encode()).decode()
+        secret = {"metadata": {"name": "rot"}, "data": {"password": encoded}}
         core.create_namespaced_secret(ns, secret)
         apps.create_namespaced_deployment(ns, deployment("rot"))
         create_sc(ns, sync_cluster("rot", "rot", url=f"redis://127.0.0.1:{server.port}/0", secret="rot"))
@@ -458,7 +458,8 @@ def main() -> int:
         "thousand_rss_mb": round(t["rss_mb"], 1),
         "steady_writes_per_min": round(max(t["writes_running"] - t["writes_baseline"], 0) / STEADY_WINDOW_S * 60, 2),
         "details": {
-            "floor_s": summary(raw["floor_s"]), "inject_s": summary(raw["inject_s"]), "scale_s": summary(raw["scale_s"]),
+            "floor_s": summary(raw["floor_s"]), "inject_s": summary(raw["inject_s"]),
+            "scale_s": summary(raw["scale_s"]),
             "rotation_s": summary(raw["rotation_s"]), "probe_rtt_s": summary(raw["probe_rtt_s"]),
             "ping_rtt_s": summary(raw["ping_rtt_s"]),
             "detect_intervals": {k: summary(v) for k, v in raw["detect_intervals"].items()},

@@ -157,7 +157,7 @@ _STATUS: Schema = {
         }},
         "targets": {"type": "array", "items": {"type": "object", "properties": {
             "kind": {"type": "string"}, "name": {"type": "string"}, "configHash": {"type": "string"},
-            "rolledOutHash": {"type": "string", "description": "The last config whose rollout completed with Redis up."},
+            "rolledOutHash": {"type": "string", "description": "The last config rolled out while Redis answered."},
             "replicas": {"type": "integer"}, "readyReplicas": {"type": "integer"},
         }}},
         "conditions": {"type": "array", "items": _CONDITION,
