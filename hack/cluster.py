@@ -168,6 +168,8 @@ def processes() -> list[Proc]:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=Node,RBAC",
             "--allow-privileged=true", f"--cert-dir={STATE / 'apiserver-certs'}", "--profiling=false",
+            # Namespace annotations pick a node selector and tolerations: how namespace `real` reaches the real node.
+            "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
             "--endpoint-reconciler-type=lease",
         ], API_PORT),
         Proc("kube-controller-manager", [

@@ -477,12 +477,23 @@ def up() -> None:
     cluster.start(procs["kube-proxy"])
     cluster.wait_for(node_ready, f"node {NODE} to be Ready", 120)
     cluster.kubectl("apply", "-f", "-", stdin="\n---\n".join(json.dumps(m) for m in coredns_manifests()))
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(real_namespace()))
     cluster.wait_for(dns_answers, f"CoreDNS to answer at {CLUSTER_DNS} (kube-system/coredns on {NODE})", 180)
     print(
         f"real node {NODE} up in {time.monotonic() - started:.1f}s (pods: nodeSelector {LABEL_KEY}={LABEL_VALUE} "
         "plus a toleration of the same taint)",
         flush=True,
     )
+
+
+def real_namespace() -> dict[str, object]:
+    """Namespace `real`: every pod created there lands on the real node, with no selector of its own
+    (the PodNodeSelector and PodTolerationRestriction admission plugins read these annotations)."""
+    toleration = {"key": LABEL_KEY, "operator": "Equal", "value": LABEL_VALUE, "effect": "NoSchedule"}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "real", "annotations": {
+        "scheduler.alpha.kubernetes.io/node-selector": f"{LABEL_KEY}={LABEL_VALUE}",
+        "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([toleration]),
+    }}}
 
 
 def down() -> None:
