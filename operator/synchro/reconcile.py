@@ -225,7 +225,7 @@ class Reconciler:
                 ca = value
         endpoint = presets.Endpoint(
             host=ext.host, port=ext.port, db=ext.db, tls=ext.tls, username=ext.username,
-            password=presets.SecretKeyRef(ext.password.name, ext.password.key) if ext.password else None,
+            password=ext.password,
             prefix=spec.prefix,
         )
         creds = connect.Credentials(ext.username, password, ext.db, ext.tls, ca)

@@ -18,16 +18,15 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 from urllib.parse import quote
 
+from synchro.api import SecretRef
+
 EnvVar: TypeAlias = dict[str, Any]  # one Kubernetes EnvVar object as a plain dict
 
 PASSWORD_VAR = "SYNCHRO_REDIS_PASSWORD"
 PASSWORD_REF = f"$({PASSWORD_VAR})"
 
 
-@dataclass(frozen=True)
-class SecretKeyRef:
-    name: str
-    key: str
+SecretKeyRef = SecretRef  # one type for a Secret key reference; presets name it the way Kubernetes does
 
 
 @dataclass(frozen=True)
