@@ -5,7 +5,9 @@
     hack/cluster.py down    stop what `up` started, by the PIDs it recorded
     hack/cluster.py status  one line per process
     hack/cluster.py clean   down, then forget all state (etcd data, certificates)
-    hack/cluster.py start-operator | stop-operator   the operator on the host, as `make demo` runs it
+    hack/cluster.py start-operator [--as-service-account] | stop-operator
+                            the operator on the host, as `make demo` runs it; with the flag, authenticated as
+                            the Helm chart's ServiceAccount with only the chart's RBAC (as the tests run it)
 
 Everything lives in .cluster/: pki/, etcd/, logs/, pids/ and the admin kubeconfig.
 The binaries come from hack/build.py, which links them into .cluster/bin/.
@@ -138,6 +140,28 @@ def operator_proc() -> Proc:
     """The operator as `make demo` runs it: on the host, against the admin kubeconfig."""
     python = str(ROOT / ".venv" / "bin" / "python")
     return Proc("operator", [python, "-m", "synchro", "run", "--liveness", "http://127.0.0.1:18080/healthz"], 18080)
+
+
+def service_account_kubeconfig() -> Path:
+    """Apply the Helm chart's RBAC (cluster-wide) and write a kubeconfig holding a token of its ServiceAccount,
+    so that the operator runs with exactly the rights a Helm install grants it, and no more."""
+    chart = ROOT / "charts" / "synchro"
+    rbac = subprocess.run(
+        [str(BIN / "helm"), "template", "synchro", str(chart), "--namespace", "synchro-system",
+         "--set", "crds.install=false", "--show-only", "templates/serviceaccount.yaml",
+         "--show-only", "templates/rbac.yaml"], check=True, capture_output=True, text=True).stdout
+    kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace",
+                                                  "metadata": {"name": "synchro-system"}}))
+    kubectl("apply", "-f", "-", stdin=rbac)
+    token = kubectl("create", "token", "synchro", "-n", "synchro-system", "--duration=24h").strip()
+    path = STATE / "operator-sa.kubeconfig"
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "synchro",
+        "clusters": [{"name": "synchro", "cluster": {"server": API_URL, "certificate-authority": str(PKI / "ca.crt")}}],
+        "users": [{"name": "synchro", "user": {"token": token}}],
+        "contexts": [{"name": "synchro", "context": {"cluster": "synchro", "user": "synchro"}}],
+    }, indent=2) + "\n")
+    return path
 
 
 def operator_env() -> dict[str, str]:
@@ -419,7 +443,9 @@ def main(argv: list[str]) -> int:
     elif command == "down":
         down()
     elif command == "start-operator":
-        os.environ.update(KUBECONFIG=str(KUBECONFIG), PYTHONPATH=str(ROOT / "operator"), **operator_env())
+        as_sa = "--as-service-account" in argv[1:]
+        kubeconfig = service_account_kubeconfig() if as_sa else KUBECONFIG
+        os.environ.update(KUBECONFIG=str(kubeconfig), PYTHONPATH=str(ROOT / "operator"), **operator_env())
         start(operator_proc())
     elif command == "stop-operator":
         stop(operator_proc())

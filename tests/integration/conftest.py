@@ -40,16 +40,28 @@ def namespace(cluster: client.ApiClient) -> Iterator[str]:
     core.delete_namespace(name)
 
 
+OPERATOR_LOG = ROOT / ".cluster" / "logs" / "operator.log"
+
+
 @pytest.fixture(scope="session")
 def operator(cluster: client.ApiClient) -> Iterator[None]:
-    """The CRD applied and the operator running on the host, as `make demo` runs it."""
+    """The CRD applied and the operator running on the host, authenticated as the Helm chart's ServiceAccount
+    with only the chart's RBAC: every test that uses it also proves the chart grants enough. At the end, a
+    single Forbidden answer in the operator's log fails the session."""
     subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "apply", "--server-side",
                     "-f", str(ROOT / "crds")], check=True, capture_output=True)
     subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "wait", "--for",
                     "condition=Established", "crd/syncclusters.synchro.dev"], check=True, capture_output=True)
-    cluster_cmd("start-operator")
+    cluster_cmd("stop-operator")  # one left by `make demo` runs as cluster admin
+    start = OPERATOR_LOG.stat().st_size if OPERATOR_LOG.exists() else 0
+    cluster_cmd("start-operator", "--as-service-account")
     yield
     cluster_cmd("stop-operator")
+    with OPERATOR_LOG.open(errors="replace") as log:
+        log.seek(start)
+        denied = [line for line in log if " 403" in line or "Forbidden" in line or "forbidden:" in line]
+    denied = [line for line in denied if "being terminated" not in line]  # a namespace in deletion, not RBAC
+    assert not denied, "the operator was denied by the chart's RBAC:\n" + "".join(denied[:20])
 
 
 @pytest.fixture()

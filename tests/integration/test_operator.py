@@ -225,7 +225,7 @@ def test_restarting_the_operator_changes_nothing(env: Env) -> None:
     before_sc = env.sc("steady")["metadata"]["resourceVersion"]
 
     cluster_cmd("stop-operator")
-    cluster_cmd("start-operator")
+    cluster_cmd("start-operator", "--as-service-account")
     env.create(app("marker"))
     env.create(sync_cluster("marker", [{"name": "marker", "preset": "generic"}]))
     env.wait_condition("marker", "Ready", "True")  # the restarted operator has made its first passes
