@@ -164,10 +164,18 @@ def service_account_kubeconfig() -> Path:
     return path
 
 
+def real_node_pod_cidr() -> str | None:
+    code, body = api_get("/api/v1/nodes?labelSelector=synchro.dev%2Fnode%3Dreal")
+    items = json.loads(body).get("items", []) if code == 200 else []
+    return next((n["spec"]["podCIDR"] for n in items if n.get("spec", {}).get("podCIDR")), None)
+
+
 def operator_env() -> dict[str, str]:
-    """The operator may only open connections that stay on this machine: kwok pod and Service IPs lead
-    nowhere, and this sandbox must never send traffic to private ranges it does not own."""
-    return {"SYNCHRO_REDIS_NETWORKS": os.environ.get("SYNCHRO_REDIS_NETWORKS", "127.0.0.0/8")}
+    """The operator may only open connections that stay on this machine: loopback, and the real node's pod
+    range when it runs. kwok pod IPs, and Services that lead to them, go nowhere, and this sandbox must never
+    send traffic to private ranges it does not own."""
+    networks = ["127.0.0.0/8", *filter(None, [real_node_pod_cidr()])]
+    return {"SYNCHRO_REDIS_NETWORKS": os.environ.get("SYNCHRO_REDIS_NETWORKS", ",".join(networks))}
 
 
 def processes() -> list[Proc]:

@@ -80,3 +80,17 @@ def private_redis() -> Iterator[tuple[int, str]]:
     yield port, password
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: client.ApiClient) -> str:
+    nodes = client.CoreV1Api(cluster).list_node(label_selector="synchro.dev/node=real").items
+    for node in nodes:
+        if any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []):
+            return str(node.metadata.name)
+    error = ROOT / ".cluster" / "realnode-error"
+    why = f"; it failed to come up: {error.read_text().strip()}" if error.exists() else ""
+    pytest.skip(
+        "no Ready node labelled synchro.dev/node=real: start one with `make cluster-up NODE=real` "
+        f"(docs/real-node.md){why}"
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -22,20 +21,6 @@ NODE_LABEL = {"synchro.dev/node": "real"}
 TOLERATION = {"key": "synchro.dev/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}
 REDIS_IMAGE = "synchro.local/redis:7"
 TEST_IMAGE = "synchro.local/test:1"
-
-
-@pytest.fixture(scope="module")
-def real_node(cluster: client.ApiClient) -> str:
-    nodes = client.CoreV1Api(cluster).list_node(label_selector="synchro.dev/node=real").items
-    for node in nodes:
-        if any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []):
-            return str(node.metadata.name)
-    error = Path(__file__).resolve().parents[2] / ".cluster" / "realnode-error"
-    why = f"; it failed to come up: {error.read_text().strip()}" if error.exists() else ""
-    pytest.skip(
-        "no Ready node labelled synchro.dev/node=real: start one with `make cluster-up NODE=real` "
-        f"(docs/real-node.md){why}"
-    )
 
 
 @pytest.fixture()

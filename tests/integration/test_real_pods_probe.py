@@ -1,0 +1,54 @@
+"""End to end on the real node: a managed Redis, target pods and their synchro-probe sidecars all run as
+real containers, and the operator reaches Redis through its pod address. No host stand-ins."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kit import Env, sync_cluster
+from kubernetes import client
+
+from poll import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.realnode]
+TOLERATION = {"key": "synchro.dev/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}
+
+
+@pytest.fixture()
+def real_env(cluster: client.ApiClient, operator: None, real_node: str) -> Iterator[Env]:
+    """A namespace whose every pod lands on the real node, the operator's managed Redis included."""
+    core = client.CoreV1Api(cluster)
+    name = f"t-real-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name, "annotations": {
+        "scheduler.alpha.kubernetes.io/node-selector": "synchro.dev/node=real",
+        "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([TOLERATION]),
+    }}})
+    yield Env(cluster, name)
+    core.delete_namespace(name)
+
+
+def test_managed_redis_and_real_sidecars_go_ready(real_env: Env, real_node: str) -> None:
+    env = real_env
+    env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "app"}}, "template": {
+            "metadata": {"labels": {"app": "app"}},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+                "name": "app", "image": "synchro.local/test:1", "imagePullPolicy": "IfNotPresent",
+                "command": ["sleep", "infinity"]}]}}}})
+    env.create(sync_cluster("live", [{"name": "app", "preset": "generic"}], replicas=2, redis={"mode": "Managed"},
+                            probe={"interval": "2s", "timeout": "1s"}))
+
+    env.wait_condition("live", "RedisReady", "True", timeout=180)
+    env.wait_condition("live", "Ready", "True", timeout=240)
+    status = env.sc("live")["status"]
+    assert status["probe"]["expected"] == 2 and status["probe"]["healthy"] == 2
+    assert status["conditions"][-1]["reason"] == "Ready"
+    pods = env.core.list_namespaced_pod(env.ns, label_selector="synchro.dev/cluster=live").items
+    assert {p.spec.node_name for p in pods} == {real_node}
+    assert all({c.name for c in p.spec.containers} == {"app", "synchro-probe"} for p in pods)
+    assert all(all(cs.ready for cs in p.status.container_statuses) for p in pods)
+    wait_for(lambda: all(len(v) == 1 for v in env.sc("live")["status"]["probe"]["hears"].values()),
+             "each sidecar to hear the other", 60)
