@@ -6,6 +6,7 @@ $KUBECONFIG, so they cannot run against somebody else's cluster by accident.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -94,3 +95,16 @@ def real_node(cluster: client.ApiClient) -> str:
         "no Ready node labelled synchro.dev/node=real: start one with `make cluster-up NODE=real` "
         f"(docs/real-node.md){why}"
     )
+
+
+NPM_CACHE = Path(os.environ.get("SYNCHRO_CACHE", Path.home() / ".cache" / "synchro")) / "npm"
+
+
+@pytest.fixture(scope="session")
+def hocuspocus_app() -> Path:
+    if not shutil.which("node") or not shutil.which("npm"):
+        pytest.skip("node and npm are needed for the Hocuspocus check")
+    app = ROOT / "apps" / "hocuspocus"
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error", "--cache", str(NPM_CACHE)],
+                   cwd=app, check=True, capture_output=True)
+    return app

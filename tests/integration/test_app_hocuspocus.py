@@ -1,0 +1,87 @@
+"""The hocuspocus preset with the real @hocuspocus/server 3.4.4 and @hocuspocus/extension-redis 3.4.4.
+
+Two replicas run as processes fed the env resolved from the live Deployment, exactly as the kubelet would
+give it to the containers. A Y.js update sent to replica A must reach a client of replica B; the same two
+replicas without the injected env must not synchronize, which proves the check can fail.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kit import Env, sync_cluster
+from podenv import resolve_env, secret_reader
+
+from poll import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.apps]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Replicas:
+    def __init__(self, app: Path, tmp: Path) -> None:
+        self.app, self.tmp, self.procs = app, tmp, []  # type: list[subprocess.Popen[bytes]]
+
+    def start(self, env: Mapping[str, str]) -> int:
+        port = free_port()
+        log = (self.tmp / f"hocuspocus-{port}.log").open("wb")
+        proc = subprocess.Popen(["node", "server.mjs"], cwd=self.app, env={"PATH": "/usr/bin:/bin:/usr/local/bin",
+                                **env, "PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5), f"hocuspocus on {port}", 20)
+        return port
+
+    def synchronized(self, a: int, b: int, doc: str) -> bool:
+        result = subprocess.run(["node", "check.mjs", str(a), str(b), doc], cwd=self.app, capture_output=True,
+                                text=True, timeout=60)
+        return result.returncode == 0
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+            p.wait(10)
+
+
+@pytest.fixture()
+def replicas(hocuspocus_app: Path, tmp_path: Path) -> Iterator[Replicas]:
+    r = Replicas(hocuspocus_app, tmp_path)
+    yield r
+    r.stop()
+
+
+def container_env(env: Env, deployment: str, container: str) -> dict[str, str]:
+    template = env.core.api_client.sanitize_for_serialization(env.deployment(deployment).spec.template)
+    pod: dict[str, Any] = {"metadata": {"name": f"{deployment}-0", "namespace": env.ns}, "spec": template["spec"]}
+    return resolve_env(pod, container, secret_reader(env.core, env.ns))
+
+
+def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(env: Env, replicas: Replicas) -> None:
+    env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "collab"}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "collab"}}, "template": {
+            "metadata": {"labels": {"app": "collab"}},
+            "spec": {"containers": [{"name": "hocuspocus", "image": "example/hocuspocus",
+                                     "env": [{"name": "NODE_ENV", "value": "production"}]}]}}}})
+    before = container_env(env, "collab", "hocuspocus")
+    env.create(sync_cluster("collab", [{"name": "collab", "preset": "hocuspocus"}], replicas=2,
+                            redis={"mode": "External", "external": {"url": "redis://127.0.0.1:6379/5"}}))
+    env.wait_condition("collab", "ConfigInjected", "True")
+    wait_for(lambda: "REDIS_HOST" in container_env(env, "collab", "hocuspocus"), "the injected env")
+    injected = container_env(env, "collab", "hocuspocus")
+    assert injected["HOCUSPOCUS_REDIS_PREFIX"] == f"{env.ns}.collab"
+
+    a, b = replicas.start(injected), replicas.start(injected)
+    assert replicas.synchronized(a, b, "doc-with-redis"), "replicas with the injected env did not synchronize"
+
+    c, d = replicas.start(before), replicas.start(before)
+    assert not replicas.synchronized(c, d, "doc-without-redis"), "replicas without Redis synchronized anyway"
