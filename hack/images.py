@@ -30,7 +30,34 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("SYNCHRO_CACHE", Path.home() / ".cache" / "synchro"))
 IMAGES = CACHE / "images"
 SUITE = "bookworm"
-MIRROR = os.environ.get("SYNCHRO_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+
+def apt_sources() -> dict[str, str]:
+    """Suite -> archive URI, as this machine's apt is configured (deb822 .sources, then sources.list): the
+    images come from the same Debian archive the host installs its packages from."""
+    found: dict[str, str] = {}
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for stanza in path.read_text().split("\n\n"):
+            fields = dict(line.split(":", 1) for line in stanza.splitlines() if ":" in line and line[0] != "#")
+            if fields.get("Types", "").strip() == "deb" and "URIs" in fields:
+                for suite in fields.get("Suites", "").split():
+                    found.setdefault(suite, fields["URIs"].split()[0])
+    sources_list = Path("/etc/apt/sources.list")
+    for line in sources_list.read_text().splitlines() if sources_list.exists() else []:
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "deb":
+            found.setdefault(parts[2], parts[1])
+    return found
+
+
+def mirror(suite: str) -> str:
+    uri = os.environ.get("SYNCHRO_DEBIAN_MIRROR") if suite == SUITE else None
+    uri = uri or apt_sources().get(suite)
+    if not uri:
+        raise SystemExit(f"no Debian archive for {suite} in this machine's apt sources: set SYNCHRO_DEBIAN_MIRROR")
+    return uri
+
+
 FORMAT = "3"  # bump to rebuild every image after changing how images are assembled
 
 PAUSE_C = r"""
@@ -91,7 +118,7 @@ class Image:
         for part in (
             FORMAT,
             SUITE,
-            MIRROR,
+            mirror(SUITE),
             self.ref,
             *self.packages,
             json.dumps(self.config, sort_keys=True),
@@ -104,7 +131,7 @@ class Image:
 
     def prepared_key(self) -> str:
         h = hashlib.sha256()
-        for part in (FORMAT, SUITE, MIRROR, *self.packages, *self.setup_inputs()):
+        for part in (FORMAT, SUITE, mirror(SUITE), *self.packages, *self.setup_inputs()):
             h.update(part.encode() + b"\0")
         return h.hexdigest()[:16]
 
@@ -289,7 +316,7 @@ def images() -> dict[str, Image]:
 
 def base_rootfs() -> Path:
     """A debootstrap'ed minbase Debian, cached; images copy it."""
-    key = hashlib.sha256(f"{FORMAT}\0{SUITE}\0{MIRROR}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{FORMAT}\0{SUITE}\0{mirror(SUITE)}".encode()).hexdigest()[:16]
     base = IMAGES / f"rootfs-{SUITE}-{key}"
     if (base / ".complete").exists():
         return base
@@ -297,11 +324,13 @@ def base_rootfs() -> Path:
     if partial.exists():
         shutil.rmtree(partial)
     started = time.monotonic()
-    print(f"debootstrap {SUITE} (minbase) from {MIRROR}", flush=True)
-    run("debootstrap", "--variant=minbase", SUITE, partial, MIRROR, stdout=subprocess.DEVNULL)
+    archive = mirror(SUITE)
+    print(f"debootstrap {SUITE} (minbase) from {archive}", flush=True)
+    run("debootstrap", "--variant=minbase", SUITE, partial, archive, stdout=subprocess.DEVNULL)
+    security = apt_sources().get(f"{SUITE}-security")
     (partial / "etc" / "apt" / "sources.list").write_text(
-        f"deb {MIRROR} {SUITE} main\ndeb {MIRROR} {SUITE}-updates main\n"
-        f"deb http://deb.debian.org/debian-security {SUITE}-security main\n"
+        f"deb {archive} {SUITE} main\ndeb {archive} {SUITE}-updates main\n"
+        + (f"deb {security} {SUITE}-security main\n" if security else "")
     )
     # Never start services from maintainer scripts; keep images small.
     policy = partial / "usr" / "sbin" / "policy-rc.d"
