@@ -13,9 +13,7 @@ import os
 import platform
 import queue
 import re
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "hack"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "hack"), str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
 
 import redis  # noqa: E402
+from kit import RedisServer  # noqa: E402
 from kubernetes import client, config, watch  # noqa: E402
 from podenv import resolve_env, secret_reader, start_agent  # noqa: E402
 
@@ -209,24 +208,8 @@ def measure_scale(ns: str) -> list[float]:
     return out
 
 
-class RedisServer:
-    def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.password = uuid.uuid4().hex
-        self.proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-                                      "--bind", "127.0.0.1", "--save", "", "--requirepass", self.password],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: socket.create_connection(("127.0.0.1", self.port), timeout=0.5))
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
 def measure_rotation(ns: str) -> list[float]:
-    server = RedisServer()
+    server = RedisServer().start()
     try:
         encoded = base64.b64encode(server.password.encode()).decode()
         secret = {"metadata": {"name": "rot"}, "data": {"password": encoded}}

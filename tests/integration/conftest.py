@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kit import KUBECTL, Env, cluster_cmd, free_port
+from kit import KUBECTL, Env, RedisServer, cluster_cmd, fresh_namespace
 from kubernetes import client, config
-
-from poll import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
@@ -34,11 +30,8 @@ def cluster() -> client.ApiClient:
 
 @pytest.fixture()
 def namespace(cluster: client.ApiClient) -> Iterator[str]:
-    core = client.CoreV1Api(cluster)
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"synchro.dev/test": "1"})))
-    yield name
-    core.delete_namespace(name)
+    with fresh_namespace(cluster) as name:
+        yield name
 
 
 OPERATOR_LOG = ROOT / ".cluster" / "logs" / "operator.log"
@@ -71,16 +64,10 @@ def env(cluster: client.ApiClient, namespace: str, operator: None) -> Env:
 
 
 @pytest.fixture()
-def private_redis() -> Iterator[tuple[int, str]]:
-    """A real redis-server of the test's own, with a password, on a free loopback port."""
-    port, password = free_port(), uuid.uuid4().hex
-    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-                             "127.0.0.1", "--save", "", "--requirepass", password],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5), f"redis on {port}", 10)
-    yield port, password
-    proc.terminate()
-    proc.wait(10)
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

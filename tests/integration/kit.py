@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import shutil
 import socket
 import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +100,42 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+REAL_NODE_TOLERATION = {"key": "synchro.dev/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}
+
+
+@contextmanager
+def fresh_namespace(api: client.ApiClient, annotations: dict[str, str] | None = None) -> Iterator[str]:
+    """A namespace of the test's own, deleted afterwards without waiting."""
+    core = client.CoreV1Api(api)
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"synchro.dev/test": "1"},
+                                        "annotations": annotations or {}}})
+    yield name
+    core.delete_namespace(name)
+
+
+class RedisServer:
+    """A real redis-server of the test's own, with a password, on a free loopback port; it can be stopped and
+    started again on the same port."""
+
+    def __init__(self) -> None:
+        self.port, self.password = free_port(), uuid.uuid4().hex
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        self.proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+                                      "--bind", "127.0.0.1", "--save", "", "--requirepass", self.password],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: socket.create_connection(("127.0.0.1", self.port), timeout=0.5), "redis up", 10)
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
 
 
 def redis_cli(port: int, password: str, *args: str) -> str:

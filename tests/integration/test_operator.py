@@ -18,6 +18,7 @@ from kit import (
     ROOT,
     VERSION,
     Env,
+    RedisServer,
     app,
     cluster_cmd,
     redis_cli,
@@ -186,8 +187,8 @@ def test_retain_leaves_the_target_as_it_is(env: Env) -> None:
     assert "REDIS_URL" in env.env_of("stay") and env.deployment("stay").spec.replicas == 2
 
 
-def test_password_rotation_rolls_exactly_once(env: Env, private_redis: tuple[int, str]) -> None:
-    port, password = private_redis
+def test_password_rotation_rolls_exactly_once(env: Env, redis_server: RedisServer) -> None:
+    port, password = redis_server.port, redis_server.password
     env.create(secret("redis-auth", password))
     env.create(app("rot"))
     env.create(sync_cluster("rot", [{"name": "rot", "preset": "generic"}], redis={"mode": "External", "external": {

@@ -14,19 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kit import Env, sync_cluster
+from kit import Env, free_port, sync_cluster
 from podenv import resolve_env, secret_reader
 
 from poll import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.apps]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Replicas:

@@ -9,54 +9,20 @@ from __future__ import annotations
 import base64
 import copy
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kit import Env, app, sync_cluster
+from kit import Env, RedisServer, app, sync_cluster
 from podenv import resolve_env, secret_reader, start_agent
 
 from poll import wait_for
 
 pytestmark = pytest.mark.integration
 INTERVAL = 2  # seconds: short, so that the tests are quick; detection times are measured in make bench
-
-
-class RedisServer:
-    """A real redis-server of the test's own on a free loopback port, that can be stopped and started again."""
-
-    def __init__(self, password: str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.password = password
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-                                      "--bind", "127.0.0.1", "--save", "", "--requirepass", self.password],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: socket.create_connection(("127.0.0.1", self.port), timeout=0.5), "redis up", 10)
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-
-@pytest.fixture()
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(uuid.uuid4().hex)
-    server.start()
-    yield server
-    server.stop()
 
 
 class Agents:

@@ -6,10 +6,10 @@ Every pod here selects that node and tolerates its taint; images are the locally
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
+from kit import REAL_NODE_TOLERATION, fresh_namespace
 from kubernetes import client
 from kubernetes.stream import stream
 
@@ -18,18 +18,15 @@ from poll import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.realnode]
 
 NODE_LABEL = {"synchro.dev/node": "real"}
-TOLERATION = {"key": "synchro.dev/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}
+TOLERATION = REAL_NODE_TOLERATION
 REDIS_IMAGE = "synchro.local/redis:7"
 TEST_IMAGE = "synchro.local/test:1"
 
 
 @pytest.fixture()
 def other_namespace(cluster: client.ApiClient) -> Iterator[str]:
-    core = client.CoreV1Api(cluster)
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"synchro.dev/test": "1"})))
-    yield name
-    core.delete_namespace(name)
+    with fresh_namespace(cluster) as name:
+        yield name
 
 
 def pod_spec(container: dict[str, object], restart: str = "Always") -> dict[str, object]:

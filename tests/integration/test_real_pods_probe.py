@@ -4,30 +4,24 @@ real containers, and the operator reaches Redis through its pod address. No host
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from kit import Env, sync_cluster
+from kit import REAL_NODE_TOLERATION, Env, fresh_namespace, sync_cluster
 from kubernetes import client
 
 from poll import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.realnode]
-TOLERATION = {"key": "synchro.dev/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}
 
 
 @pytest.fixture()
 def real_env(cluster: client.ApiClient, operator: None, real_node: str) -> Iterator[Env]:
     """A namespace whose every pod lands on the real node, the operator's managed Redis included."""
-    core = client.CoreV1Api(cluster)
-    name = f"t-real-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": name, "annotations": {
-        "scheduler.alpha.kubernetes.io/node-selector": "synchro.dev/node=real",
-        "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([TOLERATION]),
-    }}})
-    yield Env(cluster, name)
-    core.delete_namespace(name)
+    annotations = {"scheduler.alpha.kubernetes.io/node-selector": "synchro.dev/node=real",
+                   "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([REAL_NODE_TOLERATION])}
+    with fresh_namespace(cluster, annotations) as name:
+        yield Env(cluster, name)
 
 
 def test_managed_redis_and_real_sidecars_go_ready(real_env: Env, real_node: str) -> None:
