@@ -70,9 +70,9 @@ class Controller:
                     metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
                     next_pass = time.monotonic() + delay
                 plan = self.last.probe if self.last else None
-                if plan is None:
-                    self.verdict = None
-                elif time.monotonic() >= next_probe:
+                if plan is None or (self.verdict is not None and self.verdict.expected != plan.ready_pods):
+                    self.verdict, next_probe = None, 0.0  # the pods changed: no verdict about the old set
+                if plan is not None and time.monotonic() >= next_probe:
                     next_probe = time.monotonic() + plan.interval_s
                     await self.probe(plan)
                 if self.last is not None:
@@ -86,13 +86,15 @@ class Controller:
     async def probe(self, plan: ProbePlan) -> None:
         namespace, name = self.key
         expected = [p for p in self.pods() if p.ready]
+        if len(expected) < plan.ready_pods:
+            return  # the pod index lags the workloads' status: judge once it has seen every ready pod
         seen = await checker.observe(plan.address, plan.creds, plan.prefix, [p.name for p in expected],
-                                     plan.timeout_s, plan.expected_subscribers)
+                                     plan.timeout_s, plan.expected_subscribers, plan.in_cluster_redis)
         if seen.redis_error is None:
             elsewhere = await checker.alive_elsewhere(expected, plan.desired_url, namespace, self.secret_value,
                                                       self.service_ip, self.config)
             seen = dataclasses.replace(seen, elsewhere=elsewhere)
-        pods = [verdict.Pod(p.name, stale=p.config_hash not in plan.desired_hashes) for p in expected]
+        pods = [verdict.Pod(p.name, stale=p.config_hash not in plan.desired_hashes, ip=p.ip) for p in expected]
         self.verdict = verdict.judge(pods, seen)
         self.probe_time = now_iso()
         for rtt in seen.pongs.values():

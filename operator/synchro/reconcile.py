@@ -104,6 +104,8 @@ class ProbePlan:
     interval_s: int
     timeout_s: int
     expected_subscribers: Mapping[str, int]
+    in_cluster_redis: bool  # the managed Redis sees pod IPs; an external one may see only the nodes'
+    ready_pods: int  # what the workloads report ready: the probe waits until it sees as many pods
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ class Reconciler:
                 channels[channel] = channels.get(channel, 0) + state.ready_replicas
         return ProbePlan(redis.address, redis.creds, spec.prefix, presets.redis_url(redis.endpoint),
                          frozenset(t.config_hash for t in targets), spec.probe.interval_s, spec.probe.timeout_s,
-                         channels)
+                         channels, spec.managed is not None, sum(t.ready_replicas for t in targets))
 
     # ------------------------------------------------------------ Redis
 

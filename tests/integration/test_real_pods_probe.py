@@ -46,3 +46,27 @@ def test_managed_redis_and_real_sidecars_go_ready(real_env: Env, real_node: str)
     assert all(all(cs.ready for cs in p.status.container_statuses) for p in pods)
     wait_for(lambda: all(len(v) == 1 for v in env.sc("live")["status"]["probe"]["hears"].values()),
              "each sidecar to hear the other", 60)
+
+
+def test_the_apps_own_subscriptions_are_counted_and_located(real_env: Env) -> None:
+    """A stand-in Directus: each pod's app container subscribes to the bus channel the directus preset names,
+    with the injected REDIS URL. The probe then sees NUMSUB reach the replica count, and CLIENT LIST finds an
+    app subscription from every pod's own IP."""
+    env = real_env
+    # redis-cli sends `redis://:pw@` as AUTH with an empty user name, which Redis refuses (ioredis, Directus'
+    # client, does not), so the stand-in passes the same injected password through REDISCLI_AUTH instead.
+    subscribe = ('if [ -z "$REDIS" ]; then exec sleep infinity; fi; url="${REDIS#string:}"; '
+                 'REDISCLI_AUTH="$SYNCHRO_REDIS_PASSWORD" exec redis-cli -u "redis://${url#*@}" '
+                 'subscribe "${REDIS_BUS_NAMESPACE#string:}:schemaChanged"')
+    env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cms"}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "cms"}}, "template": {
+            "metadata": {"labels": {"app": "cms"}},
+            "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+                "name": "directus", "image": "synchro.local/test:1", "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", subscribe]}]}}}})
+    env.create(sync_cluster("cms", [{"name": "cms", "preset": "directus"}], replicas=2, redis={"mode": "Managed"},
+                            probe={"interval": "2s", "timeout": "1s"}))
+    env.wait_condition("cms", "PubSubHealthy", "True", "AllPodsHealthy", timeout=240)
+    env.wait_condition("cms", "Ready", "True")
+    probe = env.sc("cms")["status"]["probe"]
+    assert (probe["expected"], probe["healthy"], probe["unhealthy"]) == (2, 2, [])

@@ -33,6 +33,7 @@ class PodRecord:
     name: str
     ready: bool
     config_hash: str | None
+    ip: str | None
     probe_url: str | None  # SYNCHRO_PROBE_URL as written in the pod spec ($(VAR) references unresolved)
     probe_prefix: str | None
     password_ref: tuple[str, str] | None  # the Secret (name, key) behind SYNCHRO_REDIS_PASSWORD
@@ -49,6 +50,7 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord:
         name=meta["name"],
         ready=bool(ready),
         config_hash=(meta.get("annotations") or {}).get(api.CONFIG_HASH_ANNOTATION),
+        ip=status.get("podIP"),
         probe_url=(env.get(sidecar.URL_VAR) or {}).get("value"),
         probe_prefix=(env.get("SYNCHRO_PROBE_PREFIX") or {}).get("value"),
         password_ref=(ref["name"], ref["key"]) if ref else None,
@@ -93,6 +95,17 @@ async def count_subscribers(client: Any, channels: Sequence[str]) -> dict[str, i
     return {(ch.decode() if isinstance(ch, bytes) else ch): int(n) for ch, n in result}
 
 
+def app_subscriber_ips(clients: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    """Pure: source IPs of pub/sub connections that are not a probe agent's, from CLIENT LIST entries."""
+    found = set()
+    for c in clients:
+        if c.get("name") == protocol.CLIENT_NAME:
+            continue
+        if int(c.get("sub", 0) or 0) + int(c.get("psub", 0) or 0) + int(c.get("ssub", 0) or 0) > 0:
+            found.add(str(c.get("addr", "")).rsplit(":", 1)[0])
+    return frozenset(found)
+
+
 async def alive_elsewhere(pods: Sequence[PodRecord], desired_url: str, namespace: str, secret: SecretLookup,
                           service_ip: ServiceLookup, config: Config) -> dict[str, str]:
     """Pods whose agent was given another Redis and is alive there (its view key exists)."""
@@ -122,7 +135,9 @@ async def alive_elsewhere(pods: Sequence[PodRecord], desired_url: str, namespace
 
 
 async def observe(address: tuple[str, int], creds: connect.Credentials, prefix: str, expected: Sequence[str],
-                  timeout_s: float, expected_subscribers: Mapping[str, int]) -> Observation:
+                  timeout_s: float, expected_subscribers: Mapping[str, int], check_addresses: bool) -> Observation:
+    """`check_addresses`: Redis sees the pods' own IPs (it runs in the cluster), so CLIENT LIST can name a pod
+    whose app holds no subscription."""
     client = connect.client_for(*address, creds, timeout=max(timeout_s, 1.0))
     try:
         pongs, views, subscribers = await asyncio.gather(
@@ -130,8 +145,11 @@ async def observe(address: tuple[str, int], creds: connect.Credentials, prefix: 
             read_views(client, prefix, expected),
             count_subscribers(client, list(expected_subscribers)),
         )
+        ips = app_subscriber_ips(await client.client_list(_type="pubsub")) \
+            if check_addresses and expected_subscribers else None
     except (RedisError, OSError) as e:
         return Observation(redis_error=str(e) or type(e).__name__)
     finally:
         await client.aclose()
-    return Observation(pongs=pongs, views=views, subscribers=subscribers, expected_subscribers=expected_subscribers)
+    return Observation(pongs=pongs, views=views, subscribers=subscribers, expected_subscribers=expected_subscribers,
+                       app_subscriber_ips=ips)

@@ -14,6 +14,7 @@ from typing import Any
 
 CONTAINER = "synchro-probe"
 VIEW_TTL_INTERVALS = 3  # a view older than this many probe intervals has expired
+CLIENT_NAME = "synchro-probe"  # CLIENT SETNAME of every agent connection, so CLIENT LIST tells it from the app
 ALIVE_FIELD = "_alive"  # in a view: when its agent last wrote it (so a view exists even with no peers heard)
 
 

@@ -15,6 +15,7 @@ REDIS_UNAVAILABLE = "RedisUnavailable"
 # Per-pod reasons in status.probe.unhealthy
 NO_REPLY = "NoReply"  # the agent did not answer the operator's ping in time
 STALE_CONFIG = "StaleConfig"  # the pod runs an older injected config than the one desired
+APP_NOT_SUBSCRIBED = "AppNotSubscribed"  # the pod's agent answers, but no app connection from its IP subscribes
 ISOLATED = "Isolated"  # the pod answers, but it is not in the largest group that hears each other
 
 
@@ -22,6 +23,7 @@ ISOLATED = "Isolated"  # the pod answers, but it is not in the largest group tha
 class Pod:
     name: str
     stale: bool = False  # its synchro.dev/config-hash is not what its target should run
+    ip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class Observation:
     subscribers: Mapping[str, int] = field(default_factory=dict)  # app channel -> PUBSUB NUMSUB
     expected_subscribers: Mapping[str, int] = field(default_factory=dict)  # app channel -> processes expected
     elsewhere: Mapping[str, str] = field(default_factory=dict)  # pod -> another Redis its agent is alive on
+    # IPs of the app's own pub/sub connections (CLIENT LIST, agents left out); None when not checked, e.g. an
+    # external Redis that sees the nodes' addresses instead of the pods'.
+    app_subscriber_ips: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ def judge(pods: Sequence[Pod], seen: Observation) -> Verdict:
             unhealthy[pod.name] = STALE_CONFIG
         elif pod.name not in seen.pongs:
             unhealthy[pod.name] = NO_REPLY
+        elif seen.app_subscriber_ips is not None and pod.ip and pod.ip not in seen.app_subscriber_ips:
+            unhealthy[pod.name] = APP_NOT_SUBSCRIBED
     by_endpoint: dict[str, list[str]] = {}
     for p in names:
         if p not in seen.pongs and p in seen.elsewhere:
