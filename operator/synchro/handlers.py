@@ -112,8 +112,8 @@ def workload_changed(namespace: str | None, name: str, body: kopf.Body, memo: ko
                      claims: kopf.Index[ClaimKey, Any], **_: Any) -> None:
     key = (namespace or "", body.get("kind", "Deployment"), name)
     wake(memo, namespace, [c[1] for c in claims.get(key, ())])
-    owner = (body.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/instance")
-    if owner and (body.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/managed-by") == "synchro":
+    owner = managed_redis.owner_of(body.get("metadata", {}).get("labels"))
+    if owner:
         wake(memo, namespace, [owner])  # a managed Redis changed
 
 

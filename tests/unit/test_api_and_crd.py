@@ -87,3 +87,11 @@ def test_every_status_field_the_operator_writes_is_in_the_schema() -> None:
     assert set(TargetState("Deployment", "x").as_status()) <= set(status["targets"]["items"]["properties"])
     assert {"observedGeneration", "replicas", "readyReplicas", "selector", "redis", "targets", "conditions",
             "probe"} <= set(status)
+
+
+def test_managed_redis_objects_name_their_owner() -> None:
+    from synchro.redis import managed
+
+    assert managed.owner_of(managed.labels("chat")) == "chat"
+    assert managed.owner_of({"app.kubernetes.io/instance": "chat"}) is None  # somebody else's app
+    assert managed.owner_of(None) is None

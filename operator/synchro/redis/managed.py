@@ -24,6 +24,14 @@ def labels(cluster: str) -> dict[str, str]:
     }
 
 
+def owner_of(labels: dict[str, str] | None) -> str | None:
+    """The SyncCluster a managed Redis object belongs to, read back from the labels `labels()` gave it."""
+    labels = labels or {}
+    if labels.get("app.kubernetes.io/name") != "synchro-redis":
+        return None
+    return labels.get("app.kubernetes.io/instance")
+
+
 def _meta(spec: api.SyncClusterSpec) -> Obj:
     return {"name": name(spec.name), "namespace": spec.namespace, "labels": labels(spec.name)}
 
