@@ -319,3 +319,32 @@ def test_operator_needs_nothing_the_chart_does_not_grant(
         run(kubectl, "delete", "--ignore-not-found", "-f", "-", stdin=yaml.safe_dump_all(cluster_scoped))
     denied = [line for line in log.read_text().splitlines() if "403" in line or "orbidden" in line]
     assert not denied, "the operator was denied:\n" + "\n".join(denied)
+
+
+def test_single_namespace_install_cannot_read_secrets_elsewhere(
+    cluster: client.ApiClient, namespace: str, helm_bin: str
+) -> None:
+    """Least privilege, checked by the API server's own authorizer: installed for one namespace, the chart's
+    ServiceAccount may read Secrets there and nowhere else, and may not touch cluster-wide Secrets at all."""
+    kubectl = str(BIN / "kubectl")
+    sets = ["--set", f"watchNamespaces={{{namespace}}}", "--set", "crds.install=false"]
+    rendered = run(helm_bin, "template", namespace, str(CHART), "--namespace", namespace, *sets)
+    rbac_kinds = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    rbac = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in rbac_kinds]
+    run(kubectl, "apply", "-f", "-", stdin=yaml.safe_dump_all(rbac))
+    who = f"--as=system:serviceaccount:{namespace}:{namespace}-synchro"
+
+    def can(*args: str) -> str:
+        result = subprocess.run([kubectl, f"--kubeconfig={KUBECONFIG}", "auth", "can-i", who, *args],
+                                capture_output=True, text=True)
+        return result.stdout.strip()
+
+    try:
+        assert can("get", "secrets", "-n", namespace) == "yes"
+        assert can("patch", "deployments", "-n", namespace) == "yes"
+        assert can("get", "secrets", "-n", "kube-system") == "no"
+        assert can("list", "secrets", "--all-namespaces") == "no"
+        assert can("patch", "deployments", "-n", "default") == "no"
+    finally:
+        cluster_scoped = [d for d in rbac if d["kind"].startswith("Cluster")]
+        run(kubectl, "delete", "--ignore-not-found", "-f", "-", stdin=yaml.safe_dump_all(cluster_scoped))
