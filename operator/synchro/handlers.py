@@ -29,7 +29,7 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 QUIET_HANDLERS = ("cluster_changed", "workload_changed", "secret_changed", "claims", "secret_refs", "cluster_pods")
 
 
-class _QuietWakeups(logging.Filter):
+class _QuietRoutineHandlers(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         return not (message.endswith("succeeded.") and any(f"'{h}'" in message for h in QUIET_HANDLERS))
@@ -44,7 +44,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    logging.getLogger("kopf.objects").addFilter(_QuietWakeups())
+    logging.getLogger("kopf.objects").addFilter(_QuietRoutineHandlers())
     memo.config = Config.from_env()
     # Blocking API calls run in the loop's default executor: size it for many SyncClusters at once.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=memo.config.api_threads))

@@ -177,23 +177,22 @@ class Reconciler:
         version = inject.secret_version(secret["metadata"]["uid"], secret.get("data"), api.PASSWORD_KEY) \
             if secret and spec.managed.auth else ""
         redis_version = inject.config_hash({"redis.conf": [{"conf": managed.redis_conf(spec)}]}, version)
-        deployment: Obj = {}
+        live: dict[str, Obj] = {}  # kind -> the object as the API server has it after this pass
         for obj in managed.applied_objects(spec, redis_version):
             obj["metadata"]["ownerReferences"] = [owner_reference(self.body)]
-            applied = await self.apply_if_changed(obj)
-            if obj["kind"] == "Deployment":
-                deployment = applied
+            live[obj["kind"]] = await self.apply_if_changed(obj)
+        host = f"{name}.{ns}.svc"
         endpoint = presets.Endpoint(
-            host=f"{name}.{ns}.svc", port=api.REDIS_PORT, db=0,
+            host=host, port=api.REDIS_PORT, db=0,
             password=presets.SecretKeyRef(name, api.PASSWORD_KEY) if spec.managed.auth else None, prefix=spec.prefix,
         )
         state = RedisState(Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, ""), endpoint,
-                           f"{name}.{ns}.svc:{api.REDIS_PORT}", version)
-        if not (deployment.get("status") or {}).get("availableReplicas"):
+                           f"{host}:{api.REDIS_PORT}", version)
+        if not (live["Deployment"].get("status") or {}).get("availableReplicas"):
             state.condition = Condition(conditions.REDIS_READY, False, Reason.PROVISIONING,
                                         f"waiting for the Redis pod of Deployment {name} to be ready")
             return state
-        service = await io(self.kube.get, "v1", "Service", ns, name)
+        service = live["Service"]
         slices = await io(self.kube.list, "discovery.k8s.io/v1", "EndpointSlice", ns,
                           f"kubernetes.io/service-name={name}")
         state.creds = connect.Credentials(None, password, 0, False)
