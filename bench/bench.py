@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "hack"), str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
 
 import redis  # noqa: E402
-from kit import RedisServer  # noqa: E402
+from kit import LOCAL_REDIS_PORT, RedisServer  # noqa: E402
 from kubernetes import client, config, watch  # noqa: E402
 from podenv import resolve_env, secret_reader, start_agent  # noqa: E402
 
@@ -139,7 +139,7 @@ def deployment(name: str, replicas: int = 1) -> dict[str, Any]:
                 "metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": "example/app"}]}}}}
 
 
-def sync_cluster(name: str, target: str, replicas: int = 1, url: str = "redis://127.0.0.1:6379/3",
+def sync_cluster(name: str, target: str, replicas: int = 1, url: str = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/3",
                  probe: dict[str, Any] | None = None, secret: str | None = None) -> dict[str, Any]:
     external: dict[str, Any] = {"url": url}
     if secret:
@@ -239,14 +239,15 @@ def measure_probe_rtt() -> tuple[list[float], list[float]]:
     """The probe's ping through Redis to three agents and back, and a plain PING on the same server."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     pods = [f"p{i}" for i in range(3)]
-    procs = [start_agent({"SYNCHRO_PROBE_URL": "redis://127.0.0.1:6379/0", "SYNCHRO_PROBE_PREFIX": prefix,
+    url = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
+    procs = [start_agent({"SYNCHRO_PROBE_URL": url, "SYNCHRO_PROBE_PREFIX": prefix,
                           "POD_NAME": p, "SYNCHRO_PROBE_INTERVAL": "10"}, Path(f"/tmp/bench-agent-{p}.log"))
              for p in pods]
 
     async def run() -> tuple[list[float], list[float]]:
         import redis.asyncio as aioredis
 
-        c = aioredis.Redis(host="127.0.0.1", port=6379)
+        c = aioredis.Redis(host="127.0.0.1", port=LOCAL_REDIS_PORT)
         probe: list[float] = []
         ping: list[float] = []
         deadline = time.monotonic() + 20

@@ -37,9 +37,14 @@ LOGS = STATE / "logs"
 PIDS = STATE / "pids"
 KUBECONFIG = STATE / "kubeconfig"
 
-API_PORT = int(os.environ.get("SYNCHRO_API_PORT", "6443"))
-ETCD_PORT = int(os.environ.get("SYNCHRO_ETCD_PORT", "2379"))
-REDIS_PORT = int(os.environ.get("SYNCHRO_REDIS_PORT", "6379"))
+# A second cluster (say, a bench in another git worktree while tests run here) moves every port by this offset.
+# Only the cluster at offset 0 may run the real node: the kubelet, containerd and iptables are machine-wide.
+PORT_OFFSET = int(os.environ.get("SYNCHRO_PORT_OFFSET", "0"))
+API_PORT = int(os.environ.get("SYNCHRO_API_PORT", 6443 + PORT_OFFSET))
+ETCD_PORT = int(os.environ.get("SYNCHRO_ETCD_PORT", 2379 + PORT_OFFSET))
+REDIS_PORT = int(os.environ.get("SYNCHRO_REDIS_PORT", 6379 + PORT_OFFSET))
+CONTROLLER_MANAGER_PORT, SCHEDULER_PORT, KWOK_PORT = 10257 + PORT_OFFSET, 10259 + PORT_OFFSET, 10247 + PORT_OFFSET
+OPERATOR_HEALTH_PORT, OPERATOR_METRICS_PORT = 18080 + PORT_OFFSET, 9090 + PORT_OFFSET
 KWOK_NODES = int(os.environ.get("SYNCHRO_KWOK_NODES", "3"))
 SERVICE_CIDR = "10.96.0.0/16"
 CLUSTER_CIDR = "10.244.0.0/16"
@@ -139,7 +144,8 @@ class Proc:
 def operator_proc() -> Proc:
     """The operator as `make demo` runs it: on the host, against the admin kubeconfig."""
     python = str(ROOT / ".venv" / "bin" / "python")
-    return Proc("operator", [python, "-m", "synchro", "run", "--liveness", "http://127.0.0.1:18080/healthz"], 18080)
+    return Proc("operator", [python, "-m", "synchro", "run", "--liveness", f"http://127.0.0.1:{OPERATOR_HEALTH_PORT}/healthz"],
+                OPERATOR_HEALTH_PORT)
 
 
 def service_account_kubeconfig() -> Path:
@@ -175,7 +181,8 @@ def operator_env() -> dict[str, str]:
     range when it runs. kwok pod IPs, and Services that lead to them, go nowhere, and this sandbox must never
     send traffic to private ranges it does not own."""
     networks = ["127.0.0.0/8", *filter(None, [real_node_pod_cidr()])]
-    return {"SYNCHRO_REDIS_NETWORKS": os.environ.get("SYNCHRO_REDIS_NETWORKS", ",".join(networks))}
+    return {"SYNCHRO_REDIS_NETWORKS": os.environ.get("SYNCHRO_REDIS_NETWORKS", ",".join(networks)),
+            "SYNCHRO_METRICS_PORT": os.environ.get("SYNCHRO_METRICS_PORT", str(OPERATOR_METRICS_PORT))}
 
 
 def processes() -> list[Proc]:
@@ -208,24 +215,24 @@ def processes() -> list[Proc]:
             str(BIN / "kube-controller-manager"), f"--kubeconfig={kc('controller-manager')}",
             f"--authentication-kubeconfig={kc('controller-manager')}",
             f"--authorization-kubeconfig={kc('controller-manager')}",
-            "--bind-address=127.0.0.1", "--secure-port=10257", "--leader-elect=false",
+            "--bind-address=127.0.0.1", f"--secure-port={CONTROLLER_MANAGER_PORT}", "--leader-elect=false",
             f"--service-account-private-key-file={PKI / 'sa.key'}", f"--root-ca-file={PKI / 'ca.crt'}",
             f"--cluster-signing-cert-file={PKI / 'ca.crt'}", f"--cluster-signing-key-file={PKI / 'ca.key'}",
             "--use-service-account-credentials=true", "--allocate-node-cidrs=true",
             f"--cluster-cidr={CLUSTER_CIDR}", f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--controllers=*,bootstrapsigner,tokencleaner", "--concurrent-deployment-syncs=10",
             "--concurrent-replicaset-syncs=10", "--kube-api-qps=200", "--kube-api-burst=400",
-        ], 10257),
+        ], CONTROLLER_MANAGER_PORT),
         Proc("kube-scheduler", [
             str(BIN / "kube-scheduler"), f"--kubeconfig={kc('scheduler')}",
             f"--authentication-kubeconfig={kc('scheduler')}", f"--authorization-kubeconfig={kc('scheduler')}",
-            "--bind-address=127.0.0.1", "--secure-port=10259", "--leader-elect=false",
-        ], 10259),
+            "--bind-address=127.0.0.1", f"--secure-port={SCHEDULER_PORT}", "--leader-elect=false",
+        ], SCHEDULER_PORT),
         Proc("kwok", [
             str(BIN / "kwok"), f"--kubeconfig={kc('kwok')}", "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--node-lease-duration-seconds=40", "--server-address=127.0.0.1:10247",
-        ], 10247),
+            "--node-lease-duration-seconds=40", f"--server-address=127.0.0.1:{KWOK_PORT}",
+        ], KWOK_PORT),
         Proc("redis", [
             shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
             "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
@@ -392,6 +399,8 @@ def up() -> None:
     wait_for(nodes_ready, "a Ready node", 120)
     wait_for(default_sa_exists, "the default ServiceAccount", 60)
     if os.environ.get("NODE") == "real":  # the real-node tier: hack/realnode.py, docs/real-node.md
+        if PORT_OFFSET:
+            raise SystemExit("NODE=real needs SYNCHRO_PORT_OFFSET=0: a kubelet and its network are machine-wide")
         real_node_up()
     print(f"cluster up in {time.monotonic() - started:.1f}s; export KUBECONFIG={KUBECONFIG}")
 

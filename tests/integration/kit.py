@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import socket
 import subprocess
@@ -19,7 +20,9 @@ from poll import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "synchro.dev", "v1alpha1", "syncclusters"
 KUBECTL = str(ROOT / ".cluster" / "bin" / "kubectl")
-LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+# The cluster's own redis-server (hack/cluster.py moves it with SYNCHRO_PORT_OFFSET, like every port).
+LOCAL_REDIS_PORT = 6379 + int(os.environ.get("SYNCHRO_PORT_OFFSET", "0"))
+LOCAL_REDIS = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
 
 
 # ---------------------------------------------------------------- fixtures and helpers

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kit import free_port
+from kit import LOCAL_REDIS, free_port
 from kubernetes import client
 
 from poll import wait_for
@@ -226,7 +226,7 @@ kind: SyncCluster
 metadata: {name: ext}
 spec:
   replicas: 2
-  redis: {mode: External, external: {url: "redis://127.0.0.1:6379/0"}}
+  redis: {mode: External, external: {url: "LOCAL_REDIS"}}
   targets: [{name: web, preset: generic}, {name: db, kind: StatefulSet, preset: generic}]
 ---
 apiVersion: synchro.dev/v1alpha1
@@ -295,7 +295,7 @@ def test_operator_needs_nothing_the_chart_does_not_grant(
         return get("synccluster", name, f'{{.status.conditions[?(@.type=="{type_}")].status}}')
 
     try:
-        run(kubectl, "apply", "-n", namespace, "-f", "-", stdin=WORKLOADS)
+        run(kubectl, "apply", "-n", namespace, "-f", "-", stdin=WORKLOADS.replace("LOCAL_REDIS", LOCAL_REDIS))
         for name in ("ext", "chat"):  # Ready needs live probe sidecars, which kwok pods do not run
             wait_for(lambda n=name: condition(n, "ConfigInjected") == "True", f"SyncCluster {name} to inject", 90)
         wait_for(lambda: condition("ext", "RedisReady") == "True", "SyncCluster ext to reach Redis", timeout=60)

@@ -14,6 +14,7 @@ from kit import (
     GROUP,
     KUBECTL,
     LOCAL_REDIS,
+    LOCAL_REDIS_PORT,
     PLURAL,
     ROOT,
     VERSION,
@@ -91,7 +92,7 @@ def test_external_redis_injects_scales_and_reports(env: Env) -> None:
     status = env.sc("cms")["status"]
     assert status["selector"] == "synchro.dev/cluster=cms"
     assert status["replicas"] == 3 and status["readyReplicas"] == 3
-    assert status["redis"] == {"mode": "External", "endpoint": "127.0.0.1:6379/0"}
+    assert status["redis"] == {"mode": "External", "endpoint": f"127.0.0.1:{LOCAL_REDIS_PORT}/0"}
     assert status["targets"][0]["configHash"] == d.spec.template.metadata.annotations["synchro.dev/config-hash"]
     for c in status["conditions"]:
         assert c["observedGeneration"] == env.sc("cms")["metadata"]["generation"] and c["lastTransitionTime"]
@@ -99,7 +100,7 @@ def test_external_redis_injects_scales_and_reports(env: Env) -> None:
     table = subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "get", "syncclusters",
                             "-n", env.ns], check=True, capture_output=True, text=True).stdout.split("\n")
     assert table[0].split() == ["NAME", "READY", "REPLICAS", "REDIS", "AGE"]
-    assert table[1].split()[:4] == ["cms", "True", "3", "127.0.0.1:6379/0"]
+    assert table[1].split()[:4] == ["cms", "True", "3", f"127.0.0.1:{LOCAL_REDIS_PORT}/0"]
 
 
 def test_kubectl_scale_and_an_hpa_drive_the_targets(env: Env) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kit import Env, free_port, sync_cluster
+from kit import LOCAL_REDIS_PORT, Env, free_port, sync_cluster
 from podenv import resolve_env, secret_reader
 
 from poll import wait_for
@@ -67,7 +67,7 @@ def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(env:
                                      "env": [{"name": "NODE_ENV", "value": "production"}]}]}}}})
     before = container_env(env, "collab", "hocuspocus")
     env.create(sync_cluster("collab", [{"name": "collab", "preset": "hocuspocus"}], replicas=2,
-                            redis={"mode": "External", "external": {"url": "redis://127.0.0.1:6379/5"}}))
+                            redis={"mode": "External", "external": {"url": f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/5"}}))
     env.wait_condition("collab", "ConfigInjected", "True")
     wait_for(lambda: "REDIS_HOST" in container_env(env, "collab", "hocuspocus"), "the injected env")
     injected = container_env(env, "collab", "hocuspocus")
