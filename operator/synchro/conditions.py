@@ -36,6 +36,10 @@ class Reason:
     WAITING_FOR_ROLLOUT = "WaitingForRollout"
 
 
+# Reasons for a False condition that only say "in progress": their changes are told by Ready's own events.
+PROGRESS_REASONS = frozenset({Reason.PROVISIONING, Reason.ROLLING_OUT, Reason.SCALE_HELD, Reason.WAITING_FOR_ROLLOUT})
+
+
 @dataclass(frozen=True)
 class Condition:
     type: str
@@ -78,3 +82,22 @@ def same_ignoring_time(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, 
         return sorted(tuple(sorted((k, v) for k, v in c.items() if k != "lastTransitionTime")) for c in cs)
 
     return strip(a) == strip(b)
+
+
+def worth_an_event(before: Sequence[Mapping[str, Any]], after: Sequence[Condition]) -> list[Condition]:
+    """The transitions a person wants in `kubectl describe`: every change of Ready, and any other condition
+    that starts or stops reporting a problem. Steps of a normal bring-up (Provisioning, RollingOut, ...) show
+    as Ready's reason and do not each post an event of their own."""
+    was = {c["type"]: (c.get("status") == "True", c.get("reason")) for c in before}
+
+    def problem(status: bool | None, reason: str | None) -> bool:
+        return status is False and reason not in PROGRESS_REASONS
+
+    out = []
+    for c in after:
+        old_status, old_reason = was.get(c.type, (None, None))
+        if (old_status, old_reason) == (c.status, c.reason):
+            continue
+        if c.type == READY or problem(c.status, c.reason) or problem(old_status, old_reason):
+            out.append(c)
+    return out

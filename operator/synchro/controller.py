@@ -40,6 +40,9 @@ class Controller:
         self.last: Pass | None = None
         self.verdict: verdict.Verdict | None = None
         self.probe_time = ""
+        # The status this loop last wrote. Only Synchro writes status, so this is the truth; the watched body
+        # can lag it by a few events, and comparing against that would repeat a write and its events.
+        self.written: dict[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -127,34 +130,38 @@ class Controller:
         if not any(c.type == conditions.READY for c in found):
             found.append(conditions.ready(found))
         fields = dict(last.fields)
-        old_probe = (self.body.get("status") or {}).get("probe")
+        old_probe = self.status().get("probe")
         if self.verdict is not None:
             probe = self.verdict.status(self.probe_time)
             unchanged = old_probe and all(old_probe.get(k) == probe.get(k) for k in PROBE_STATUS_KEYS)
             fields["probe"] = old_probe if unchanged else probe
         elif old_probe is not None:
             fields["probe"] = None
-        await write_status(self.kube, self.body, found, fields)
+        self.written = await write_status(self.kube, self.body, self.status(), found, fields)
+
+    def status(self) -> Mapping[str, Any]:
+        """The current status: what this loop last wrote, else (after a restart) what the body carries."""
+        return self.written if self.written is not None else (self.body.get("status") or {})
 
 
-async def write_status(kube: Kube, body: Mapping[str, Any], current: list[Condition], fields: dict[str, Any]) -> None:
-    """Merge-patch status when, and only when, something other than a timestamp changed."""
+async def write_status(kube: Kube, body: Mapping[str, Any], old: Mapping[str, Any], current: list[Condition],
+                       fields: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch status when, and only when, something other than a timestamp changed; return the status
+    as it now stands."""
     meta = body["metadata"]
-    old = dict(body.get("status") or {})
     merged = conditions.merge(old.get("conditions") or [], current, meta.get("generation", 0), now_iso())
     new = {**fields, "observedGeneration": meta.get("generation", 0), "conditions": merged}
     if all(old.get(k) == v for k, v in new.items() if k != "conditions") and conditions.same_ignoring_time(
         old.get("conditions") or [], merged
     ):
-        return
+        return {**old, **new, "conditions": old.get("conditions") or []}
     await io(kube.patch_status, meta["namespace"], meta["name"], new)
     await post_transitions(kube, body, old.get("conditions") or [], current)
+    return {**old, **new}
 
 
 async def post_transitions(kube: Kube, body: Mapping[str, Any], before: list[Mapping[str, Any]],
                            after: list[Condition]) -> None:
-    """An event when a condition changes status or reason, never on a pass that changed nothing."""
-    was = {c["type"]: (c.get("status"), c.get("reason")) for c in before}
-    changed = [c for c in after if was.get(c.type) != ("True" if c.status else "False", c.reason)]
+    """Events for the transitions worth telling (conditions.worth_an_event), never on a pass that changed nothing."""
     await asyncio.gather(*(io(kube.post_event, body, "Normal" if c.status else "Warning", c.reason,
-                              f"{c.type}: {c.message}") for c in changed))
+                              f"{c.type}: {c.message}") for c in conditions.worth_an_event(before, after)))

@@ -1,0 +1,51 @@
+"""Which condition transitions post an event: the ones a person wants to read in `kubectl describe`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synchro.conditions import READY, Condition, Reason, worth_an_event
+
+REDIS, ROLLOUT, PUBSUB = "RedisReady", "RolloutComplete", "PubSubHealthy"
+
+
+def was(*conds: tuple[str, bool, str]) -> list[dict[str, Any]]:
+    return [{"type": t, "status": "True" if s else "False", "reason": r} for t, s, r in conds]
+
+
+def types(before: list[dict[str, Any]], after: list[Condition]) -> list[tuple[str, str]]:
+    return [(c.type, c.reason) for c in worth_an_event(before, after)]
+
+
+def test_bring_up_steps_post_only_readys_changes() -> None:
+    before = was((REDIS, True, Reason.REDIS_REACHABLE), (ROLLOUT, False, Reason.SCALE_HELD),
+                 (READY, False, Reason.SCALE_HELD))
+    after = [Condition(REDIS, True, Reason.REDIS_REACHABLE, ""), Condition(ROLLOUT, False, Reason.ROLLING_OUT, ""),
+             Condition(READY, False, Reason.ROLLING_OUT, "")]
+    assert types(before, after) == [(READY, Reason.ROLLING_OUT)]
+
+
+def test_a_problem_and_its_end_each_post_an_event() -> None:
+    healthy = was((PUBSUB, True, "AllPodsHealthy"), (READY, True, Reason.READY))
+    split = [Condition(PUBSUB, False, "SplitBrain", ""), Condition(READY, False, "SplitBrain", "")]
+    assert types(healthy, split) == [(PUBSUB, "SplitBrain"), (READY, "SplitBrain")]
+    # Recovery while Ready stays False for another reason is still told.
+    before = was((PUBSUB, False, "SplitBrain"), (ROLLOUT, False, Reason.ROLLING_OUT), (READY, False, "RollingOut"))
+    after = [Condition(PUBSUB, True, "AllPodsHealthy", ""), Condition(ROLLOUT, False, Reason.ROLLING_OUT, ""),
+             Condition(READY, False, Reason.ROLLING_OUT, "")]
+    assert types(before, after) == [(PUBSUB, "AllPodsHealthy")]
+
+
+def test_nothing_changed_posts_nothing_and_a_new_problem_reason_posts_again() -> None:
+    before = was((REDIS, False, Reason.UNREACHABLE), (READY, False, Reason.UNREACHABLE))
+    same = [Condition(REDIS, False, Reason.UNREACHABLE, "other message"),
+            Condition(READY, False, Reason.UNREACHABLE, "")]
+    assert types(before, same) == []
+    auth = [Condition(REDIS, False, Reason.AUTH_FAILED, ""), Condition(READY, False, Reason.AUTH_FAILED, "")]
+    assert types(before, auth) == [(REDIS, Reason.AUTH_FAILED), (READY, Reason.AUTH_FAILED)]
+
+
+def test_first_status_posts_problems_and_ready_but_not_progress() -> None:
+    after = [Condition(REDIS, False, Reason.PROVISIONING, ""), Condition("ConfigInjected", False, "TargetNotFound", ""),
+             Condition(READY, False, Reason.PROVISIONING, "")]
+    assert types([], after) == [("ConfigInjected", "TargetNotFound"), (READY, Reason.PROVISIONING)]
