@@ -19,9 +19,9 @@ from typing import Any
 from synchro import conditions, metrics, reconcile
 from synchro.conditions import Condition
 from synchro.config import Config
-from synchro.kube import Kube
+from synchro.kube import Kube, Obj
 from synchro.probe import checker, verdict
-from synchro.reconcile import ClaimKey, Pass, ProbePlan, io
+from synchro.reconcile import ClaimKey, Memory, Pass, ProbePlan, io
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 MAX_BACKOFF_S = 60.0
@@ -34,9 +34,11 @@ def now_iso() -> str:
 
 class Controller:
     def __init__(self, kube: Kube, config: Config, body: Mapping[str, Any], claims: Mapping[ClaimKey, Any],
-                 pods: Callable[[], list[checker.PodRecord]], logger: Logger) -> None:
+                 pods: Callable[[], list[checker.PodRecord]], cached: Callable[[str, str, str], Obj | None],
+                 logger: Logger) -> None:
         self.kube, self.config, self.body, self.claims = kube, config, body, claims
-        self.pods, self.logger = pods, logger
+        self.pods, self.cached, self.logger = pods, cached, logger
+        self.memory = Memory()
         self.last: Pass | None = None
         self.verdict: verdict.Verdict | None = None
         self.probe_time = ""
@@ -62,7 +64,8 @@ class Controller:
                         rolled_out = reconcile.rolled_out_hashes(self.body.get("status"),
                                                                  self.last.fields if self.last else None)
                         self.last = await reconcile.Reconciler(self.kube, self.body, self.claims, self.config,
-                                                               rolled_out, self.logger).run()
+                                                               rolled_out, self.cached, self.memory,
+                                                               self.logger).run()
                         metrics.RECONCILES.labels("ok").inc()
                         backoff = 1.0
                         delay = reconcile.BUSY_RESYNC_S if self.last.busy else reconcile.SETTLED_RESYNC_S

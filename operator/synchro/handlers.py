@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,6 +19,7 @@ import kopf
 from synchro import api, kube, metrics, reconcile
 from synchro.config import Config
 from synchro.controller import Controller
+from synchro.kube import Obj
 from synchro.probe import checker
 from synchro.reconcile import ClaimKey
 from synchro.redis import managed as managed_redis
@@ -26,7 +27,8 @@ from synchro.redis import managed as managed_redis
 Key = tuple[str, str]  # (namespace, name) of a SyncCluster
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 # Watch events only wake controller loops or fill indexes; kopf's per-event success line would drown the log.
-QUIET_HANDLERS = ("cluster_changed", "workload_changed", "secret_changed", "claims", "secret_refs", "cluster_pods")
+QUIET_HANDLERS = ("cluster_changed", "workload_changed", "secret_changed", "claims", "secret_refs", "cluster_pods",
+                  "deployments", "statefulsets")
 
 
 class _QuietRoutineHandlers(logging.Filter):
@@ -81,6 +83,32 @@ def wake(memo: kopf.Memo, namespace: str | None, names: Any) -> None:
             event.set()
 
 
+def ours(annotations: Mapping[str, str], labels: Mapping[str, str], **_: Any) -> bool:
+    """A workload Synchro injects (it carries the claim) or a managed Redis."""
+    return api.CLAIM_ANNOTATION in annotations or managed_redis.owner_of(dict(labels)) is not None
+
+
+# The watch cache of Synchro's own workloads: a settled pass reads them here instead of from the API server.
+@kopf.index("apps", "v1", "deployments", when=ours)
+def deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[ClaimKey, Obj]:
+    return {(namespace or "", "Deployment", name): dict(body)}
+
+
+@kopf.index("apps", "v1", "statefulsets", when=ours)
+def statefulsets(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[ClaimKey, Obj]:
+    return {(namespace or "", "StatefulSet", name): dict(body)}
+
+
+def cache_reader(*indexes: kopf.Index[ClaimKey, Obj]) -> Callable[[str, str, str], Obj | None]:
+    def cached(namespace: str, kind: str, name: str) -> Obj | None:
+        for index in indexes:
+            for body in index.get((namespace, kind, name), ()):
+                return body
+        return None
+
+    return cached
+
+
 @kopf.index("", "v1", "pods", labels={api.CLUSTER_LABEL: kopf.PRESENT})
 def cluster_pods(namespace: str | None, labels: Mapping[str, str], body: kopf.Body,
                  **_: Any) -> dict[Key, checker.PodRecord]:
@@ -90,13 +118,15 @@ def cluster_pods(namespace: str | None, labels: Mapping[str, str], body: kopf.Bo
 
 @kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, cancellation_timeout=10)
 async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any],
-                     cluster_pods: kopf.Index[Key, checker.PodRecord], logger: Logger, stopped: kopf.DaemonStopped,
+                     cluster_pods: kopf.Index[Key, checker.PodRecord], deployments: kopf.Index[ClaimKey, Obj],
+                     statefulsets: kopf.Index[ClaimKey, Obj], logger: Logger, stopped: kopf.DaemonStopped,
                      **_: Any) -> None:
     key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
     event = memo.wakers.setdefault(key, asyncio.Event())
     try:
         pods = lambda: list(cluster_pods.get(key, ()))  # noqa: E731 - read live on every probe
-        await Controller(memo.kube, memo.config, body, claims, pods, logger).run(stopped, event)
+        await Controller(memo.kube, memo.config, body, claims, pods, cache_reader(deployments, statefulsets),
+                         logger).run(stopped, event)
     finally:
         memo.wakers.pop(key, None)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,10 +24,11 @@ from synchro.probe import sidecar
 from synchro.redis import connect, managed
 
 T = TypeVar("T")
-SETTLED_RESYNC_S = 60.0  # nothing in flight: look again this often (watch events wake us sooner)
-BUSY_RESYNC_S = 2.0  # something in flight (a rollout, Redis starting): look again soon
+SETTLED_RESYNC_S = 60.0  # look again this often even when no watch event wakes the loop
+BUSY_RESYNC_S = 2.0  # Redis does not answer yet, and nothing watched will say when it does: look again soon
 
 ClaimKey = tuple[str, str, str]  # (namespace, kind, name) of a target workload
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")  # what the operator's watch caches (handlers.workloads)
 Claim = tuple[str, str]  # (creationTimestamp, SyncCluster name): the oldest claim wins
 
 
@@ -92,6 +95,39 @@ def rolled_out_hashes(*statuses: Mapping[str, Any] | None) -> dict[tuple[str, st
     return found
 
 
+@dataclass
+class Memory:
+    """What one SyncCluster's loop remembers between passes so that a settled pass makes no API call.
+
+    Deployments and StatefulSets come from the watch cache. Right after Synchro's own apply the cache may
+    still hold the object as it was before that write: `applied` keeps the apply's answer until the cache
+    moves past the version it replaced. Managed objects nothing watches (ConfigMap, Service, ...) are read
+    back at most once per SETTLED_RESYNC_S while what Synchro wants of them stays the same."""
+
+    applied: dict[tuple[str, str], tuple[str, Obj]] = field(default_factory=dict)  # -> (replaced version, answer)
+    verified: dict[tuple[str, str], tuple[str, float, Obj]] = field(default_factory=dict)  # -> (want, when, live)
+
+    def freshest(self, kind: str, name: str, cached: Obj) -> Obj:
+        mine = self.applied.get((kind, name))
+        if mine is not None and cached.get("metadata", {}).get("resourceVersion") == mine[0]:
+            return mine[1]
+        self.applied.pop((kind, name), None)
+        return cached
+
+    def recently_verified(self, obj: Obj, now: float) -> Obj | None:
+        found = self.verified.get((obj["kind"], obj["metadata"]["name"]))
+        if found is None or found[0] != fingerprint(obj) or now - found[1] > SETTLED_RESYNC_S:
+            return None
+        return found[2]
+
+    def verify(self, obj: Obj, live: Obj, now: float) -> None:
+        self.verified[(obj["kind"], obj["metadata"]["name"])] = (fingerprint(obj), now, live)
+
+
+def fingerprint(obj: Obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class ProbePlan:
     """What the probe needs from a pass: where Redis answered, and what every pod should run."""
@@ -124,6 +160,8 @@ class Reconciler:
     claims: Mapping[ClaimKey, Any]
     config: Config
     rolled_out: Mapping[tuple[str, str], str]  # (kind, name) -> the last config hash that completed a rollout
+    cached: Callable[[str, str, str], Obj | None]  # (namespace, kind, name) -> the watched workload, if cached
+    memory: Memory
     logger: logging.Logger | logging.LoggerAdapter[Any] = field(
         default_factory=lambda: logging.getLogger("synchro"))
 
@@ -136,7 +174,8 @@ class Reconciler:
             return Pass([Condition(conditions.READY, False, Reason.INVALID_SPEC, str(e))], {}, False, None)
         redis = await (self.managed_redis(spec) if spec.managed else self.external_redis(spec))
         targets = [await self.sync_target(spec, t, redis) for t in spec.targets]
-        busy = not redis.ready or any(not t.complete for t in targets if t.problem is None)
+        # Rollouts report through the workloads' watch events; only Redis coming up has to be polled.
+        busy = not redis.ready
         # The probe runs once every target has rolled out an injected config, and keeps running through a
         # Redis outage: that is when it has the most to say.
         probing = all(t.problem is None and t.rolled_out_hash for t in targets)
@@ -157,12 +196,30 @@ class Reconciler:
 
     # ------------------------------------------------------------ Redis
 
+    async def read(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        """The live object: from the watch cache for workloads it holds, else from the API server."""
+        cached = self.cached(namespace, kind, name) if kind in WORKLOAD_KINDS else None
+        if cached is not None:
+            return self.memory.freshest(kind, name, cached)
+        return await io(self.kube.get, api_version, kind, namespace, name)
+
+    async def apply(self, obj: Obj, live: Obj | None) -> Obj:
+        answer = await io(self.kube.apply, obj)
+        if live is not None and obj["kind"] in WORKLOAD_KINDS:
+            self.memory.applied[(obj["kind"], obj["metadata"]["name"])] = (live["metadata"]["resourceVersion"], answer)
+        return answer
+
     async def apply_if_changed(self, obj: Obj) -> Obj:
         meta = obj["metadata"]
-        live = await io(self.kube.get, obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
-        if live is not None and inject.subset_equal(obj, live):
-            return live
-        return await io(self.kube.apply, obj)
+        now = time.monotonic()
+        if obj["kind"] not in WORKLOAD_KINDS and (known := self.memory.recently_verified(obj, now)) is not None:
+            return known
+        live = await self.read(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        if live is None or not inject.subset_equal(obj, live):
+            live = await self.apply(obj, live)
+        if obj["kind"] not in WORKLOAD_KINDS:
+            self.memory.verify(obj, live, now)
+        return live
 
     async def managed_redis(self, spec: api.SyncClusterSpec) -> RedisState:
         assert spec.managed is not None
@@ -248,7 +305,7 @@ class Reconciler:
             state.problem = (Reason.TARGET_CONFLICT,
                              f"{target.kind} {target.name} is already claimed by SyncCluster {owner}")
             return state
-        workload = await io(self.kube.get, "apps/v1", target.kind, spec.namespace, target.name)
+        workload = await self.read("apps/v1", target.kind, spec.namespace, target.name)
         if workload is None:
             state.problem = (Reason.TARGET_NOT_FOUND, f"{target.kind} {target.name} not found in {spec.namespace}")
             return state
@@ -277,7 +334,7 @@ class Reconciler:
         applied = inject.is_applied(workload, desired)
         if not applied:
             try:
-                workload = await io(self.kube.apply, desired)
+                workload = await self.apply(desired, workload)
             except KubeError as e:
                 state.problem = (Reason.TARGET_NOT_FOUND if e.status == 404 else "ApplyFailed", e.message)
                 return state
