@@ -172,8 +172,11 @@ class Reconciler:
             spec = api.parse(meta["namespace"], meta["name"], self.body.get("spec") or {})
         except (api.SpecError, KeyError) as e:
             return Pass([Condition(conditions.READY, False, Reason.INVALID_SPEC, str(e))], {}, False, None)
-        redis = await (self.managed_redis(spec) if spec.managed else self.external_redis(spec))
-        targets = [await self.sync_target(spec, t, redis) for t in spec.targets]
+        # Redis and the targets are observed at once: the first injection waits for neither PING nor Secret.
+        redis, workloads = await asyncio.gather(
+            self.managed_redis(spec) if spec.managed else self.external_redis(spec),
+            asyncio.gather(*(self.read("apps/v1", t.kind, spec.namespace, t.name) for t in spec.targets)))
+        targets = [await self.sync_target(spec, t, redis, w) for t, w in zip(spec.targets, workloads, strict=True)]
         # Rollouts report through the workloads' watch events; only Redis coming up has to be polled.
         busy = not redis.ready
         # The probe runs once every target has rolled out an injected config, and keeps running through a
@@ -297,7 +300,8 @@ class Reconciler:
 
     # ------------------------------------------------------------ targets
 
-    async def sync_target(self, spec: api.SyncClusterSpec, target: api.Target, redis: RedisState) -> TargetState:
+    async def sync_target(self, spec: api.SyncClusterSpec, target: api.Target, redis: RedisState,
+                          workload: Obj | None) -> TargetState:
         state = TargetState(target.kind, target.name)
         state.rolled_out_hash = self.rolled_out.get((target.kind, target.name), "")
         owner = owner_of(self.claims, (spec.namespace, target.kind, target.name))
@@ -305,7 +309,6 @@ class Reconciler:
             state.problem = (Reason.TARGET_CONFLICT,
                              f"{target.kind} {target.name} is already claimed by SyncCluster {owner}")
             return state
-        workload = await self.read("apps/v1", target.kind, spec.namespace, target.name)
         if workload is None:
             state.problem = (Reason.TARGET_NOT_FOUND, f"{target.kind} {target.name} not found in {spec.namespace}")
             return state
