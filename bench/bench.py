@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from kit import LOCAL_REDIS_PORT, RedisServer  # noqa: E402
 from kubernetes import client, config, watch  # noqa: E402
 from podenv import resolve_env, secret_reader, start_agent  # noqa: E402
 
+from synchro.kube import Kube, load_client  # noqa: E402
 from synchro.probe import checker  # noqa: E402
 
 QUICK = os.environ.get("QUICK") == "1"
@@ -52,6 +54,7 @@ OUR_RESOURCES = {"syncclusters", "deployments", "statefulsets", "secrets", "conf
 
 api = config.new_client_from_config(config_file=str(KUBECONFIG))
 core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
+kube = Kube(load_client())  # the operator's own client, for the server-side apply the operator makes
 
 
 def log(msg: str) -> None:
@@ -179,6 +182,42 @@ def measure_floor(ns: str) -> list[float]:
             core.create_namespaced_config_map(ns, {"metadata": {"name": name}})
             out.append(wait_event(events, lambda o, n=name: o.metadata.name == n) - t0)
     return out
+
+
+def measure_path_floor(ns: str) -> list[float]:
+    """What the injection path costs the API server alone, with no operator: a SyncCluster create -> its watch
+    event, plus a server-side apply of the injected env to a Deployment -> its watch event."""
+    out = []
+    for i in range(REPS):
+        apps.create_namespaced_deployment(ns, deployment(f"pf-{i}"))
+    with watching(custom_lister(ns), ns) as sc_events, watching(apps.list_namespaced_deployment, ns) as events:
+        for i in range(REPS):
+            name = f"pf-{i}"
+            body = sync_cluster(name, name)
+            t0 = time.monotonic()
+            custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+            seen = wait_event(sc_events, lambda o, n=name: o["metadata"]["name"] == n)
+            t1 = time.monotonic()
+            kube.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+                        "spec": {"template": {"spec": {"containers": [{"name": "app", "env": [
+                            {"name": "REDIS_URL", "value": f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/3"}]}]}}}})
+            injected = wait_event(events, lambda o, n=name: o.metadata.name == n and has_env(o, "REDIS_URL"))
+            out.append((seen - t0) + (injected - t1))
+    for i in range(REPS):  # no operator has seen them, so no finalizer holds them
+        custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, f"pf-{i}")
+    return out
+
+
+def custom_lister(ns: str) -> Callable[..., Any]:
+    """A SyncCluster list function shaped like the typed clients', for watching()."""
+    class Listed:
+        def __init__(self, raw: dict[str, Any]) -> None:
+            self.metadata = client.V1ListMeta(resource_version=raw["metadata"]["resourceVersion"])
+
+    def list_fn(namespace: str, **kwargs: Any) -> Any:
+        raw = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kwargs)
+        return raw if kwargs.get("watch") else Listed(raw)
+    return list_fn
 
 
 def measure_inject(ns: str) -> list[float]:
@@ -344,13 +383,16 @@ def measure_thousand() -> dict[str, float]:
     ns = f"bench-k-{uuid.uuid4().hex[:5]}"
     core.create_namespace({"metadata": {"name": ns}})
     restart_operator()  # so that its peak RSS is this run's
-    log(f"creating {CLUSTERS} Deployments")
-    for i in range(CLUSTERS):
-        apps.create_namespaced_deployment(ns, deployment(f"k{i}"))
-    log(f"creating {CLUSTERS} SyncClusters")
+    # Baseline: the same cluster rolling out the same Deployments with no SyncCluster involved.
+    log(f"creating {CLUSTERS} Deployments (8 clients at once) and waiting for them to be ready")
     t0 = time.monotonic()
-    for i in range(CLUSTERS):
-        create_sc(ns, sync_cluster(f"k{i}", f"k{i}", replicas=2))
+    in_parallel(lambda i: apps.create_namespaced_deployment(ns, deployment(f"k{i}")))
+    wait_until(lambda: sum(1 for d in apps.list_namespaced_deployment(ns).items
+                           if (d.status.ready_replicas or 0) >= 1) == CLUSTERS, timeout=900, interval=1)
+    deployments_ready_s = time.monotonic() - t0
+    log(f"creating {CLUSTERS} SyncClusters (8 clients at once)")
+    t0 = time.monotonic()
+    in_parallel(lambda i: create_sc(ns, sync_cluster(f"k{i}", f"k{i}", replicas=2)))
 
     def all_ready() -> bool:
         items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
@@ -368,7 +410,15 @@ def measure_thousand() -> dict[str, float]:
     baseline = writes_in(STEADY_WINDOW_S)
     cluster_cmd("start-operator")
     core.delete_namespace(ns)
-    return {"ready_s": ready_s, "rss_mb": rss_kb / 1024, "writes_running": running, "writes_baseline": baseline}
+    return {"ready_s": ready_s, "rss_mb": rss_kb / 1024, "writes_running": running, "writes_baseline": baseline,
+            "deployments_alone_ready_s": round(deployments_ready_s, 1)}
+
+
+def in_parallel(create: Callable[[int], Any]) -> None:
+    """Create CLUSTERS objects from 8 clients at once, the way `kubectl apply` runs in a CI job's parallel steps:
+    one client creating 1000 objects in a row would time the client, not the operator."""
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(CLUSTERS)))
 
 
 # ---------------------------------------------------------------- report
@@ -408,13 +458,16 @@ def main() -> int:
     cluster_cmd("up")
     subprocess.run([str(ROOT / ".cluster" / "bin" / "kubectl"), f"--kubeconfig={KUBECONFIG}", "apply",
                     "--server-side", "-f", str(ROOT / "crds")], check=True, capture_output=True)
-    restart_operator()
+    cluster_cmd("stop-operator")
     ns = f"bench-{uuid.uuid4().hex[:5]}"
     core.create_namespace({"metadata": {"name": ns}})
     raw: dict[str, Any] = {}
     try:
         log("floor: ConfigMap create -> watch event")
         raw["floor_s"] = measure_floor(ns)
+        log("path floor, no operator: SyncCluster create -> event, then the env's apply -> event")
+        raw["path_floor_s"] = measure_path_floor(ns)
+        restart_operator()
         log("inject: SyncCluster create -> env in the pod template")
         raw["inject_s"] = measure_inject(ns)
         log("scale: /scale -> Deployment spec.replicas")
@@ -443,6 +496,9 @@ def main() -> int:
         "steady_writes_per_min": round(max(t["writes_running"] - t["writes_baseline"], 0) / STEADY_WINDOW_S * 60, 2),
         "details": {
             "floor_s": summary(raw["floor_s"]), "inject_s": summary(raw["inject_s"]),
+            "inject_path_floor_s": summary(raw["path_floor_s"]),
+            "inject_vs_path_floor_p50": round(
+                statistics.median(raw["inject_s"]) / statistics.median(raw["path_floor_s"]), 2),
             "scale_s": summary(raw["scale_s"]),
             "rotation_s": summary(raw["rotation_s"]), "probe_rtt_s": summary(raw["probe_rtt_s"]),
             "ping_rtt_s": summary(raw["ping_rtt_s"]),
