@@ -227,6 +227,8 @@ def processes() -> list[Proc]:
             str(BIN / "kube-scheduler"), f"--kubeconfig={kc('scheduler')}",
             f"--authentication-kubeconfig={kc('scheduler')}", f"--authorization-kubeconfig={kc('scheduler')}",
             "--bind-address=127.0.0.1", f"--secure-port={SCHEDULER_PORT}", "--leader-elect=false",
+            # Like the controller-manager's: kind's 50 QPS would make binding pods the bench's bottleneck.
+            "--kube-api-qps=200", "--kube-api-burst=400",
         ], SCHEDULER_PORT),
         Proc("kwok", [
             str(BIN / "kwok"), f"--kubeconfig={kc('kwok')}", "--manage-all-nodes=false",
