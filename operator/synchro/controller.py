@@ -19,7 +19,7 @@ from typing import Any
 from synchro import conditions, metrics, reconcile
 from synchro.conditions import Condition
 from synchro.config import Config
-from synchro.kube import Kube, Obj
+from synchro.kube import Kube, KubeError, Obj
 from synchro.probe import checker, verdict
 from synchro.reconcile import ClaimKey, Memory, Pass, ProbePlan, io
 
@@ -69,9 +69,12 @@ class Controller:
                         metrics.RECONCILES.labels("ok").inc()
                         backoff = 1.0
                         delay = reconcile.BUSY_RESYNC_S if self.last.busy else reconcile.SETTLED_RESYNC_S
-                    except Exception:  # logged and retried with backoff; one bad pass never ends the loop
+                    except Exception as e:  # logged and retried with backoff; one bad pass never ends the loop
                         metrics.RECONCILES.labels("error").inc()
-                        self.logger.exception("reconcile failed; retrying in %.0fs", backoff)
+                        if isinstance(e, KubeError) and e.gone:  # its namespace is being deleted: no traceback
+                            self.logger.warning("reconcile: %s; retrying in %.0fs", e, backoff)
+                        else:
+                            self.logger.exception("reconcile failed; retrying in %.0fs", backoff)
                         delay, backoff = backoff, min(backoff * 2, MAX_BACKOFF_S)
                     metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
                     next_pass = time.monotonic() + delay

@@ -116,18 +116,26 @@ def cluster_pods(namespace: str | None, labels: Mapping[str, str], body: kopf.Bo
     return {(namespace or "", labels[api.CLUSTER_LABEL]): checker.pod_record(body)}
 
 
-@kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, cancellation_timeout=10)
+# Asked to stop, a loop finishes its pass and returns (cancellation_backoff); kopf cancels it only after that.
+@kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, cancellation_backoff=5, cancellation_timeout=10)
 async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any],
                      cluster_pods: kopf.Index[Key, checker.PodRecord], deployments: kopf.Index[ClaimKey, Obj],
                      statefulsets: kopf.Index[ClaimKey, Obj], logger: Logger, stopped: kopf.DaemonStopped,
                      **_: Any) -> None:
     key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
     event = memo.wakers.setdefault(key, asyncio.Event())
+
+    async def wake_when_stopped() -> None:  # a loop asleep until its next resync must still stop at once
+        await stopped.wait()
+        event.set()
+
+    stopping = asyncio.create_task(wake_when_stopped())
     try:
         pods = lambda: list(cluster_pods.get(key, ()))  # noqa: E731 - read live on every probe
         await Controller(memo.kube, memo.config, body, claims, pods, cache_reader(deployments, statefulsets),
                          logger).run(stopped, event)
     finally:
+        stopping.cancel()
         memo.wakers.pop(key, None)
 
 

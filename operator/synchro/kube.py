@@ -37,6 +37,11 @@ class KubeError(Exception):
         self.status = status
         self.message = message
 
+    @property
+    def gone(self) -> bool:
+        """The object, or its whole namespace, is on its way out: nothing is left to write to."""
+        return self.status == 404 or (self.status == 403 and "because it is being terminated" in self.message)
+
 
 def path(api_version: str, kind: str, namespace: str, name: str | None = None, sub: str | None = None) -> str:
     prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"

@@ -409,6 +409,12 @@ async def release(kube: Kube, body: Mapping[str, Any], claims: Mapping[ClaimKey,
         workload = await io(kube.get, "apps/v1", target.kind, spec.namespace, target.name)
         if workload is None or (workload["metadata"].get("annotations") or {}).get(api.CLAIM_ANNOTATION) != spec.name:
             continue
-        await io(kube.apply, inject.release_apply(target.kind, spec.namespace, target.name, 1))
-        await io(kube.apply, inject.release_apply(target.kind, spec.namespace, target.name, None))
+        try:
+            await io(kube.apply, inject.release_apply(target.kind, spec.namespace, target.name, 1))
+            await io(kube.apply, inject.release_apply(target.kind, spec.namespace, target.name, None))
+        except KubeError as e:
+            if not e.gone:
+                raise
+            logger.info("%s %s went away with its namespace: nothing to give back", target.kind, target.name)
+            continue
         logger.info("released %s %s: injected env removed, scaled to 1", target.kind, target.name)

@@ -53,9 +53,13 @@ def operator(cluster: client.ApiClient) -> Iterator[None]:
     cluster_cmd("stop-operator")
     with OPERATOR_LOG.open(errors="replace") as log:
         log.seek(start)
-        denied = [line for line in log if " 403" in line or "Forbidden" in line or "forbidden:" in line]
+        lines = log.readlines()
+    denied = [line for line in lines if " 403" in line or "Forbidden" in line or "forbidden:" in line]
     denied = [line for line in denied if "being terminated" not in line]  # a namespace in deletion, not RBAC
     assert not denied, "the operator was denied by the chart's RBAC:\n" + "".join(denied[:20])
+    # A controller loop must stop when asked (SyncCluster deleted, operator exiting), not be cancelled by kopf.
+    cancelled = [line for line in lines if "is cancelled. Will escalate" in line]
+    assert not cancelled, "controller loops did not stop when asked:\n" + "".join(cancelled[:20])
 
 
 @pytest.fixture()
