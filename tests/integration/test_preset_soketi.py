@@ -10,6 +10,8 @@ Two replicas run as host processes fed the env resolved from the live Deployment
 Redis, so the JSON-quoted `$(SYNCHRO_REDIS_PASSWORD)` is exercised too). A Pusher client subscribed on
 replica A must receive an event triggered through replica B's HTTP API; the same two replicas without the
 injected env must not pass it on, while B's own subscriber still gets it, which proves the check can fail.
+The event goes to a cache channel, whose last event soketi keeps through its cache driver: that key must be in
+the injected db under the injected key prefix.
 """
 
 from __future__ import annotations
@@ -163,7 +165,11 @@ def test_an_event_triggered_on_one_replica_reaches_a_client_of_the_other_only_wi
     [channel] = presets.get("soketi").probe_channels(Endpoint(host="-", prefix=f"{env.ns}.chat"))
     wait_for(lambda: redis_cli(redis_server.port, redis_server.password, "PUBSUB", "NUMSUB", channel)
              .split() == [channel, "2"], f"two soketi adapters subscribed to {channel}", 30)
-    assert replicas.delivery(a, b, "chat-with-redis") == {"a": True, "b": True}, replicas.logs()
+    assert replicas.delivery(a, b, "cache-chat") == {"a": True, "b": True}, replicas.logs()
+    # A cache channel's last event lands in the cache driver's Redis, in the injected db, under the key prefix.
+    cached = f"{env.ns}.chat:app:{APP_ENV['SOKETI_DEFAULT_APP_ID']}:channel:cache-chat:cache_miss"
+    wait_for(lambda: redis_cli(redis_server.port, redis_server.password, "-n", "6", "EXISTS", cached) == "1",
+             f"{cached} in db 6", 10)
 
     c, d = replicas.start(before), replicas.start(before)
-    assert replicas.delivery(c, d, "chat-without-redis") == {"a": False, "b": True}, replicas.logs()
+    assert replicas.delivery(c, d, "cache-chat") == {"a": False, "b": True}, replicas.logs()
