@@ -57,7 +57,7 @@ def _channels(ep: Endpoint) -> list[str]:
 PRESET = Preset(
     name="soketi",
     summary="soketi: Redis adapter for cross-node broadcasts, plus rate limiter, cache and webhook queue.",
-    app_versions="soketi 1.x (env contract read from the 1.6 source)",
+    app_versions="soketi 1.x (env contract read from the 1.6 source; verified with 1.6.1)",
     build_env=_env,
     probe_channels=_channels,
     notes=(
@@ -69,7 +69,7 @@ PRESET = Preset(
         "to the cache, rate-limiter and queue options, since each opens its own connection; that "
         "ioredis honours it this way is inferred. The probe counts processes; soketi itself counts "
         "nodes with the same PUBSUB NUMSUB. All replicas need the same app credentials "
-        "(SOKETI_DEFAULT_APP_* or a shared app manager); Synchro does not set them. The npm package's "
-        "uWebSockets.js build needs Node 14/16/18."
+        "(SOKETI_DEFAULT_APP_* or a shared app manager); Synchro does not set them. soketi 1.6.1 pins "
+        "uWebSockets.js v20.10.0, whose binaries exist for Node 14/16/18 only."
     ),
 )
