@@ -12,6 +12,9 @@ replica A must receive an event triggered through replica B's HTTP API; the same
 injected env must not pass it on, while B's own subscriber still gets it, which proves the check can fail.
 The event goes to a cache channel, whose last event soketi keeps through its cache driver: that key must be in
 the injected db under the injected key prefix.
+
+A second test points the SyncCluster at a TLS-only Redis: every connection soketi opens (adapter, cache, rate
+limiter, webhook queues) must get through, which the `{"tls":{}}` options the preset adds are for.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -100,7 +104,7 @@ class Replicas:
         }
         proc = subprocess.Popen(
             [self.node18, "node_modules/@soketi/soketi/bin/server.js", "start"], cwd=self.app,
-            env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env, **pod_local},
+            env={"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(self.tmp), **env, **pod_local},
             stdout=log.open("wb"), stderr=subprocess.STDOUT)
         self.procs.append(proc)
 
@@ -134,6 +138,57 @@ def replicas(soketi_app: Path, tmp_path: Path) -> Iterator[Replicas]:
     r = Replicas(soketi_app, tmp_path)
     yield r
     r.stop()
+
+
+class TlsRedis:
+    """A redis-server that speaks only TLS, with a certificate for 127.0.0.1 from a CA of the test's own."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.dir, self.port = tmp, free_port()
+        self.ca = tmp / "ca.crt"
+
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=tmp, check=True, capture_output=True)
+
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+                "-subj", "/CN=synchro-test-ca")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "redis.key", "-out", "redis.csr",
+                "-subj", "/CN=127.0.0.1")
+        (tmp / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", "redis.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "redis.crt", "-days", "2", "-extfile", "san.ext")
+        self.proc = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", "--port", "0", "--tls-port", str(self.port),
+             "--bind", "127.0.0.1", "--save", "", "--tls-cert-file", "redis.crt", "--tls-key-file", "redis.key",
+             "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"],
+            cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: self.cli("PING") == "PONG", "TLS redis up", 10)
+
+    def cli(self, *args: str) -> str:
+        out = subprocess.run(["redis-cli", "--tls", "--cacert", str(self.ca), "-p", str(self.port), *args],
+                             check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def clients_of(self, pids: set[int]) -> int:
+        """Redis clients (so past the TLS handshake) whose TCP connection belongs to one of these processes."""
+        ports = set(re.findall(r"\baddr=127\.0\.0\.1:(\d+)", self.cli("CLIENT", "LIST")))
+        sockets = subprocess.run(["ss", "-Htnp", "state", "established", "dst", f"127.0.0.1:{self.port}"],
+                                 check=True, capture_output=True, text=True).stdout
+        return sum(1 for line in sockets.splitlines()
+                   if (m := re.search(r"127\.0\.0\.1:(\d+) .*pid=(\d+),", line))
+                   and m.group(1) in ports and int(m.group(2)) in pids)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture()
+def tls_redis(tmp_path: Path) -> Iterator[TlsRedis]:
+    (tmp_path / "tls").mkdir()
+    server = TlsRedis(tmp_path / "tls")
+    yield server
+    server.stop()
 
 
 def container_env(env: Env, deployment: str, container: str) -> dict[str, str]:
@@ -173,3 +228,40 @@ def test_an_event_triggered_on_one_replica_reaches_a_client_of_the_other_only_wi
 
     c, d = replicas.start(before), replicas.start(before)
     assert replicas.delivery(c, d, "cache-chat") == {"a": False, "b": True}, replicas.logs()
+
+
+def test_every_redis_connection_of_soketi_speaks_tls_with_the_injected_options(
+        env: Env, tls_redis: TlsRedis, replicas: Replicas) -> None:
+    env.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "redis-ca"},
+                "stringData": {"ca.crt": tls_redis.ca.read_text()}})
+    # Trusting a private CA is the user's part: Node reads it from NODE_EXTRA_CA_CERTS (a mounted file in a pod).
+    user_env = {**APP_ENV, "NODE_EXTRA_CA_CERTS": str(tls_redis.ca)}
+    env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "soketi"}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "soketi"}}, "template": {
+            "metadata": {"labels": {"app": "soketi"}},
+            "spec": {"containers": [{"name": "soketi", "image": "example/soketi",
+                                     "env": [{"name": k, "value": v} for k, v in user_env.items()]}]}}}})
+    env.create(sync_cluster("chat", [{"name": "soketi", "preset": "soketi"}], replicas=2,
+                            redis={"mode": "External", "external": {
+                                "url": f"rediss://127.0.0.1:{tls_redis.port}/6",
+                                "tls": {"caSecretRef": {"name": "redis-ca", "key": "ca.crt"}}}}))
+    env.wait_condition("chat", "ConfigInjected", "True")
+    wait_for(lambda: "SOKETI_DB_REDIS_HOST" in container_env(env, "soketi", "soketi"), "the injected env")
+    injected = container_env(env, "soketi", "soketi")
+    assert injected["SOKETI_CACHE_REDIS_OPTIONS"] == '{"tls":{}}'
+
+    a, b = replicas.start(injected), replicas.start(injected)
+    # The server accepts only TLS, so a connection made without the option never counts. Each replica opens
+    # the adapter's pub and sub, the cache's, the rate limiter's, and for each of its six webhook queues
+    # BullMQ's queue, worker and scheduler connections.
+    per_replica = 2 + 1 + 1 + 6 * 3
+
+    def all_connected() -> bool:
+        connected = tls_redis.clients_of({p.pid for p in replicas.procs})
+        assert connected == 2 * per_replica, f"{connected} connected"
+        return True
+
+    wait_for(all_connected, f"{per_replica} TLS connections from each soketi", 30)
+    assert replicas.delivery(a, b, "cache-chat") == {"a": True, "b": True}, replicas.logs()
+    cached = f"{env.ns}.chat:app:{APP_ENV['SOKETI_DEFAULT_APP_ID']}:channel:cache-chat:cache_miss"
+    wait_for(lambda: tls_redis.cli("-n", "6", "EXISTS", cached) == "1", f"{cached} in db 6", 10)

@@ -66,8 +66,9 @@ PRESET = Preset(
         "that quoting. SOKETI_DB_REDIS_KEY_PREFIX=<prefix>: namespaces rate-limiter, cache and BullMQ "
         "queue keys (ioredis does not prefix pub/sub, so adapter channels use "
         'SOKETI_ADAPTER_REDIS_PREFIX). With TLS, `{"tls":{}}` goes to the adapter pub/sub options and '
-        "to the cache, rate-limiter and queue options, since each opens its own connection; that "
-        "ioredis honours it this way is inferred. The probe counts processes; soketi itself counts "
+        "to the cache, rate-limiter and queue options, since each opens its own connections (with "
+        "soketi 1.6.1 all 22 of a replica's connect to a TLS-only Redis); a private CA must reach Node "
+        "by the user's means, e.g. NODE_EXTRA_CA_CERTS. The probe counts processes; soketi itself counts "
         "nodes with the same PUBSUB NUMSUB. All replicas need the same app credentials "
         "(SOKETI_DEFAULT_APP_* or a shared app manager); Synchro does not set them. soketi 1.6.1 pins "
         "uWebSockets.js v20.10.0, whose binaries exist for Node 14/16/18 only."
