@@ -70,8 +70,10 @@ def install(app: Path) -> Path:
                         "--loglevel=error", "--cache", str(CACHE / "npm")], cwd=partial, check=True,
                        capture_output=True)
         (partial / ".installed").touch()
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
+        if not (target / ".installed").exists():  # another session may have finished the same install meanwhile
+            shutil.rmtree(target, ignore_errors=True)
+            partial.rename(target)
+        shutil.rmtree(partial, ignore_errors=True)
     for script in app.glob("*.mjs"):
         shutil.copy(script, target / script.name)
     return target
