@@ -57,7 +57,7 @@ def _channels(ep: Endpoint) -> list[str]:
 PRESET = Preset(
     name="soketi",
     summary="soketi: Redis adapter for cross-node broadcasts, plus rate limiter, cache and webhook queue.",
-    app_versions="soketi 1.x (env contract read from the 1.6 source)",
+    app_versions="soketi 1.x (env contract read from the 1.6 source; verified with 1.6.1)",
     build_env=_env,
     probe_channels=_channels,
     notes=(
@@ -66,10 +66,11 @@ PRESET = Preset(
         "that quoting. SOKETI_DB_REDIS_KEY_PREFIX=<prefix>: namespaces rate-limiter, cache and BullMQ "
         "queue keys (ioredis does not prefix pub/sub, so adapter channels use "
         'SOKETI_ADAPTER_REDIS_PREFIX). With TLS, `{"tls":{}}` goes to the adapter pub/sub options and '
-        "to the cache, rate-limiter and queue options, since each opens its own connection; that "
-        "ioredis honours it this way is inferred. The probe counts processes; soketi itself counts "
+        "to the cache, rate-limiter and queue options, since each opens its own connections (with "
+        "soketi 1.6.1 all 22 of a replica's connect to a TLS-only Redis); a private CA must reach Node "
+        "by the user's means, e.g. NODE_EXTRA_CA_CERTS. The probe counts processes; soketi itself counts "
         "nodes with the same PUBSUB NUMSUB. All replicas need the same app credentials "
-        "(SOKETI_DEFAULT_APP_* or a shared app manager); Synchro does not set them. The npm package's "
-        "uWebSockets.js build needs Node 14/16/18."
+        "(SOKETI_DEFAULT_APP_* or a shared app manager); Synchro does not set them. soketi 1.6.1 pins "
+        "uWebSockets.js v20.10.0, whose binaries exist for Node 14/16/18 only."
     ),
 )
