@@ -88,8 +88,11 @@ class Controller:
         expected = [p for p in self.pods() if p.ready]
         if len(expected) < plan.ready_pods:
             return  # the pod index lags the workloads' status: judge once it has seen every ready pod
-        seen = await checker.observe(plan.address, plan.creds, plan.prefix, [p.name for p in expected],
-                                     plan.timeout_s, plan.expected_subscribers, plan.in_cluster_redis)
+        if plan.address is None or plan.creds is None:
+            seen = verdict.Observation(redis_error=plan.unavailable or "no Redis address answered")
+        else:
+            seen = await checker.observe(plan.address, plan.creds, plan.prefix, [p.name for p in expected],
+                                         plan.timeout_s, plan.expected_subscribers, plan.in_cluster_redis)
         if seen.redis_error is None:
             elsewhere = await checker.alive_elsewhere(expected, plan.desired_url, namespace, self.secret_value,
                                                       self.service_ip, self.config)

@@ -1,0 +1,46 @@
+"""A managed Redis being re-created has no address at all: the probe must say RedisUnavailable about the rolled-out
+pods, not fall back to WaitingForRollout as if it had never started."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from synchro import api, conditions, presets
+from synchro.config import Config
+from synchro.controller import Controller
+from synchro.probe.checker import PodRecord
+from synchro.reconcile import Reconciler, RedisState, TargetState
+
+SPEC = api.parse("ns", "web", {"replicas": 2, "targets": [{"name": "web", "preset": "generic"}],
+                               "probe": {"interval": "2s", "timeout": "1s"}})
+WAITING = "waiting for the Redis pod of Deployment web-redis to be ready"
+
+
+def recreating_redis() -> RedisState:
+    """What a pass sees while the managed Redis pod is being replaced: an endpoint, but no address or creds."""
+    return RedisState(conditions.Condition(conditions.REDIS_READY, False, conditions.Reason.PROVISIONING, WAITING),
+                      presets.Endpoint(host="web-redis.ns.svc", prefix="ns.web"), "web-redis.ns.svc:6379")
+
+
+def rolled_out() -> list[TargetState]:
+    return [TargetState("Deployment", "web", config_hash="h1", rolled_out_hash="h1", replicas=2, ready_replicas=2)]
+
+
+def test_a_rolled_out_cluster_keeps_a_probe_plan_while_its_redis_has_no_address() -> None:
+    plan = Reconciler.probe_plan(SPEC, recreating_redis(), rolled_out())
+    assert plan is not None
+    assert (plan.address, plan.creds, plan.unavailable, plan.ready_pods) == (None, None, WAITING, 2)
+
+
+def test_the_probe_reports_redis_unavailable_without_an_address() -> None:
+    plan = Reconciler.probe_plan(SPEC, recreating_redis(), rolled_out())
+    assert plan is not None
+    pods = [PodRecord(p, True, "h1", None, None, None, None) for p in ("web-a", "web-b")]
+    body = {"metadata": {"namespace": "ns", "name": "web"}}
+    controller = Controller(None, Config(), body, {}, lambda: pods, logging.getLogger("test"))  # type: ignore[arg-type]
+    asyncio.run(controller.probe(plan))
+    v = controller.verdict
+    assert v is not None and (v.ok, v.reason) == (False, "RedisUnavailable")
+    assert v.unhealthy == (("web-a", "RedisUnavailable"), ("web-b", "RedisUnavailable"))
+    assert WAITING in v.message
