@@ -24,6 +24,9 @@ from poll import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.realnode]
 NAMED_S = 60  # generous: the probe names a pod within a few 2 s rounds; the deadline only bounds a failure
+# How long the kubelet may be held: well within the node controller's grace (40-50 s), after which it marks every
+# pod on the node unready, the managed Redis too, and a failure would read as RedisUnavailable.
+KUBELET_HELD_S = 25
 CLUSTER_LABEL = "synchro.dev/cluster"
 
 
@@ -74,7 +77,7 @@ def all_healthy(env: Env, name: str, pods: int, timeout: float = NAMED_S, seen: 
     wait_for(check, f"{name}: PubSubHealthy=True AllPodsHealthy with {pods} healthy pods", timeout)
 
 
-def named(env: Env, name: str, reason: str, pods: dict[str, str]) -> dict[str, Any]:
+def named(env: Env, name: str, reason: str, pods: dict[str, str], timeout: float = NAMED_S) -> dict[str, Any]:
     """Wait until the condition has `reason` and status.probe.unhealthy is exactly `pods` (pod -> reason)."""
     def check() -> dict[str, Any]:
         c = env.condition(name, "PubSubHealthy") or {}
@@ -82,7 +85,7 @@ def named(env: Env, name: str, reason: str, pods: dict[str, str]) -> dict[str, A
         if (c.get("status"), c.get("reason")) != ("False", reason) or now != pods:
             raise LookupError(f"not yet: {c.get('status')} {c.get('reason')} {c.get('message')!r}, unhealthy {now}")
         return c
-    return wait_for(check, f"{name}: PubSubHealthy=False {reason} naming exactly {pods}", NAMED_S)
+    return wait_for(check, f"{name}: PubSubHealthy=False {reason} naming exactly {pods}", timeout)
 
 
 def agent_pid(env: Env, cluster: str, pod: str) -> int | None:
@@ -141,7 +144,7 @@ def test_a_killed_agent_is_named_and_the_kubelet_restart_recovers(real_env: Env)
 
     with stopped(kubelet_pid()):
         os.kill(pid, signal.SIGKILL)
-        c = named(env, name, "PodsUnreachable", {victim: "NoReply"})
+        c = named(env, name, "PodsUnreachable", {victim: "NoReply"}, timeout=KUBELET_HELD_S)
         assert victim in c["message"] and other not in c["message"]
         assert pod_ready(env, victim) and probe_container(env, victim).restart_count == 0  # Kubernetes saw nothing
         assert env.condition(name, "Ready")["reason"] == "PodsUnreachable"
