@@ -89,7 +89,7 @@ class Controller:
         expected = [p for p in self.pods() if p.ready]
         if len(expected) < plan.ready_pods:
             return  # the pod index lags the workloads' status: judge once it has seen every ready pod
-        if plan.address is None or plan.creds is None:
+        if plan.address is None or plan.creds is None or not self.config.may_connect(plan.address[0]):
             seen = verdict.Observation(redis_error=plan.unavailable or "no Redis address answered")
         else:
             seen = await checker.observe(plan.address, plan.creds, plan.prefix, [p.name for p in expected],

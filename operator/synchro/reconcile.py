@@ -106,7 +106,7 @@ class ProbePlan:
     expected_subscribers: Mapping[str, int]
     in_cluster_redis: bool  # the managed Redis sees pod IPs; an external one may see only the nodes'
     ready_pods: int  # what the workloads report ready: the probe waits until it sees as many pods
-    unavailable: str = ""  # why there is no address to probe: the verdict is RedisUnavailable without trying
+    unavailable: str = ""  # RedisReady's message when not ready: the verdict if no address may be tried
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ class Reconciler:
         return ProbePlan(redis.address, redis.creds, spec.prefix, presets.redis_url(redis.endpoint),
                          frozenset(t.config_hash for t in targets), spec.probe.interval_s, spec.probe.timeout_s,
                          channels, spec.managed is not None, sum(t.ready_replicas for t in targets),
-                         "" if redis.address and redis.creds else redis.condition.message)
+                         "" if redis.ready else redis.condition.message)
 
     # ------------------------------------------------------------ Redis
 
