@@ -2,9 +2,11 @@
 containers, so a failure is a real process killed, paused or restarted, not a host stand-in (test_probe.py has
 those cases with host agents beside kwok pods).
 
-A container's processes are host processes here (we are root), so a test finds one sidecar's agent by its
-environment in /proc and signals it directly: that needs neither the kubelet's exec streaming nor any tool in
-the image. Every wait is a poll with a deadline; how fast the probe notices belongs to `make bench`.
+A container's processes are host processes here (we are root), so a test finds one by its container's cgroup
+(the container ID in the pod's status) and signals it directly: that needs neither the kubelet's exec streaming
+nor any tool in the image. Where the kubelet would repair a failure before a probe round could see it, the test
+holds the kubelet (SIGSTOP) for at most KUBELET_HELD_S. Every wait is a poll with a deadline; how fast the probe
+notices belongs to `make bench`.
 """
 
 from __future__ import annotations
