@@ -22,6 +22,7 @@ from synchro.config import Config
 from synchro.kube import Kube, KubeError, Obj
 from synchro.probe import checker, verdict
 from synchro.reconcile import ClaimKey, Memory, Pass, ProbePlan, io
+from synchro.redis import connect
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 MAX_BACKOFF_S = 60.0
@@ -97,11 +98,14 @@ class Controller:
         expected = [p for p in self.pods() if p.ready]
         if len(expected) < plan.ready_pods:
             return  # the pod index lags the workloads' status: judge once it has seen every ready pod
-        seen = await checker.observe(plan.address, plan.creds, plan.prefix, [p.name for p in expected],
-                                     plan.timeout_s, plan.expected_subscribers, plan.in_cluster_redis)
+        if plan.address is None or plan.creds is None or not self.config.may_connect(plan.address[0]):
+            seen = verdict.Observation(redis_error=plan.unavailable or "no Redis address answered")
+        else:
+            seen = await checker.observe(plan.address, plan.creds, plan.prefix, [p.name for p in expected],
+                                         plan.timeout_s, plan.expected_subscribers, plan.in_cluster_redis)
         if seen.redis_error is None:
             elsewhere = await checker.alive_elsewhere(expected, plan.desired_url, namespace, self.secret_value,
-                                                      self.service_ip, self.config)
+                                                      self.service_addresses, self.config)
             seen = dataclasses.replace(seen, elsewhere=elsewhere)
         pods = [verdict.Pod(p.name, stale=p.config_hash not in plan.desired_hashes, ip=p.ip) for p in expected]
         self.verdict = verdict.judge(pods, seen)
@@ -115,10 +119,12 @@ class Controller:
         secret = await io(self.kube.get, "v1", "Secret", self.key[0], name)
         return reconcile.secret_value(secret, key)
 
-    async def service_ip(self, namespace: str, name: str) -> str | None:
+    async def service_addresses(self, namespace: str, name: str) -> tuple[str | None, list[tuple[str, int]]]:
         service = await io(self.kube.get, "v1", "Service", namespace, name)
+        slices = await io(self.kube.list, "discovery.k8s.io/v1", "EndpointSlice", namespace,
+                          f"kubernetes.io/service-name={name}")
         ip = (service or {}).get("spec", {}).get("clusterIP")
-        return str(ip) if ip else None
+        return (str(ip) if ip and ip != "None" else None), connect.service_addresses(None, slices)
 
     def pubsub_condition(self, last: Pass) -> Condition | None:
         if not last.probing:

@@ -132,8 +132,8 @@ def fingerprint(obj: Obj) -> str:
 class ProbePlan:
     """What the probe needs from a pass: where Redis answered, and what every pod should run."""
 
-    address: tuple[str, int]
-    creds: connect.Credentials
+    address: tuple[str, int] | None  # None while no Redis answers at all (a managed Redis pod being re-created)
+    creds: connect.Credentials | None
     prefix: str
     desired_url: str
     desired_hashes: frozenset[str]
@@ -142,6 +142,7 @@ class ProbePlan:
     expected_subscribers: Mapping[str, int]
     in_cluster_redis: bool  # the managed Redis sees pod IPs; an external one may see only the nodes'
     ready_pods: int  # what the workloads report ready: the probe waits until it sees as many pods
+    unavailable: str = ""  # RedisReady's message when not ready: the verdict if no address may be tried
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ class Reconciler:
 
     @staticmethod
     def probe_plan(spec: api.SyncClusterSpec, redis: RedisState, targets: list[TargetState]) -> ProbePlan | None:
-        if not spec.probe.sidecar or redis.endpoint is None or redis.address is None or redis.creds is None:
+        if not spec.probe.sidecar or redis.endpoint is None:
             return None
         channels: dict[str, int] = {}
         for target, state in zip(spec.targets, targets, strict=True):
@@ -195,7 +196,8 @@ class Reconciler:
                 channels[channel] = channels.get(channel, 0) + state.ready_replicas
         return ProbePlan(redis.address, redis.creds, spec.prefix, presets.redis_url(redis.endpoint),
                          frozenset(t.config_hash for t in targets), spec.probe.interval_s, spec.probe.timeout_s,
-                         channels, spec.managed is not None, sum(t.ready_replicas for t in targets))
+                         channels, spec.managed is not None, sum(t.ready_replicas for t in targets),
+                         "" if redis.ready else redis.condition.message)
 
     # ------------------------------------------------------------ Redis
 

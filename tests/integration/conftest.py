@@ -6,6 +6,7 @@ $KUBECONFIG, so they cannot run against somebody else's cluster by accident.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kit import KUBECTL, Env, RedisServer, cluster_cmd, fresh_namespace
+from kit import KUBECTL, REAL_NODE_TOLERATION, Env, RedisServer, cluster_cmd, fresh_namespace
 from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +87,15 @@ def real_node(cluster: client.ApiClient) -> str:
         "no Ready node labelled synchro.dev/node=real: start one with `make cluster-up NODE=real` "
         f"(docs/real-node.md){why}"
     )
+
+
+@pytest.fixture()
+def real_env(cluster: client.ApiClient, operator: None, real_node: str) -> Iterator[Env]:
+    """A namespace whose every pod lands on the real node, the operator's managed Redis included."""
+    annotations = {"scheduler.alpha.kubernetes.io/node-selector": "synchro.dev/node=real",
+                   "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([REAL_NODE_TOLERATION])}
+    with fresh_namespace(cluster, annotations) as name:
+        yield Env(cluster, name)
 
 
 NPM_CACHE = Path(os.environ.get("SYNCHRO_CACHE", Path.home() / ".cache" / "synchro")) / "npm"

@@ -3,25 +3,12 @@ real containers, and the operator reaches Redis through its pod address. No host
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-
 import pytest
-from kit import REAL_NODE_TOLERATION, Env, fresh_namespace, sync_cluster
-from kubernetes import client
+from kit import Env, sync_cluster
 
 from poll import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.realnode]
-
-
-@pytest.fixture()
-def real_env(cluster: client.ApiClient, operator: None, real_node: str) -> Iterator[Env]:
-    """A namespace whose every pod lands on the real node, the operator's managed Redis included."""
-    annotations = {"scheduler.alpha.kubernetes.io/node-selector": "synchro.dev/node=real",
-                   "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([REAL_NODE_TOLERATION])}
-    with fresh_namespace(cluster, annotations) as name:
-        yield Env(cluster, name)
 
 
 def test_managed_redis_and_real_sidecars_go_ready(real_env: Env, real_node: str) -> None:

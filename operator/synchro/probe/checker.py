@@ -22,7 +22,8 @@ from synchro.probe.verdict import Observation
 from synchro.redis import connect
 
 SecretLookup = Callable[[str, str], Awaitable[str | None]]  # (secret name, key) -> value
-ServiceLookup = Callable[[str, str], Awaitable[str | None]]  # (namespace, service) -> ClusterIP
+# (namespace, service) -> its ClusterIP and its ready endpoints: from outside the cluster only the latter answer
+ServiceLookup = Callable[[str, str], Awaitable[tuple[str | None, list[tuple[str, int]]]]]
 _SERVICE_HOST = re.compile(r"^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(\.cluster\.local)?$")
 
 
@@ -107,30 +108,36 @@ def app_subscriber_ips(clients: Sequence[Mapping[str, Any]]) -> frozenset[str]:
 
 
 async def alive_elsewhere(pods: Sequence[PodRecord], desired_url: str, namespace: str, secret: SecretLookup,
-                          service_ip: ServiceLookup, config: Config) -> dict[str, str]:
-    """Pods whose agent was given another Redis and is alive there (its view key exists)."""
+                          service: ServiceLookup, config: Config) -> dict[str, str]:
+    """Pods whose agent was given another Redis and is alive there (its view key exists). A Service is tried
+    at its ClusterIP, then at its endpoints, as the operator reaches its own Redis."""
     found: dict[str, str] = {}
     for pod in pods:
         if not pod.probe_url or pod.probe_url == desired_url or not pod.probe_prefix:
             continue
         password = await secret(*pod.password_ref) if pod.password_ref else None
         parts = urlsplit(pod.probe_url)
-        host = parts.hostname or ""
-        if match := _SERVICE_HOST.match(host):
-            host = await service_ip(match.group(2), match.group(1)) or host
-        if not config.may_connect(host):
-            continue
+        port = parts.port or api.REDIS_PORT
+        addresses = [(parts.hostname or "", port)]
+        if match := _SERVICE_HOST.match(addresses[0][0]):
+            cluster_ip, endpoints = await service(match.group(2), match.group(1))
+            addresses = [(cluster_ip, port)] if cluster_ip else addresses
+            addresses += endpoints
         db = int(parts.path.strip("/") or 0)
         creds = connect.Credentials(unquote(parts.username) if parts.username else None, password, db,
                                     parts.scheme == "rediss")
-        client = connect.client_for(host, parts.port or api.REDIS_PORT, creds, 1.5)
-        try:
-            if await client.exists(protocol.view_key(pod.probe_prefix, pod.name)):
-                found[pod.name] = f"{parts.hostname}:{parts.port or api.REDIS_PORT}/{db}"
-        except (RedisError, OSError):
-            pass
-        finally:
-            await client.aclose()
+        for host, host_port in addresses:
+            if not config.may_connect(host):
+                continue
+            client = connect.client_for(host, host_port, creds, 1.5)
+            try:
+                if await client.exists(protocol.view_key(pod.probe_prefix, pod.name)):
+                    found[pod.name] = f"{parts.hostname}:{port}/{db}"
+                break  # that Redis answered
+            except (RedisError, OSError):
+                continue
+            finally:
+                await client.aclose()
     return found
 
 
