@@ -95,7 +95,8 @@ class Controller:
 
     async def probe(self, plan: ProbePlan) -> None:
         namespace, name = self.key
-        expected = [p for p in self.pods() if p.ready]
+        now = datetime.datetime.now(datetime.UTC)
+        expected = [p for p in self.pods() if p.settled(now)]
         if len(expected) < plan.ready_pods:
             return  # the pod index lags the workloads' status: judge once it has seen every ready pod
         if plan.address is None or plan.creds is None or not self.config.may_connect(plan.address[0]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from synchro import statusview
 from synchro.probe import checker, verdict
 from synchro.probe.verdict import Observation, Pod
@@ -75,6 +77,21 @@ def test_pod_record_reads_the_sidecar_env_and_readiness() -> None:
                                        "ns.c", ("s", "password"))
     body["metadata"]["deletionTimestamp"] = "now"
     assert not checker.pod_record(body).ready
+
+
+def test_a_sidecar_that_just_restarted_is_judged_only_after_its_grace() -> None:
+    """The kubelet restarts a killed sidecar and the pod shows Ready before the new agent has subscribed."""
+    body = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "synchro-probe"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}], "containerStatuses": [
+                {"name": "app", "state": {"running": {"startedAt": "2026-11-23T10:00:00Z"}}},
+                {"name": "synchro-probe", "state": {"running": {"startedAt": "2026-11-23T12:00:00Z"}}}]}}
+    record = checker.pod_record(body)
+    assert record.probe_started == "2026-11-23T12:00:00Z"
+    at = lambda s: datetime.datetime(2026, 11, 23, 12, 0, s, tzinfo=datetime.UTC)  # noqa: E731
+    assert not record.settled(at(3))
+    assert record.settled(at(int(checker.STARTUP_GRACE_S)))
+    assert checker.PodRecord("q", True, None, None, None, None, None).settled(at(0))  # no sidecar status: judged
+    assert not checker.PodRecord("q", False, None, None, None, None, None).settled(at(59))
 
 
 def test_status_page_draws_the_matrix() -> None:

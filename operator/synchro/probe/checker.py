@@ -4,6 +4,7 @@ subscribers, and look for agents that are alive on some other Redis. Returns an 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import re
 import time
 import uuid
@@ -24,6 +25,8 @@ from synchro.redis import connect
 SecretLookup = Callable[[str, str], Awaitable[str | None]]  # (secret name, key) -> value
 # (namespace, service) -> its ClusterIP and its ready endpoints: from outside the cluster only the latter answer
 ServiceLookup = Callable[[str, str], Awaitable[tuple[str | None, list[tuple[str, int]]]]]
+# A sidecar that just (re)started shows Ready before its agent has subscribed: it is judged after this long.
+STARTUP_GRACE_S = 10.0
 _SERVICE_HOST = re.compile(r"^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(\.cluster\.local)?$")
 
 
@@ -38,6 +41,16 @@ class PodRecord:
     probe_url: str | None  # SYNCHRO_PROBE_URL as written in the pod spec ($(VAR) references unresolved)
     probe_prefix: str | None
     password_ref: tuple[str, str] | None  # the Secret (name, key) behind SYNCHRO_REDIS_PASSWORD
+    probe_started: str | None = None  # when the synchro-probe container last started (RFC 3339)
+
+    def settled(self, now: datetime.datetime, grace_s: float = STARTUP_GRACE_S) -> bool:
+        """Ready, and its agent has had time to subscribe since the sidecar last started."""
+        if not self.ready:
+            return False
+        if not self.probe_started:
+            return True
+        started = datetime.datetime.fromisoformat(self.probe_started.replace("Z", "+00:00"))
+        return (now - started).total_seconds() >= grace_s
 
 
 def pod_record(body: Mapping[str, Any]) -> PodRecord:
@@ -47,6 +60,8 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord:
     ref = ((env.get("SYNCHRO_REDIS_PASSWORD") or {}).get("valueFrom") or {}).get("secretKeyRef")
     ready = not meta.get("deletionTimestamp") and any(
         c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    probe_status: Mapping[str, Any] = next(
+        (c for c in status.get("containerStatuses") or [] if c.get("name") == protocol.CONTAINER), {})
     return PodRecord(
         name=meta["name"],
         ready=bool(ready),
@@ -55,6 +70,7 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord:
         probe_url=(env.get(sidecar.URL_VAR) or {}).get("value"),
         probe_prefix=(env.get("SYNCHRO_PROBE_PREFIX") or {}).get("value"),
         password_ref=(ref["name"], ref["key"]) if ref else None,
+        probe_started=((probe_status.get("state") or {}).get("running") or {}).get("startedAt"),
     )
 
 
