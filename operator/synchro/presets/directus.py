@@ -33,6 +33,10 @@ def _env(ep: Endpoint) -> list[EnvVar]:
         plain("CACHE_NAMESPACE", _s(f"{ep.prefix}:cache")),
         plain("RATE_LIMITER_STORE", "redis"),
         plain("WEBSOCKETS_COLLAB_STORE_NAMESPACE", _s(f"{ep.prefix}:collab")),
+        # Redis stores of newer releases (api 39): health checks, import/export jobs, license entitlements.
+        plain("HEALTHCHECK_NAMESPACE", _s(f"{ep.prefix}:healthcheck")),
+        plain("IMPORT_EXPORT_NAMESPACE", _s(f"{ep.prefix}:import-export")),
+        plain("LICENSE_NAMESPACE", _s(f"{ep.prefix}:license")),
     ]
 
 
