@@ -12,7 +12,7 @@ the bus subscription; the same two replicas without the injected env must not pa
 subscriber still hears it, which proves the check can fail.
 
 Directus 11.3.5 hard-codes its bus namespace `directus:bus` (`@directus/api` 23.3.2,
-`dist/bus/lib/use-bus.js`); REDIS_BUS_NAMESPACE is honoured only by later releases. So the app's own channel
+`dist/bus/lib/use-bus.js`); REDIS_BUS_NAMESPACE is honoured from 11.17.4 on (Node 22). So the app's own channel
 is counted here, and the preset's probe channel `<prefix>:bus:schemaChanged` has no subscriber on this version.
 """
 
