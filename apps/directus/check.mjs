@@ -1,4 +1,4 @@
-// node check.mjs <portA> <portB> <token> <collection>
+// node check.mjs <portA> <portB> <token> <collection>   (also run for apps/directus-12)
 //
 // A realtime subscriber on each replica, then one item created through replica B's REST API. Exit 0 when
 // A's subscriber hears B's create event, 1 when only B's own subscriber does (the replicas are not
