@@ -85,6 +85,11 @@ def node_headers(node: str) -> Path:
     return prefix
 
 
+def run(cmd: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> None:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-4000:]}"
+
+
 def install(release: Release) -> Installed:
     """`npm ci` of the release's package-lock into ~/.cache/synchro/apps/<app>-<lock hash>, once per lock; the
     native modules are compiled from source for the Node that runs the app (no prebuilt binary is fetched)."""
@@ -99,11 +104,11 @@ def install(release: Release) -> Installed:
         for name in ("package.json", "package-lock.json"):
             shutil.copy(app / name, partial / name)
         npm = ["--no-audit", "--no-fund", "--loglevel=error", "--cache", str(CACHE / "npm")]
-        subprocess.run(["npm", "ci", "--ignore-scripts", *npm], cwd=partial, check=True, capture_output=True)
+        run(["npm", "ci", "--ignore-scripts", *npm], partial)
         node = node_of(release, partial)
         build = {**os.environ, "PATH": f"{Path(node).parent}:{os.environ['PATH']}",
                  "npm_config_build_from_source": "true", "npm_config_nodedir": str(node_headers(node))}
-        subprocess.run(["npm", "rebuild", *NATIVE, *npm], cwd=partial, env=build, check=True, capture_output=True)
+        run(["npm", "rebuild", *NATIVE, *npm], partial, build)
         (partial / ".installed").touch()
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
