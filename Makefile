@@ -63,6 +63,11 @@ test: deps build ## Unit and integration tests on the local cluster, with the re
 	NODE=$(TEST_NODE) python3 hack/cluster.py up
 	bash hack/pytest.sh tests/unit tests/integration
 
+.PHONY: test-apps
+test-apps: deps build ## Only the tests that run real apps (pytest -m apps; their installs are cached under ~/.cache/synchro)
+	python3 hack/cluster.py up
+	bash hack/pytest.sh tests/integration -m apps
+
 .PHONY: run
 run: deps ## Run the operator against $$KUBECONFIG (on the local cluster: Redis connections stay on loopback)
 	$(if $(filter $(CURDIR)/.cluster/kubeconfig,$(KUBECONFIG)),SYNCHRO_REDIS_NETWORKS=$${SYNCHRO_REDIS_NETWORKS:-127.0.0.0/8}) \

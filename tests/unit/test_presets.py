@@ -53,6 +53,9 @@ EXPECTED_FULL: dict[str, dict[str, Any]] = {
         "CACHE_NAMESPACE": "string:team.cms:cache",
         "RATE_LIMITER_STORE": "redis",
         "WEBSOCKETS_COLLAB_STORE_NAMESPACE": "string:team.cms:collab",
+        "HEALTHCHECK_NAMESPACE": "string:team.cms:healthcheck",
+        "IMPORT_EXPORT_NAMESPACE": "string:team.cms:import-export",
+        "LICENSE_NAMESPACE": "string:team.cms:license",
     },
     "soketi": {
         "SOKETI_ADAPTER_DRIVER": "redis",
@@ -127,6 +130,9 @@ EXPECTED_BARE: dict[str, dict[str, Any]] = {
         "CACHE_NAMESPACE": "string:team.cms:cache",
         "RATE_LIMITER_STORE": "redis",
         "WEBSOCKETS_COLLAB_STORE_NAMESPACE": "string:team.cms:collab",
+        "HEALTHCHECK_NAMESPACE": "string:team.cms:healthcheck",
+        "IMPORT_EXPORT_NAMESPACE": "string:team.cms:import-export",
+        "LICENSE_NAMESPACE": "string:team.cms:license",
     },
     "soketi": {
         "SOKETI_ADAPTER_DRIVER": "redis",

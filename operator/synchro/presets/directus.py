@@ -33,6 +33,10 @@ def _env(ep: Endpoint) -> list[EnvVar]:
         plain("CACHE_NAMESPACE", _s(f"{ep.prefix}:cache")),
         plain("RATE_LIMITER_STORE", "redis"),
         plain("WEBSOCKETS_COLLAB_STORE_NAMESPACE", _s(f"{ep.prefix}:collab")),
+        # Redis stores of newer releases (api 39): health checks, import/export jobs, license entitlements.
+        plain("HEALTHCHECK_NAMESPACE", _s(f"{ep.prefix}:healthcheck")),
+        plain("IMPORT_EXPORT_NAMESPACE", _s(f"{ep.prefix}:import-export")),
+        plain("LICENSE_NAMESPACE", _s(f"{ep.prefix}:license")),
     ]
 
 
@@ -43,19 +47,20 @@ def _channels(ep: Endpoint) -> list[str]:
 PRESET = Preset(
     name="directus",
     summary="Directus: shared bus, locks, cron synchronization, cache and rate limiter in Redis.",
-    app_versions="Directus 10.4+ / 11.x / 12.x (bus namespace honoured only after 11.3.5)",
+    app_versions="Directus 10.4+ / 11.x / 12.x (bus namespace honoured from 11.17)",
     build_env=_env,
     probe_channels=_channels,
     notes=(
         "REDIS (the URL) wins over every REDIS_HOST/PORT/USERNAME/PASSWORD/DB, so only the URL is set; "
         "it embeds the password, which must be URL-safe. Values carry the `string:` cast flag so a comma "
         "in the password or a prefix like `json:x` cannot change their type. "
-        "Directus 11.3.5 and older hard-code the bus namespace `directus:bus`: REDIS_BUS_NAMESPACE is "
+        "Directus 11.16.1 and older (@directus/api <= 34) hard-code the bus namespace `directus:bus` (and "
+        "`directus:lock`, `permissions`): REDIS_BUS_NAMESPACE is "
         "ignored, the probe channel <prefix>:bus:schemaChanged stays at 0 subscribers (the app really "
         "uses directus:bus:schemaChanged), and two SyncClusters on one Redis share a bus. "
-        "The first release that honours REDIS_BUS_NAMESPACE is uncertain. "
-        "The probe counts processes, not pods (PM2_INSTANCES > 1 counts several times); that every "
-        "process subscribes to schemaChanged is inferred from code. "
+        "11.17.4 (@directus/api 35.2.0) is the first published release that honours it. "
+        "The probe counts processes, not pods (PM2_INSTANCES > 1 counts several times); every process "
+        "subscribes to schemaChanged (two 11.3.5 processes count 2, tests/integration/test_preset_directus.py). "
         "CACHE_STORE=redis needs the optional @keyv/redis dependency (in the official image). "
         "SYNCHRONIZATION_NAMESPACE is a key prefix, not a channel. Rate-limiter keys are not namespaced "
         "(no documented variable), so SyncClusters sharing one Redis share rate-limit counters."
