@@ -16,7 +16,7 @@ from typing import Any
 
 import kopf
 
-from synchro import api, kube, metrics, reconcile
+from synchro import api, inject, kube, metrics, reconcile
 from synchro.config import Config
 from synchro.controller import Controller
 from synchro.kube import Obj
@@ -91,12 +91,12 @@ def ours(annotations: Mapping[str, str], labels: Mapping[str, str], **_: Any) ->
 # The watch cache of Synchro's own workloads: a settled pass reads them here instead of from the API server.
 @kopf.index("apps", "v1", "deployments", when=ours)
 def deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[ClaimKey, Obj]:
-    return {(namespace or "", "Deployment", name): dict(body)}
+    return {(namespace or "", "Deployment", name): inject.slim(body)}
 
 
 @kopf.index("apps", "v1", "statefulsets", when=ours)
 def statefulsets(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[ClaimKey, Obj]:
-    return {(namespace or "", "StatefulSet", name): dict(body)}
+    return {(namespace or "", "StatefulSet", name): inject.slim(body)}
 
 
 def cache_reader(*indexes: kopf.Index[ClaimKey, Obj]) -> Callable[[str, str, str], Obj | None]:

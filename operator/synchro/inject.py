@@ -66,6 +66,15 @@ def owned_env_names(workload: Obj, container: str, manager: str = api.FIELD_MANA
     return names
 
 
+def slim(workload: Obj) -> dict[str, Any]:
+    """What a pass reads of a workload, for keeping in memory: everything but the other managers' managedFields,
+    which are most of a Deployment's bulk and which nothing here reads."""
+    meta = dict(workload.get("metadata") or {})
+    meta["managedFields"] = [e for e in meta.get("managedFields") or [] if e.get("manager") == api.FIELD_MANAGER]
+    return {"apiVersion": workload.get("apiVersion"), "kind": workload.get("kind"), "metadata": meta,
+            "spec": workload.get("spec") or {}, "status": workload.get("status") or {}}
+
+
 def user_env_names(workload: Obj, container: str) -> set[str]:
     """Env names in the live container that somebody other than Synchro put there."""
     present = {e["name"] for e in _env_of(workload, container)}

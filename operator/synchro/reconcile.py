@@ -211,7 +211,8 @@ class Reconciler:
     async def apply(self, obj: Obj, live: Obj | None) -> Obj:
         answer = await io(self.kube.apply, obj)
         if live is not None and obj["kind"] in WORKLOAD_KINDS:
-            self.memory.applied[(obj["kind"], obj["metadata"]["name"])] = (live["metadata"]["resourceVersion"], answer)
+            self.memory.applied[(obj["kind"], obj["metadata"]["name"])] = (live["metadata"]["resourceVersion"],
+                                                                            inject.slim(answer))
         return answer
 
     async def apply_if_changed(self, obj: Obj) -> Obj:

@@ -121,3 +121,15 @@ def test_release_apply_gives_up_everything_but_identity() -> None:
     assert inject.release_apply("Deployment", "ns", "web", None) == {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"}}
     assert inject.release_apply("Deployment", "ns", "web", 1)["spec"] == {"replicas": 1}
+
+
+def test_slim_keeps_what_a_pass_reads_and_only_synchros_managed_fields() -> None:
+    workload = {"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "w", "resourceVersion": "7", "annotations": {"a": "b"}, "managedFields": [
+                    {"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}},
+                    {"manager": api.FIELD_MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {}}}]},
+                "spec": {"replicas": 2}, "status": {"readyReplicas": 1}}
+    slim = inject.slim(workload)
+    assert [e["manager"] for e in slim["metadata"]["managedFields"]] == [api.FIELD_MANAGER]
+    assert slim["spec"] == workload["spec"] and slim["status"] == workload["status"]
+    assert slim["metadata"]["resourceVersion"] == "7" and len(workload["metadata"]["managedFields"]) == 2
