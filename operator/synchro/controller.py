@@ -103,7 +103,8 @@ class Controller:
             seen = verdict.Observation(redis_error=plan.unavailable or "no Redis address answered")
         else:
             seen = await checker.observe(plan.address, plan.creds, plan.prefix, [p.name for p in expected],
-                                         plan.timeout_s, plan.expected_subscribers, plan.in_cluster_redis)
+                                         plan.timeout_s, plan.expected_subscribers, plan.in_cluster_redis,
+                                         plan.legacy_channels)
         if seen.redis_error is None:
             elsewhere = await checker.alive_elsewhere(expected, plan.desired_url, namespace, self.secret_value,
                                                       self.service_addresses, self.config)

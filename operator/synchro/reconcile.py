@@ -143,6 +143,7 @@ class ProbePlan:
     in_cluster_redis: bool  # the managed Redis sees pod IPs; an external one may see only the nodes'
     ready_pods: int  # what the workloads report ready: the probe waits until it sees as many pods
     unavailable: str = ""  # RedisReady's message when not ready: the verdict if no address may be tried
+    legacy_channels: Mapping[str, str] = field(default_factory=dict)  # app channel -> older releases' channel
 
 
 @dataclass(frozen=True)
@@ -191,13 +192,16 @@ class Reconciler:
         if not spec.probe.sidecar or redis.endpoint is None:
             return None
         channels: dict[str, int] = {}
+        legacy: dict[str, str] = {}
         for target, state in zip(spec.targets, targets, strict=True):
-            for channel in presets.get(target.preset).probe_channels(redis.endpoint):
+            preset = presets.get(target.preset)
+            for channel in preset.probe_channels(redis.endpoint):
                 channels[channel] = channels.get(channel, 0) + state.ready_replicas
+            legacy.update(preset.legacy_channels(redis.endpoint))
         return ProbePlan(redis.address, redis.creds, spec.prefix, presets.redis_url(redis.endpoint),
                          frozenset(t.config_hash for t in targets), spec.probe.interval_s, spec.probe.timeout_s,
                          channels, spec.managed is not None, sum(t.ready_replicas for t in targets),
-                         "" if redis.ready else redis.condition.message)
+                         "" if redis.ready else redis.condition.message, legacy)
 
     # ------------------------------------------------------------ Redis
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 
 from synchro import statusview
@@ -102,3 +103,25 @@ def test_status_page_draws_the_matrix() -> None:
     lines = page.splitlines()
     assert any(line.startswith("a ") and line.rstrip().endswith("0 ok") and " x " in line for line in lines)
     assert any(line.startswith("b ") and line.rstrip().endswith("1 NoReply") for line in lines)
+
+
+def test_an_app_release_that_ignores_its_namespace_is_counted_on_its_legacy_channel() -> None:
+    """Directus up to 11.16.1 subscribes to directus:bus:* whatever REDIS_BUS_NAMESPACE says."""
+    from synchro import presets
+    from synchro.presets.base import Endpoint
+
+    ep = Endpoint(host="r", prefix="ns.cms")
+    directus = presets.get("directus")
+    [channel] = directus.probe_channels(ep)
+    assert directus.legacy_channels(ep) == {channel: "directus:bus:schemaChanged"}
+    assert presets.get("soketi").legacy_channels(ep) == {}
+
+    class Redis:
+        async def pubsub_numsub(self, *channels: str) -> list[tuple[bytes, int]]:
+            counts = {"directus:bus:schemaChanged": 2, "other": 1}
+            return [(c.encode(), counts.get(c, 0)) for c in channels]
+
+    legacy = directus.legacy_channels(ep)
+    assert asyncio.run(checker.count_subscribers(Redis(), [channel, "other"], legacy)) == {channel: 2, "other": 1}
+    assert asyncio.run(checker.count_subscribers(Redis(), [channel], {})) == {channel: 0}
+    assert checker.fold_legacy({channel: 3, "directus:bus:schemaChanged": 1}, [channel], legacy) == {channel: 3}

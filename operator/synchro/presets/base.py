@@ -92,6 +92,8 @@ class Preset:
     build_env: Callable[[Endpoint], list[EnvVar]]  # the app's variables, not including password_env
     probe_channels: Callable[[Endpoint], list[str]]  # always-on channels every app process subscribes to
     notes: str = ""  # caveats for docs
+    # probe channel -> the channel older releases of the app subscribe to instead (they ignore the namespace)
+    legacy_channels: Callable[[Endpoint], dict[str, str]] = lambda _ep: {}
 
 
 def _name_of(var: Mapping[str, Any]) -> str:

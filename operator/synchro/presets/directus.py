@@ -44,20 +44,27 @@ def _channels(ep: Endpoint) -> list[str]:
     return [f"{_bus_namespace(ep)}:schemaChanged"]
 
 
+def _legacy_channels(ep: Endpoint) -> dict[str, str]:
+    """Up to 11.16.1 (@directus/api 34) the bus namespace is hard-coded to `directus:bus`."""
+    return {f"{_bus_namespace(ep)}:schemaChanged": "directus:bus:schemaChanged"}
+
+
 PRESET = Preset(
     name="directus",
     summary="Directus: shared bus, locks, cron synchronization, cache and rate limiter in Redis.",
     app_versions="Directus 10.4+ / 11.x / 12.x (bus namespace honoured from 11.17)",
     build_env=_env,
     probe_channels=_channels,
+    legacy_channels=_legacy_channels,
     notes=(
         "REDIS (the URL) wins over every REDIS_HOST/PORT/USERNAME/PASSWORD/DB, so only the URL is set; "
         "it embeds the password, which must be URL-safe. Values carry the `string:` cast flag so a comma "
         "in the password or a prefix like `json:x` cannot change their type. "
         "Directus 11.16.1 and older (@directus/api <= 34) hard-code the bus namespace `directus:bus` (and "
         "`directus:lock`, `permissions`): REDIS_BUS_NAMESPACE is "
-        "ignored, the probe channel <prefix>:bus:schemaChanged stays at 0 subscribers (the app really "
-        "uses directus:bus:schemaChanged), and two SyncClusters on one Redis share a bus. "
+        "ignored and the app subscribes to directus:bus:schemaChanged, which the probe counts instead when it "
+        "holds more subscribers (on a Redis shared by several SyncClusters that count can include theirs), "
+        "and two SyncClusters on one Redis share a bus. "
         "11.17.4 (@directus/api 35.2.0) is the first published release that honours it. "
         "The probe counts processes, not pods (PM2_INSTANCES > 1 counts several times); every process "
         "subscribes to schemaChanged (two 11.3.5 processes count 2, tests/integration/test_preset_directus.py). "

@@ -105,11 +105,20 @@ async def read_views(client: Any, prefix: str, pods: Sequence[str]) -> dict[str,
     return views
 
 
-async def count_subscribers(client: Any, channels: Sequence[str]) -> dict[str, int]:
+async def count_subscribers(client: Any, channels: Sequence[str], legacy: Mapping[str, str]) -> dict[str, int]:
+    """PUBSUB NUMSUB of each app channel; where older releases of the app use another channel, the larger count."""
     if not channels:
         return {}
-    result = await client.pubsub_numsub(*channels)
-    return {(ch.decode() if isinstance(ch, bytes) else ch): int(n) for ch, n in result}
+    asked = [*channels, *(legacy[ch] for ch in channels if ch in legacy)]
+    result = await client.pubsub_numsub(*asked)
+    return fold_legacy({(ch.decode() if isinstance(ch, bytes) else ch): int(n) for ch, n in result}, channels, legacy)
+
+
+def fold_legacy(counts: Mapping[str, int], channels: Sequence[str], legacy: Mapping[str, str]) -> dict[str, int]:
+    """Pure: each app channel's count, or its legacy channel's if that is larger. The legacy channel carries no
+    namespace, so on a Redis shared by several SyncClusters it may count their pods too: a weaker check, but
+    not a false alarm for an app that cannot be told its namespace."""
+    return {ch: max(counts.get(ch, 0), counts.get(legacy[ch], 0) if ch in legacy else 0) for ch in channels}
 
 
 def app_subscriber_ips(clients: Sequence[Mapping[str, Any]]) -> frozenset[str]:
@@ -158,7 +167,8 @@ async def alive_elsewhere(pods: Sequence[PodRecord], desired_url: str, namespace
 
 
 async def observe(address: tuple[str, int], creds: connect.Credentials, prefix: str, expected: Sequence[str],
-                  timeout_s: float, expected_subscribers: Mapping[str, int], check_addresses: bool) -> Observation:
+                  timeout_s: float, expected_subscribers: Mapping[str, int], check_addresses: bool,
+                  legacy_channels: Mapping[str, str] | None = None) -> Observation:
     """`check_addresses`: Redis sees the pods' own IPs (it runs in the cluster), so CLIENT LIST can name a pod
     whose app holds no subscription."""
     client = connect.client_for(*address, creds, timeout=max(timeout_s, 1.0))
@@ -166,7 +176,7 @@ async def observe(address: tuple[str, int], creds: connect.Credentials, prefix: 
         pongs, views, subscribers = await asyncio.gather(
             ping_agents(client, prefix, expected, timeout_s),
             read_views(client, prefix, expected),
-            count_subscribers(client, list(expected_subscribers)),
+            count_subscribers(client, list(expected_subscribers), legacy_channels or {}),
         )
         ips = app_subscriber_ips(await client.client_list(_type="pubsub")) \
             if check_addresses and expected_subscribers else None
