@@ -35,16 +35,18 @@ def test_managed_redis_and_real_sidecars_go_ready(real_env: Env, real_node: str)
              "each sidecar to hear the other", 60)
 
 
-def test_the_apps_own_subscriptions_are_counted_and_located(real_env: Env) -> None:
+@pytest.mark.parametrize("bus", ['"${REDIS_BUS_NAMESPACE#string:}"', "directus:bus"], ids=["namespaced", "legacy"])
+def test_the_apps_own_subscriptions_are_counted_and_located(real_env: Env, bus: str) -> None:
     """A stand-in Directus: each pod's app container subscribes to the bus channel the directus preset names,
     with the injected REDIS URL. The probe then sees NUMSUB reach the replica count, and CLIENT LIST finds an
-    app subscription from every pod's own IP."""
+    app subscription from every pod's own IP. `legacy` subscribes where Directus up to 11.16.1 does, ignoring
+    REDIS_BUS_NAMESPACE: it must count as well."""
     env = real_env
     # redis-cli sends `redis://:pw@` as AUTH with an empty user name, which Redis refuses (ioredis, Directus'
     # client, does not), so the stand-in passes the same injected password through REDISCLI_AUTH instead.
     subscribe = ('if [ -z "$REDIS" ]; then exec sleep infinity; fi; url="${REDIS#string:}"; '
                  'REDISCLI_AUTH="$SYNCHRO_REDIS_PASSWORD" exec redis-cli -u "redis://${url#*@}" '
-                 'subscribe "${REDIS_BUS_NAMESPACE#string:}:schemaChanged"')
+                 f'subscribe {bus}:schemaChanged')
     env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cms"}, "spec": {
         "replicas": 1, "selector": {"matchLabels": {"app": "cms"}}, "template": {
             "metadata": {"labels": {"app": "cms"}},
