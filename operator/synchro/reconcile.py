@@ -28,7 +28,7 @@ SETTLED_RESYNC_S = 60.0  # look again this often even when no watch event wakes 
 BUSY_RESYNC_S = 2.0  # Redis does not answer yet, and nothing watched will say when it does: look again soon
 
 ClaimKey = tuple[str, str, str]  # (namespace, kind, name) of a target workload
-WORKLOAD_KINDS = ("Deployment", "StatefulSet")  # what the operator's watch caches (handlers.workloads)
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")  # held by the watch cache (the indexes in synchro.handlers)
 Claim = tuple[str, str]  # (creationTimestamp, SyncCluster name): the oldest claim wins
 
 
