@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
+from podenv import resolve_env, secret_reader
 
 from poll import wait_for
 
@@ -23,6 +25,7 @@ KUBECTL = str(ROOT / ".cluster" / "bin" / "kubectl")
 # The cluster's own redis-server (hack/cluster.py moves it with SYNCHRO_PORT_OFFSET, like every port).
 LOCAL_REDIS_PORT = 6379 + int(os.environ.get("SYNCHRO_PORT_OFFSET", "0"))
 LOCAL_REDIS = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
+CACHE = Path(os.environ.get("SYNCHRO_CACHE", Path.home() / ".cache" / "synchro"))  # app installs, npm's cache
 
 
 # ---------------------------------------------------------------- fixtures and helpers
@@ -152,3 +155,35 @@ def secret(name: str, password: str) -> dict[str, Any]:
             "data": {"password": base64.b64encode(password.encode()).decode()}}
 
 
+
+
+def container_env(env: Env, deployment: str, container: str) -> dict[str, str]:
+    """A container's env as the kubelet would resolve it for a pod of the live Deployment."""
+    template = env.core.api_client.sanitize_for_serialization(env.deployment(deployment).spec.template)
+    pod: dict[str, Any] = {"metadata": {"name": f"{deployment}-0", "namespace": env.ns}, "spec": template["spec"]}
+    return resolve_env(pod, container, secret_reader(env.core, env.ns))
+
+
+def cached_install(app: Path, install: Callable[[Path], None]) -> Path:
+    """apps/<name>'s package.json and lock, installed by `install(folder)` into
+    ~/.cache/synchro/apps/<name>-<lock hash>, once per lock. A half-done install is never used: it is built
+    in a `.partial-<pid>` folder, and those left by dead processes are removed."""
+    lock = (app / "package-lock.json").read_bytes()
+    target = CACHE / "apps" / f"{app.name}-{hashlib.sha256(lock).hexdigest()[:16]}"
+    if (target / ".installed").exists():
+        return target
+    for stale in target.parent.glob(f"{target.name}.partial-*"):
+        if not Path("/proc", stale.name.rsplit("-", 1)[1]).exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(app / name, partial / name)
+    install(partial)
+    (partial / ".installed").touch()
+    if not (target / ".installed").exists():  # another session may have finished the same install meanwhile
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    shutil.rmtree(partial, ignore_errors=True)
+    return target

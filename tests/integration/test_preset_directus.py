@@ -19,7 +19,6 @@ probe channel `<prefix>:bus:schemaChanged` has no subscriber, and on 12.4.0 it h
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kit import Env, RedisServer, free_port, redis_cli, secret, sync_cluster
-from podenv import resolve_env, secret_reader
+from kit import CACHE, Env, RedisServer, cached_install, container_env, free_port, redis_cli, secret, sync_cluster
 
 from poll import wait_for
 from synchro import presets
@@ -42,7 +40,6 @@ from synchro.presets import Endpoint
 pytestmark = [pytest.mark.integration, pytest.mark.apps, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("SYNCHRO_CACHE", Path.home() / ".cache" / "synchro"))
 NATIVE = ("sqlite3", "isolated-vm")
 TOKEN = "synchro-admin-token"
 COLLECTION = "notes"
@@ -93,25 +90,15 @@ def run(cmd: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> None
 def install(release: Release) -> Installed:
     """`npm ci` of the release's package-lock into ~/.cache/synchro/apps/<app>-<lock hash>, once per lock; the
     native modules are compiled from source for the Node that runs the app (no prebuilt binary is fetched)."""
-    app = ROOT / "apps" / release.app
-    lock = (app / "package-lock.json").read_bytes()
-    target = CACHE / "apps" / f"{app.name}-{hashlib.sha256(lock).hexdigest()[:16]}"
-    if not (target / ".installed").exists():
-        for stale in target.parent.glob(f"{target.name}.partial-*"):  # left by an interrupted install
-            shutil.rmtree(stale, ignore_errors=True)
-        partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-        partial.mkdir(parents=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy(app / name, partial / name)
+    def npm_install(folder: Path) -> None:
         npm = ["--no-audit", "--no-fund", "--loglevel=error", "--cache", str(CACHE / "npm")]
-        run(["npm", "ci", "--ignore-scripts", *npm], partial)
-        node = node_of(release, partial)
+        run(["npm", "ci", "--ignore-scripts", *npm], folder)
+        node = node_of(release, folder)
         build = {**os.environ, "PATH": f"{Path(node).parent}:{os.environ['PATH']}",
                  "npm_config_build_from_source": "true", "npm_config_nodedir": str(node_headers(node))}
-        run(["npm", "rebuild", *NATIVE, *npm], partial, build)
-        (partial / ".installed").touch()
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
+        run(["npm", "rebuild", *NATIVE, *npm], folder, build)
+
+    target = cached_install(ROOT / "apps" / release.app, npm_install)
     shutil.copy(ROOT / "apps" / "directus" / "check.mjs", target / "check.mjs")
     return Installed(release, target, node_of(release, target))
 
@@ -210,12 +197,6 @@ def copy_of(db: Path, name: str) -> Path:
     target = db.with_name(name)
     shutil.copy(db, target)
     return target
-
-
-def container_env(env: Env, deployment: str, container: str) -> dict[str, str]:
-    template = env.core.api_client.sanitize_for_serialization(env.deployment(deployment).spec.template)
-    pod: dict[str, Any] = {"metadata": {"name": f"{deployment}-0", "namespace": env.ns}, "spec": template["spec"]}
-    return resolve_env(pod, container, secret_reader(env.core, env.ns))
 
 
 def numsub(redis: RedisServer, channel: str) -> int:

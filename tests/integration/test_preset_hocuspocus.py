@@ -11,11 +11,9 @@ import socket
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kit import LOCAL_REDIS_PORT, Env, free_port, sync_cluster
-from podenv import resolve_env, secret_reader
+from kit import LOCAL_REDIS_PORT, Env, container_env, free_port, sync_cluster
 
 from poll import wait_for
 
@@ -51,12 +49,6 @@ def replicas(hocuspocus_app: Path, tmp_path: Path) -> Iterator[Replicas]:
     r = Replicas(hocuspocus_app, tmp_path)
     yield r
     r.stop()
-
-
-def container_env(env: Env, deployment: str, container: str) -> dict[str, str]:
-    template = env.core.api_client.sanitize_for_serialization(env.deployment(deployment).spec.template)
-    pod: dict[str, Any] = {"metadata": {"name": f"{deployment}-0", "namespace": env.ns}, "spec": template["spec"]}
-    return resolve_env(pod, container, secret_reader(env.core, env.ns))
 
 
 def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(env: Env, replicas: Replicas) -> None:

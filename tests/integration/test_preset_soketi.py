@@ -19,20 +19,16 @@ limiter, webhook queues) must get through, which the `{"tls":{}}` options the pr
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import shutil
 import socket
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kit import Env, RedisServer, free_port, redis_cli, secret, sync_cluster
-from podenv import resolve_env, secret_reader
+from kit import CACHE, Env, RedisServer, cached_install, container_env, free_port, redis_cli, secret, sync_cluster
 
 from poll import wait_for
 from synchro import presets
@@ -42,7 +38,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.apps]
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "apps" / "soketi"
-CACHE = Path(os.environ.get("SYNCHRO_CACHE", Path.home() / ".cache" / "synchro"))
 # The app credentials are the user's, identical on every replica (the preset does not set them).
 APP_ENV = {"SOKETI_DEFAULT_APP_ID": "synchro", "SOKETI_DEFAULT_APP_KEY": "synchro-key",
            "SOKETI_DEFAULT_APP_SECRET": "synchro-secret"}
@@ -55,25 +50,14 @@ if (require(path) !== native) throw new Error('soketi would get the pure-JS fall
 
 
 def install(app: Path) -> Path:
-    """`npm install` of app's package-lock into ~/.cache/synchro/apps/<name>-<lock hash>, once per lock."""
-    lock = (app / "package-lock.json").read_bytes()
-    target = CACHE / "apps" / f"{app.name}-{hashlib.sha256(lock).hexdigest()[:16]}"
-    if not (target / ".installed").exists():
-        partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy(app / name, partial / name)
+    def npm_install(folder: Path) -> None:
         # `npm ci` refuses this lock: npm records optional platform builds of msgpackr-extract that the registry
         # does not serve at 3.0.7, so it cannot write them into the lock. `npm install` keeps every locked version.
         subprocess.run(["npm", "install", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund",
-                        "--loglevel=error", "--cache", str(CACHE / "npm")], cwd=partial, check=True,
+                        "--loglevel=error", "--cache", str(CACHE / "npm")], cwd=folder, check=True,
                        capture_output=True)
-        (partial / ".installed").touch()
-        if not (target / ".installed").exists():  # another session may have finished the same install meanwhile
-            shutil.rmtree(target, ignore_errors=True)
-            partial.rename(target)
-        shutil.rmtree(partial, ignore_errors=True)
+
+    target = cached_install(app, npm_install)
     for script in app.glob("*.mjs"):
         shutil.copy(script, target / script.name)
     return target
@@ -191,12 +175,6 @@ def tls_redis(tmp_path: Path) -> Iterator[TlsRedis]:
     server = TlsRedis(tmp_path / "tls")
     yield server
     server.stop()
-
-
-def container_env(env: Env, deployment: str, container: str) -> dict[str, str]:
-    template = env.core.api_client.sanitize_for_serialization(env.deployment(deployment).spec.template)
-    pod: dict[str, Any] = {"metadata": {"name": f"{deployment}-0", "namespace": env.ns}, "spec": template["spec"]}
-    return resolve_env(pod, container, secret_reader(env.core, env.ns))
 
 
 def test_an_event_triggered_on_one_replica_reaches_a_client_of_the_other_only_with_the_injected_env(
