@@ -75,6 +75,27 @@ def slim(workload: Obj) -> dict[str, Any]:
             "spec": workload.get("spec") or {}, "status": workload.get("status") or {}}
 
 
+def compact(workload: Obj) -> dict[str, Any]:
+    """A workload nobody claimed yet, kept in memory for the first pass that claims it: container and env names,
+    Synchro's own managedFields, the pod-template annotations and the rollout status. That is all a first pass
+    reads, at a fraction of `slim`'s size, so every workload in the cluster can be cached. Without the claim
+    annotation `is_applied` is False for it anyway: the pass that claims it always applies."""
+    meta = workload.get("metadata") or {}
+    spec = workload.get("spec") or {}
+    template = spec.get("template") or {}
+    containers = [{"name": c["name"], "env": [{"name": e["name"]} for e in c.get("env") or []]}
+                  for c in (template.get("spec") or {}).get("containers") or []]
+    return {"apiVersion": workload.get("apiVersion"), "kind": workload.get("kind"),
+            "metadata": {k: meta[k] for k in ("name", "namespace", "resourceVersion", "generation", "annotations")
+                         if k in meta}
+            | {"managedFields": [e for e in meta.get("managedFields") or [] if e.get("manager") == api.FIELD_MANAGER]},
+            "spec": {"replicas": spec.get("replicas"),
+                     "template": {"metadata": {"annotations": (template.get("metadata") or {}).get("annotations")
+                                               or {}},
+                                  "spec": {"containers": containers}}},
+            "status": workload.get("status") or {}}
+
+
 def user_env_names(workload: Obj, container: str) -> set[str]:
     """Env names in the live container that somebody other than Synchro put there."""
     present = {e["name"] for e in _env_of(workload, container)}

@@ -133,3 +133,24 @@ def test_slim_keeps_what_a_pass_reads_and_only_synchros_managed_fields() -> None
     assert [e["manager"] for e in slim["metadata"]["managedFields"]] == [api.FIELD_MANAGER]
     assert slim["spec"] == workload["spec"] and slim["status"] == workload["status"]
     assert slim["metadata"]["resourceVersion"] == "7" and len(workload["metadata"]["managedFields"]) == 2
+
+
+def test_compact_plans_exactly_what_the_whole_workload_plans() -> None:
+    for wl in (workload(env=[{"name": "REDIS_HOST", "value": "mine"}, {"name": "OTHER", "value": "1"}]),
+               workload(env=[{"name": "REDIS_HOST", "value": "old"}], managed_env=["REDIS_HOST"], template_hash="h"),
+               workload(status={"observedGeneration": 1})):
+        small = inject.compact(wl)
+        for wanted in ([], ["app"], ["app", "nope"]):
+            assert inject.plan_env(small, wanted, ENV) == inject.plan_env(wl, wanted, ENV)
+        assert inject.template_hash(small) == inject.template_hash(wl)
+        assert inject.rollout_complete(small) == inject.rollout_complete(wl)
+        assert small["metadata"]["generation"] == 2 and small["spec"]["replicas"] == 1
+
+
+def test_an_unclaimed_compact_workload_is_never_taken_as_applied() -> None:
+    wl = workload()
+    del wl["metadata"]["annotations"]  # nobody claimed it: this is when the index keeps it compact
+    plan = inject.plan_env(wl, [], [])
+    desired = inject.desired_apply("Deployment", "ns", "web", "c", plan, "h", 1)
+    assert not inject.is_applied(inject.compact(wl), desired)
+    assert "image" not in json.dumps(inject.compact(wl))  # values and the rest of the spec stay out of memory
