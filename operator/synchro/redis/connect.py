@@ -7,7 +7,9 @@ Redis the host in its URL. The first that answers PING wins.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,8 +85,36 @@ async def forget(host: str, port: int, creds: Credentials, timeout: float) -> No
         await client.aclose()
 
 
+PING_REUSE_S = 1.0  # a PING answered this recently stands for every pass that asks the same Redis again
+PingKey = tuple[tuple[tuple[str, int], ...], Credentials, Config, float]
+_answered: dict[PingKey, tuple[float, PingResult]] = {}
+_in_flight: dict[PingKey, asyncio.Future[PingResult]] = {}
+_clock = time.monotonic  # the age of answers (tests set their own)
+
+
 async def ping(addresses: Sequence[tuple[str, int]], creds: Credentials, config: Config,
                timeout: float = 1.5) -> PingResult:
+    """PING the first address that answers. Passes that ask the same Redis at once share one PING, and an
+    answer younger than PING_REUSE_S is reused: a burst of passes on one Redis then costs a PING a second, not
+    one per pass. A failure is never reused, and it voids the last answer."""
+    key: PingKey = (tuple(addresses), creds, config, timeout)
+    answered = _answered.get(key)
+    if answered is not None and _clock() - answered[0] < PING_REUSE_S:
+        return answered[1]
+    flight = _in_flight.get(key)
+    if flight is None:
+        flight = _in_flight[key] = asyncio.ensure_future(_ping(addresses, creds, config, timeout))
+        flight.add_done_callback(lambda _: _in_flight.pop(key, None))
+    result = await asyncio.shield(flight)
+    if result.ok:
+        _answered[key] = (_clock(), result)
+    else:
+        _answered.pop(key, None)
+    return result
+
+
+async def _ping(addresses: Sequence[tuple[str, int]], creds: Credentials, config: Config,
+                timeout: float) -> PingResult:
     if not addresses:
         return PingResult(False, "Unreachable", "no address to reach Redis at yet")
     errors = []
