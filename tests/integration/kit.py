@@ -63,6 +63,8 @@ class Env:
     def create(self, obj: dict[str, Any]) -> None:
         if obj["kind"] == "Deployment":
             self.apps.create_namespaced_deployment(self.ns, obj)
+        elif obj["kind"] == "StatefulSet":
+            self.apps.create_namespaced_stateful_set(self.ns, obj)
         elif obj["kind"] == "Secret":
             self.core.create_namespaced_secret(self.ns, obj)
         else:
@@ -162,6 +164,12 @@ def container_env(env: Env, deployment: str, container: str) -> dict[str, str]:
     template = env.core.api_client.sanitize_for_serialization(env.deployment(deployment).spec.template)
     pod: dict[str, Any] = {"metadata": {"name": f"{deployment}-0", "namespace": env.ns}, "spec": template["spec"]}
     return resolve_env(pod, container, secret_reader(env.core, env.ns))
+
+
+def pod_env(env: Env, pod: str, container: str) -> dict[str, str]:
+    """A container's env as the kubelet resolves it for one live pod (its own name and labels included)."""
+    obj: dict[str, Any] = env.core.api_client.sanitize_for_serialization(env.core.read_namespaced_pod(pod, env.ns))
+    return resolve_env(obj, container, secret_reader(env.core, env.ns))
 
 
 def cached_install(app: Path, install: Callable[[Path], None]) -> Path:

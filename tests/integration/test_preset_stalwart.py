@@ -6,10 +6,12 @@ webadmin bundle is not served, and its HTTP router serves no JMAP. It is built o
 features redis + sqlite + enterprise, and cached under ~/.cache/synchro/apps/stalwart-lite-0.16.0: a cold build
 takes about 16 minutes on two cores (~4 GB of target dir, kept under ~/.cache/synchro/cargo-target/).
 
-Two nodes run as host processes fed the env resolved from the live Deployment, with the config.toml of the preset's
-docs (a Redis store whose urls is `%{env:STALWART_REDIS_URL}%`, `storage.lookup` and `cluster.coordinator` on
-it, `cluster.node-id = "%{env:STALWART_NODE_ID}%"`) and one shared SQLite file for data, blobs, search and the
-directory. The Redis is password-protected, so `$(SYNCHRO_REDIS_PASSWORD)` in the URL is exercised too.
+The target is a StatefulSet of two pods with the override the docs recommend: STALWART_NODE_ID from the
+pod-index label (0 and 1). Two nodes run as host processes (kwok runs no containers) fed the env resolved from
+the two live pods, with the config.toml of the preset's docs (a Redis store whose urls is
+`%{env:STALWART_REDIS_URL}%`, `storage.lookup` and `cluster.coordinator` on it, `cluster.node-id =
+"%{env:STALWART_NODE_ID}%"`) and one shared SQLite file for data, blobs, search and the directory. The Redis
+is password-protected, so `$(SYNCHRO_REDIS_PASSWORD)` in the URL is exercised too.
 
 The effect is IMAP IDLE: a client idling on node B's INBOX hears a message APPENDed through node A. B's IDLE
 waits only on B's push manager (crates/imap/src/op/idle.rs), which hears of A's change only through the
@@ -30,7 +32,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from kit import Env, RedisServer, cargo_install, container_env, free_port, redis_cli, secret, sync_cluster
+from kit import Env, RedisServer, cargo_install, free_port, pod_env, redis_cli, secret, sync_cluster
 
 from poll import wait_for
 
@@ -244,25 +246,31 @@ def nodes(stalwart: Path, tmp_path: Path) -> Iterator[Nodes]:
 def test_nodes_synchronize_through_the_injected_redis_and_not_without_it(
         env: Env, nodes: Nodes, redis_server: RedisServer, tmp_path: Path) -> None:
     env.create(secret("redis-auth", redis_server.password))
-    env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "mail"}, "spec": {
-        "replicas": 1, "selector": {"matchLabels": {"app": "mail"}}, "template": {
+    env.create({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "mail"}, "spec": {
+        "replicas": 2, "serviceName": "mail", "selector": {"matchLabels": {"app": "mail"}}, "template": {
             "metadata": {"labels": {"app": "mail"}},
             "spec": {"containers": [{"name": "stalwart", "image": "example/stalwart",
                                      "env": [{"name": "TZ", "value": "UTC"}]}]}}}})
-    before = container_env(env, "mail", "stalwart")
-    env.create(sync_cluster("mail", [{"name": "mail", "preset": "stalwart"}], replicas=2, redis={
-        "mode": "External", "external": {"url": f"redis://127.0.0.1:{redis_server.port}/4",
-                                         "passwordSecretRef": {"name": "redis-auth"}}}))
+    before = [wait_for(lambda i=i: pod_env(env, f"mail-{i}", "stalwart"), f"pod mail-{i}") for i in (0, 1)]
+    # The docs' recipe: STALWART_NODE_ID is the user's, one per pod, from the StatefulSet pod index.
+    node_id = {"name": "STALWART_NODE_ID",
+               "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}}
+    env.create(sync_cluster("mail", [{"kind": "StatefulSet", "name": "mail", "preset": "stalwart", "env": [node_id]}],
+                            replicas=2, redis={"mode": "External", "external": {
+                                "url": f"redis://127.0.0.1:{redis_server.port}/4",
+                                "passwordSecretRef": {"name": "redis-auth"}}}))
     env.wait_condition("mail", "ConfigInjected", "True")
-    wait_for(lambda: "STALWART_REDIS_URL" in container_env(env, "mail", "stalwart"), "the injected env")
-    injected = container_env(env, "mail", "stalwart")
-    assert injected["STALWART_REDIS_URL"] == f"redis://:{redis_server.password}@127.0.0.1:{redis_server.port}/4"
-    assert "STALWART_REDIS_URL" not in before
+    # The live pods, once the StatefulSet has rolled them with the injected env.
+    injected = [wait_for(lambda i=i: (e := pod_env(env, f"mail-{i}", "stalwart")).get("STALWART_NODE_ID") and e,
+                         f"pod mail-{i} with the injected env", 120) for i in (0, 1)]
+    for i, pod in enumerate(injected):
+        assert pod["STALWART_REDIS_URL"] == f"redis://:{redis_server.password}@127.0.0.1:{redis_server.port}/4"
+        assert pod["STALWART_NODE_ID"] == str(i)
+        assert "STALWART_REDIS_URL" not in before[i]
 
-    # STALWART_NODE_ID is the user's (one per pod), not the preset's: each node gets its own here.
     db = tmp_path / "with-redis.sqlite3"
-    a = nodes.start({**injected, "STALWART_NODE_ID": "1"}, db, synchro=True)
-    b = nodes.start({**injected, "STALWART_NODE_ID": "2"}, db, synchro=True)
+    a = nodes.start(injected[0], db, synchro=True)
+    b = nodes.start(injected[1], db, synchro=True)
     create_user(a[0])
     wait_for(lambda: numsub(redis_server, "stwt.agora") == 2, "both nodes subscribed to stwt.agora", 60)
     heard = b_hears_a(nodes, a, b, 60)
@@ -270,20 +278,21 @@ def test_nodes_synchronize_through_the_injected_redis_and_not_without_it(
         f"node B's IDLE client did not hear the message appended through node A: {heard!r}"
     nodes.stop()
 
-    # The same injected env, but one node-id on both: each drops the other's broadcast as its own.
+    # The same injected env, but pod 0's node-id on both: each drops the other's broadcast as its own.
     db = tmp_path / "same-node-id.sqlite3"
-    a = nodes.start({**injected, "STALWART_NODE_ID": "1"}, db, synchro=True)
-    b = nodes.start({**injected, "STALWART_NODE_ID": "1"}, db, synchro=True)
+    a = nodes.start(injected[0], db, synchro=True)
+    b = nodes.start({**injected[1], "STALWART_NODE_ID": injected[0]["STALWART_NODE_ID"]}, db, synchro=True)
     create_user(a[0])
     wait_for(lambda: numsub(redis_server, "stwt.agora") == 2, "both nodes subscribed to stwt.agora", 60)
     assert b_hears_a(nodes, a, b, 15) is None, "nodes with the same node-id synchronized anyway"
     assert b_hears_itself(nodes, b), "node B's IDLE client did not hear B's own APPEND"
     nodes.stop()
 
-    # The app without Synchro: the same nodes and shared database, no Redis store and no coordinator.
+    # The app without Synchro: the pods' env before injection, the same shared database, no Redis store and no
+    # coordinator in the config.
     db = tmp_path / "without-redis.sqlite3"
-    a = nodes.start(before, db, synchro=False)
-    b = nodes.start(before, db, synchro=False)
+    a = nodes.start(before[0], db, synchro=False)
+    b = nodes.start(before[1], db, synchro=False)
     create_user(a[0])
     assert numsub(redis_server, "stwt.agora") == 0
     assert b_hears_a(nodes, a, b, 15) is None, "nodes without the coordinator synchronized anyway"
