@@ -1,10 +1,12 @@
 """The stalwart preset with a real Stalwart server: stalwart-lite 0.16.0 from crates.io.
 
 No Stalwart Labs build is in a registry reachable here. stalwart-lite is a third-party fork packaged as one crate
-(binary `stalwart`) that tracks upstream v0.15.6 with the TOML configuration; its only change is that the
-webadmin bundle is not served, and its HTTP router serves no JMAP. It is built once with cargo, debug profile,
-features redis + sqlite + enterprise, and cached under ~/.cache/synchro/apps/stalwart-lite-0.16.0: a cold build
-takes about 16 minutes on two cores (~4 GB of target dir, kept under ~/.cache/synchro/cargo-target/).
+(binary `stalwart`) that tracks upstream v0.15.6 with the TOML configuration. It drops the webadmin bundle, and its
+HTTP router has no /jmap route (crates/http/src/request.rs), so the client here speaks IMAP. It is built once
+with cargo (kit.cargo_install: debug profile, features redis + sqlite + enterprise) and cached under
+~/.cache/synchro/apps/stalwart-lite-0.16.0. A cold build takes about 16 minutes on two cores (15.5 measured),
+with a 2.2 GB target dir kept under ~/.cache/synchro/cargo-target/: a repeated build takes seconds, an
+interrupted one resumes.
 
 The target is a StatefulSet of two pods with the override the docs recommend: STALWART_NODE_ID from the
 pod-index label (0 and 1). Two nodes run as host processes (kwok runs no containers) fed the env resolved from
