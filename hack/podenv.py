@@ -1,8 +1,8 @@
 """Run a pod's container as a host process, with the env the kubelet would give it.
 
 kwok nodes run no containers, so tests start the processes a pod would run on the host instead, fed with
-the env resolved from the live pod spec: literal values, secretKeyRef, fieldRef metadata.name/namespace and
-$(VAR) references to variables defined earlier in the list, as the kubelet expands them.
+the env resolved from the live pod spec: literal values, secretKeyRef, fieldRef metadata.name/namespace and one
+label or annotation, and $(VAR) references to variables defined earlier in the list, as the kubelet expands them.
 """
 
 from __future__ import annotations
@@ -39,6 +39,19 @@ def expand(value: str, defined: Mapping[str, str]) -> str:
     return "".join(out)
 
 
+_MAP_FIELD = re.compile(r"metadata\.(labels|annotations)\['([^']+)'\]")
+
+
+def field_value(meta: Mapping[str, Any], path: str) -> str:
+    """A downward-API fieldRef of the pod's metadata: name, namespace, or one label or annotation."""
+    if path in ("metadata.name", "metadata.namespace"):
+        return str(meta[path.removeprefix("metadata.")])
+    m = _MAP_FIELD.fullmatch(path)
+    if not m:
+        raise KeyError(f"fieldRef {path!r} is not resolved on the host")
+    return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
+
+
 def resolve_env(pod: Mapping[str, Any], container: str, secret: Callable[[str, str], str]) -> dict[str, str]:
     meta = pod["metadata"]
     spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
@@ -51,8 +64,7 @@ def resolve_env(pod: Mapping[str, Any], container: str, secret: Callable[[str, s
             ref = source["secretKeyRef"]
             env[e["name"]] = secret(ref["name"], ref["key"])
         elif "fieldRef" in source:
-            field = source["fieldRef"]["fieldPath"]
-            env[e["name"]] = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"]}[field]
+            env[e["name"]] = field_value(meta, source["fieldRef"]["fieldPath"])
     return env
 
 

@@ -63,6 +63,8 @@ class Env:
     def create(self, obj: dict[str, Any]) -> None:
         if obj["kind"] == "Deployment":
             self.apps.create_namespaced_deployment(self.ns, obj)
+        elif obj["kind"] == "StatefulSet":
+            self.apps.create_namespaced_stateful_set(self.ns, obj)
         elif obj["kind"] == "Secret":
             self.core.create_namespaced_secret(self.ns, obj)
         else:
@@ -164,6 +166,12 @@ def container_env(env: Env, deployment: str, container: str) -> dict[str, str]:
     return resolve_env(pod, container, secret_reader(env.core, env.ns))
 
 
+def pod_env(env: Env, pod: str, container: str) -> dict[str, str]:
+    """A container's env as the kubelet resolves it for one live pod (its own name and labels included)."""
+    obj: dict[str, Any] = env.core.api_client.sanitize_for_serialization(env.core.read_namespaced_pod(pod, env.ns))
+    return resolve_env(obj, container, secret_reader(env.core, env.ns))
+
+
 def cached_install(app: Path, install: Callable[[Path], None]) -> Path:
     """apps/<name>'s package.json and lock, installed by `install(folder)` into
     ~/.cache/synchro/apps/<name>-<lock hash>, once per lock. A half-done install is never used: it is built
@@ -187,3 +195,29 @@ def cached_install(app: Path, install: Callable[[Path], None]) -> Path:
         partial.rename(target)
     shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+def cargo_install(crate: str, version: str, binary: str, features: list[str]) -> Path:
+    """`cargo install <crate> =<version>` (debug profile, the crate's own Cargo.lock, only the given features)
+    into ~/.cache/synchro/apps/<crate>-<version>, once per version; returns the binary. Only crates.io is used.
+    A half-done build is never used: it is installed into a `.partial-<pid>` folder and renamed when complete;
+    those left by dead processes are removed. The cargo target dir is kept (~/.cache/synchro/cargo-target/), so
+    an interrupted build resumes instead of starting over."""
+    target = CACHE / "apps" / f"{crate}-{version}"
+    if (target / "bin" / binary).exists():
+        return target / "bin" / binary
+    for stale in target.parent.glob(f"{target.name}.partial-*"):
+        if not Path("/proc", stale.name.rsplit("-", 1)[1]).exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    env = {**os.environ, "CARGO_TARGET_DIR": str(CACHE / "cargo-target" / f"{crate}-{version}"),
+           "CARGO_PROFILE_DEV_DEBUG": "0", "CARGO_INCREMENTAL": "0"}
+    subprocess.run(["cargo", "install", crate, "--version", f"={version}", "--locked", "--debug",
+                    "--no-default-features", "--features", ",".join(features), "--root", str(partial),
+                    "-j", str(min(os.cpu_count() or 1, 4))], env=env, check=True)
+    if not (target / "bin" / binary).exists():  # another session may have finished the same build meanwhile
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    shutil.rmtree(partial, ignore_errors=True)
+    return target / "bin" / binary

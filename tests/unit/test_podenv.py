@@ -1,6 +1,7 @@
 """The test harness's kubelet-style env resolution must itself be right, or the probe tests prove nothing."""
 
-from podenv import expand, resolve_env
+import pytest
+from podenv import expand, field_value, resolve_env
 
 
 def test_expand_follows_kubernetes_rules() -> None:
@@ -18,3 +19,14 @@ def test_resolve_env_in_order_with_secrets_and_fields() -> None:
     ]}]}}
     env = resolve_env(pod, "c", lambda name, key: f"{name}/{key}")
     assert env == {"URL": "redis://:$(PW)@h", "PW": "s/password", "URL2": "redis://:s/password@h", "POD": "p-1"}
+
+
+def test_field_refs_to_labels_and_annotations_like_the_downward_api() -> None:
+    meta = {"name": "mail-1", "namespace": "ns", "labels": {"apps.kubernetes.io/pod-index": "1"},
+            "annotations": {"a": "x"}}
+    assert field_value(meta, "metadata.labels['apps.kubernetes.io/pod-index']") == "1"
+    assert field_value(meta, "metadata.annotations['a']") == "x"
+    assert field_value(meta, "metadata.labels['missing']") == ""
+    assert field_value(meta, "metadata.namespace") == "ns"
+    with pytest.raises(KeyError):
+        field_value(meta, "spec.nodeName")

@@ -457,6 +457,19 @@ def test_stalwart_notes_say_v016_is_not_automated() -> None:
     assert "v0.16" in notes and "not automate" in notes
 
 
+def test_stalwart_config_snippet_reads_what_is_injected_and_the_node_id() -> None:
+    """The config in stalwart.py's docstring is the one tests/integration/test_preset_stalwart.py runs."""
+    from synchro.presets import stalwart
+
+    doc = stalwart.__doc__ or ""
+    for name in build("stalwart", FULL):
+        if name != PASSWORD_VAR:
+            assert f'"%{{env:{name}}}%"' in doc
+    assert 'node-id = "%{env:STALWART_NODE_ID}%"' in doc and 'coordinator = "redis"' in doc
+    assert "fieldPath: metadata.labels['apps.kubernetes.io/pod-index']" in doc
+    assert "STALWART_NODE_ID" not in build("stalwart", FULL)
+
+
 def test_docs_list_every_preset() -> None:
     text = DOCS.read_text()
     for name in ALL:

@@ -17,14 +17,20 @@ and cluster.*):
     coordinator = "redis"
     node-id = "%{env:STALWART_NODE_ID}%"
 
-Synchro does not inject STALWART_NODE_ID (see the preset notes). One way to supply it is a
-StatefulSet with `spec.ordinals.start: 1`, so pod indexes start at 1, plus this target override:
+Synchro does not inject STALWART_NODE_ID (see the preset notes). Give each pod its own, e.g. on a
+StatefulSet target (Kubernetes 1.28+) with this override; pod index 0 is a valid node-id:
 
     env:
       - name: STALWART_NODE_ID
         valueFrom:
           fieldRef:
             fieldPath: metadata.labels['apps.kubernetes.io/pod-index']
+
+Verified with stalwart-lite 0.16.0 from crates.io, a third-party fork that tracks upstream Stalwart v0.15.6
+with this TOML configuration (no Stalwart Labs build is in a registry reachable here):
+tests/integration/test_preset_stalwart.py runs two nodes on a shared SQLite file, fed the env of two live
+StatefulSet pods with exactly this config, and an IMAP IDLE client on one node hears a message appended
+through the other; with one node-id on both, or without the Redis part of the config, it does not.
 """
 
 from __future__ import annotations
@@ -46,21 +52,25 @@ def _channels(ep: Endpoint) -> list[str]:
 PRESET = Preset(
     name="stalwart",
     summary="Stalwart v0.15: STALWART_REDIS_URL for a TOML redis store (in-memory store and coordinator).",
-    app_versions="Stalwart v0.15.x (TOML config); v0.16+ is not automated",
+    app_versions="Stalwart v0.15.x (TOML config); verified with stalwart-lite 0.16.0 (tracks v0.15.6); "
+                 "upstream v0.16+ is not automated",
     build_env=_env,
     probe_channels=_channels,
     notes=(
-        "The user's config.toml must reference %{env:STALWART_REDIS_URL}% (snippet in docs); an unset "
-        "macro variable is a config error. The URL embeds the password, which must be URL-safe. "
-        "STALWART_NODE_ID is not injected: node-id must be a unique positive integer, but the pod-index "
-        "label starts at 0 and exists only on StatefulSet pods (Kubernetes 1.28+). Without distinct ids "
-        "(a missing node-id defaults to 1 in recent code) nodes drop each other's stwt.agora "
-        "broadcasts as their own. Set it with a target override (StatefulSet with "
-        "spec.ordinals.start: 1 and a pod-index fieldRef) or in the config. "
+        "The user's config.toml must reference %{env:STALWART_REDIS_URL}% (snippet in docs); with the "
+        "variable unset the Redis store is missing and Stalwart aborts at startup (store not configured). "
+        "The URL embeds the password, which must be URL-safe; its db index is honoured for keys. "
+        "cluster.coordinator alone carries the broadcasts (storage.lookup = redis shares rate limits and "
+        "other in-memory data, and makes Redis a hard dependency). "
+        "STALWART_NODE_ID is not injected: every node needs its own node-id, and an env macro for it works. "
+        "A missing node-id counts as 1, and a node drops broadcasts carrying its own id, so nodes with "
+        "equal ids do not synchronize. 0 is valid; keep ids below 512 (the id generator keeps 9 bits). On a "
+        "StatefulSet (Kubernetes 1.28+) a target override with a pod-index fieldRef gives each pod its "
+        "own; a Deployment has no per-pod number. "
         "The stwt.agora topic is not configurable and in-memory keys carry no prefix, so each Stalwart "
         "SyncCluster needs a Redis of its own (a separate db still shares pub/sub). "
-        "v0.16 keeps InMemoryStore and Coordinator in the database and sets them via WebUI, "
-        "stalwart-cli or JMAP; Synchro does not automate that registry step yet. Using a macro for the "
-        "integer node-id is inferred, not verified."
+        "Upstream v0.16 keeps InMemoryStore and Coordinator in the database and sets them via WebUI, "
+        "stalwart-cli or JMAP; Synchro does not automate that registry step yet (stalwart-lite 0.16.0 "
+        "still reads the v0.15 TOML keys)."
     ),
 )
