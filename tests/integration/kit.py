@@ -213,7 +213,8 @@ def cargo_install(crate: str, version: str, binary: str, features: list[str]) ->
     shutil.rmtree(partial, ignore_errors=True)
     env = {**os.environ, "CARGO_TARGET_DIR": str(CACHE / "cargo-target" / f"{crate}-{version}"),
            "CARGO_PROFILE_DEV_DEBUG": "0", "CARGO_INCREMENTAL": "0"}
-    subprocess.run(["cargo", "install", crate, "--version", f"={version}", "--locked", "--debug",
+    cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")  # rustup's, if not on PATH
+    subprocess.run([cargo, "install", crate, "--version", f"={version}", "--locked", "--debug",
                     "--no-default-features", "--features", ",".join(features), "--root", str(partial),
                     "-j", str(min(os.cpu_count() or 1, 4))], env=env, check=True)
     if not (target / "bin" / binary).exists():  # another session may have finished the same build meanwhile
