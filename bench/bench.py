@@ -95,7 +95,7 @@ def watching(list_fn: Callable[..., Any], namespace: str) -> Iterator[queue.Queu
 
     def run() -> None:
         try:
-            for e in w.stream(list_fn, namespace, resource_version=rv, timeout_seconds=600):
+            for e in w.stream(list_fn, namespace, resource_version=rv, timeout_seconds=3600):
                 events.put((time.monotonic(), e["type"], e["object"]))
         except Exception:
             pass
@@ -395,36 +395,112 @@ def writes_in(window_s: float) -> float:
     return sum(after[k] - before.get(k, 0.0) for k in after if k[0] in WRITE_VERBS and k[1] in OUR_RESOURCES)
 
 
+def rolled(d: Any, replicas: int) -> bool:
+    """kubectl rollout status for a typed Deployment: its current template on `replicas` available pods."""
+    st = d.status
+    return bool(d.spec.replicas == replicas and (st.observed_generation or 0) >= (d.metadata.generation or 0)
+                and st.updated_replicas == replicas and st.replicas == replicas and st.available_replicas == replicas)
+
+
+def wait_all(events: queue.Queue[tuple[float, str, Any]], names: set[str], done: Callable[[Any], bool],
+             on_done: Callable[[str], Any] = lambda _: None, timeout: float = 1200) -> None:
+    """Watch until every object named in `names` has been seen `done` (the watch, not a list a second: on a
+    2-core machine, listing 1000 objects every second is load the measurement would put on what it measures)."""
+    left, deadline = set(names), time.monotonic() + timeout
+    while left:
+        _, _, obj = events.get(timeout=max(deadline - time.monotonic(), 0.01))
+        name = obj["metadata"]["name"] if isinstance(obj, dict) else obj.metadata.name
+        if name in left and done(obj):
+            left.discard(name)
+            on_done(name)
+
+
+def sc_ready(sc: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in (sc.get("status") or {}).get("conditions") or [])
+
+
+def create_ready_deployments(ns: str) -> float:
+    names = {f"k{i}" for i in range(CLUSTERS)}
+    t0 = time.monotonic()
+    with watching(apps.list_namespaced_deployment, ns) as events:
+        in_parallel(lambda i: apps.create_namespaced_deployment(ns, deployment(f"k{i}")))
+        wait_all(events, names, lambda d: rolled(d, 1))
+    return time.monotonic() - t0
+
+
+def env_apply(ns: str, name: str, replicas: int) -> dict[str, Any]:
+    """What Synchro applies to a generic target, by hand: the env, the config-hash annotation and the replicas."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": replicas, "template": {
+                "metadata": {"annotations": {"synchro.dev/config-hash": "bench"}},
+                "spec": {"containers": [{"name": "app", "env": [
+                    {"name": "REDIS_URL", "value": f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/3"}]}]}}}}
+
+
+def measure_rollouts_alone(ns: str) -> float:
+    """The Kubernetes work each SyncCluster of the thousand asks for, with no operator involved: the env applied
+    at one replica, and once that rollout completes, the scale to two (the scale guard's order), driven from
+    the Deployments' watch by 8 clients. This is the floor for thousand_ready_s on this machine."""
+    names = {f"k{i}" for i in range(CLUSTERS)}
+    first_done: set[str] = set()
+    t0 = time.monotonic()
+    with watching(apps.list_namespaced_deployment, ns) as events, ThreadPoolExecutor(8) as pool:
+        in_parallel(lambda i: kube.apply(env_apply(ns, f"k{i}", 1)))
+
+        def step(d: Any) -> bool:
+            name = d.metadata.name
+            if name not in first_done:
+                if has_env(d) and rolled(d, 1):
+                    first_done.add(name)
+                    pool.submit(kube.apply, env_apply(ns, name, 2))
+                return False
+            return rolled(d, 2)
+
+        wait_all(events, names, step)
+    return time.monotonic() - t0
+
+
+def delete_namespace_and_wait(ns: str) -> None:
+    core.delete_namespace(ns)
+
+    def gone() -> bool:
+        try:
+            core.read_namespace(ns)
+            return False
+        except client.ApiException as e:
+            return e.status == 404
+
+    wait_until(gone, timeout=900, interval=2)
+
+
 def measure_thousand() -> dict[str, float]:
+    restart_operator()  # so that its peak RSS is this run's
+    # Baselines first, in a namespace of their own that is gone before the operator's run starts: the same
+    # Deployments created and rolled out as the SyncClusters will have them rolled, with no SyncCluster.
+    alone = f"bench-a-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": alone}})
+    log(f"baseline: {CLUSTERS} Deployments created (8 clients at once) until ready")
+    deployments_ready_s = create_ready_deployments(alone)
+    log("baseline: their env applied and then their scale to 2, by a plain client, until ready")
+    rollouts_alone_s = measure_rollouts_alone(alone)
+    delete_namespace_and_wait(alone)
     ns = f"bench-k-{uuid.uuid4().hex[:5]}"
     core.create_namespace({"metadata": {"name": ns}})
-    restart_operator()  # so that its peak RSS is this run's
     # Measure steady operation, not start-up: kopf holds every handler until its indexes have seen each object,
     # and a burst of new objects before that first moment makes that wait quadratic (see the README).
     apps.create_namespaced_deployment(ns, deployment("warm-up"))
     create_sc(ns, sync_cluster("warm-up", "warm-up"))
     wait_until(lambda: condition(ns, "warm-up", "Ready") == "True")
-    # Baseline: the same cluster rolling out the same Deployments with no SyncCluster involved.
-    log(f"creating {CLUSTERS} Deployments (8 clients at once) and waiting for them to be ready")
-    t0 = time.monotonic()
-    in_parallel(lambda i: apps.create_namespaced_deployment(ns, deployment(f"k{i}")))
-    wait_until(lambda: sum(1 for d in apps.list_namespaced_deployment(ns).items
-                           if (d.status.ready_replicas or 0) >= 1) == CLUSTERS + 1, timeout=900, interval=1)
-    deployments_ready_s = time.monotonic() - t0
+    create_ready_deployments(ns)
     log(f"creating {CLUSTERS} SyncClusters (8 clients at once)")
     t0 = time.monotonic()
-    in_parallel(lambda i: create_sc(ns, sync_cluster(f"k{i}", f"k{i}", replicas=2)))
-
-    def all_ready() -> bool:
-        items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
-        ready = sum(1 for sc in items if any(c["type"] == "Ready" and c["status"] == "True"
-                                              for c in (sc.get("status") or {}).get("conditions") or []))
-        return ready == CLUSTERS + 1  # and the warm-up
-
-    wait_until(all_ready, timeout=900, interval=1)
+    with watching(custom_lister(ns), ns) as events:
+        in_parallel(lambda i: create_sc(ns, sync_cluster(f"k{i}", f"k{i}", replicas=2)))
+        wait_all(events, {f"k{i}" for i in range(CLUSTERS)}, sc_ready)
     ready_s = time.monotonic() - t0
     rss_kb = int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{operator_pid()}/status").read_text()).group(1))  # type: ignore[union-attr]
-    log(f"{CLUSTERS} Ready in {ready_s:.1f}s; measuring steady-state writes over {STEADY_WINDOW_S}s, twice")
+    log(f"{CLUSTERS} Ready in {ready_s:.1f}s (the same rollouts alone: {rollouts_alone_s:.1f}s); "
+        f"measuring steady-state writes over {STEADY_WINDOW_S}s, twice")
     time.sleep(5)
     running = writes_in(STEADY_WINDOW_S)
     cluster_cmd("stop-operator")
@@ -432,7 +508,9 @@ def measure_thousand() -> dict[str, float]:
     cluster_cmd("start-operator")
     core.delete_namespace(ns)
     return {"ready_s": ready_s, "rss_mb": rss_kb / 1024, "writes_running": running, "writes_baseline": baseline,
-            "deployments_alone_ready_s": round(deployments_ready_s, 1)}
+            "deployments_alone_ready_s": round(deployments_ready_s, 1),
+            "rollouts_alone_ready_s": round(rollouts_alone_s, 1),
+            "ready_over_rollouts_alone": round(ready_s / rollouts_alone_s, 2)}
 
 
 def in_parallel(create: Callable[[int], Any]) -> None:
