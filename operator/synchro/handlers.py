@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
@@ -37,29 +37,30 @@ class _QuietRoutineHandlers(logging.Filter):
         return not (message.endswith("succeeded.") and any(f"'{h}'" in message for h in QUIET_HANDLERS))
 
 
-class LeanDiffBase(kopf.AnnotationsDiffBaseStorage):
-    """kopf's diff base, built only where a handler reads it, and without copying what it throws away.
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base: Synchro has no on.create, on.update or on.resume handler to feed it.
 
-    kopf builds this essence on every watch event of every watched kind, by deep-copying the whole body and then
-    dropping status and most of metadata. Only SyncClusters have handlers that read it (their daemon and
-    on.delete); Deployments, StatefulSets and Secrets get an empty one. Under a burst of SyncClusters this
-    copying was about a tenth of the operator's event loop."""
+    Passes are level-based: they compare the live world with the spec, never an old spec with a new one. kopf's
+    default keeps the last handled spec in an annotation and rewrites it on every spec change, one more write
+    racing the pass's own apply on every `kubectl scale`; and it rebuilds that essence, by deep-copying the
+    whole body, on every event of every watched kind. With an empty essence on both sides kopf sees nothing
+    to diff and writes nothing. Deletion does not depend on it: on.delete fires on the deletion timestamp."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
-        if body.get("kind") != api.KIND:
-            return kopf.BodyEssence()
-        if extra_fields:  # no handler asks for any today; kopf's own build restores them from the whole body
-            return super().build(body=body, extra_fields=extra_fields)
-        meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
-        trimmed = {**{k: v for k, v in body.items() if k != "status"}, "metadata": meta}
-        return super().build(body=kopf.Body(cast(kopf.RawBody, trimmed)))
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = api.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
-    settings.persistence.diffbase_storage = LeanDiffBase(prefix=api.GROUP)
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.enabled = False  # Synchro posts its own events, on transitions only
     settings.peering.standalone = True
     settings.watching.server_timeout = 300

@@ -122,6 +122,12 @@ def test_kubectl_scale_and_an_hpa_drive_the_targets(env: Env) -> None:
     })
     wait_for(lambda: env.sc("web")["spec"]["replicas"] == 5, "the HPA to scale the SyncCluster to 5", 90)
     wait_for(lambda: env.deployment("web").spec.replicas == 5, "web scaled to 5 by the HPA")
+    # A scale is one write by Synchro (its apply) and none by kopf: no diff base annotation is kept, so the
+    # only thing kopf ever wrote to the SyncCluster is its finalizer.
+    meta = env.sc("web")["metadata"]
+    assert not [k for k in meta.get("annotations") or {} if k.startswith(GROUP)], meta.get("annotations")
+    kopf_writes = [m["fieldsV1"] for m in meta["managedFields"] if m["manager"] == "kopf"]
+    assert kopf_writes == [{"f:metadata": {"f:finalizers": {".": {}, 'v:"synchro.dev/finalizer"': {}}}}], kopf_writes
 
 
 def test_missing_target_is_reported_then_served_once_it_appears(env: Env) -> None:
