@@ -27,6 +27,10 @@ from synchro.redis import connect
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 MAX_BACKOFF_S = 60.0
 PROBE_STATUS_KEYS = ("expected", "healthy", "unhealthy", "groups", "hears")  # what makes status.probe change
+# Replica counts move with every pod of a rollout. A status that differs only in them is written at most this
+# often; any other change (a condition, a hash, the probe) is written at once, with the latest counts.
+COUNTS_EVERY_S = 5.0
+COUNT_KEYS = ("replicas", "readyReplicas")
 
 
 def now_iso() -> str:
@@ -46,6 +50,8 @@ class Controller:
         # The status this loop last wrote. Only Synchro writes status, so this is the truth; the watched body
         # can lag it by a few events, and comparing against that would repeat a write and its events.
         self.written: dict[str, Any] | None = None
+        self.counts_due = 0.0  # before this moment a change of counts alone waits (COUNTS_EVERY_S)
+        self.counts_waiting = False  # such a change is waiting for counts_due
 
     @property
     def key(self) -> tuple[str, str]:
@@ -88,6 +94,8 @@ class Controller:
                 if self.last is not None:
                     await self.publish(self.last)
                 due = min(next_pass, next_probe) if plan else next_pass
+                if self.counts_waiting:
+                    due = min(due, self.counts_due)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=max(due - time.monotonic(), 0.05))
         finally:
@@ -151,27 +159,46 @@ class Controller:
             fields["probe"] = old_probe if unchanged else probe
         elif old_probe is not None:
             fields["probe"] = None
-        self.written = await write_status(self.kube, self.body, self.status(), found, fields)
+        old = self.status()
+        new = compose_status(self.body, old, found, fields)
+        self.counts_waiting = False
+        if new is None:
+            return
+        if only_counts_differ(old, new) and time.monotonic() < self.counts_due:
+            self.counts_waiting = True
+            return
+        await io(self.kube.patch_status, self.key[0], self.key[1], new)
+        await post_transitions(self.kube, self.body, old.get("conditions") or [], found)
+        self.written = {**old, **new}
+        self.counts_due = time.monotonic() + COUNTS_EVERY_S
 
     def status(self) -> Mapping[str, Any]:
         """The current status: what this loop last wrote, else (after a restart) what the body carries."""
         return self.written if self.written is not None else (self.body.get("status") or {})
 
 
-async def write_status(kube: Kube, body: Mapping[str, Any], old: Mapping[str, Any], current: list[Condition],
-                       fields: dict[str, Any]) -> dict[str, Any]:
-    """Merge-patch status when, and only when, something other than a timestamp changed; return the status
-    as it now stands."""
+def compose_status(body: Mapping[str, Any], old: Mapping[str, Any], current: list[Condition],
+                   fields: dict[str, Any]) -> dict[str, Any] | None:
+    """The status patch that brings `old` to what was found, or None when only timestamps would change."""
     meta = body["metadata"]
     merged = conditions.merge(old.get("conditions") or [], current, meta.get("generation", 0), now_iso())
     new = {**fields, "observedGeneration": meta.get("generation", 0), "conditions": merged}
     if all(old.get(k) == v for k, v in new.items() if k != "conditions") and conditions.same_ignoring_time(
         old.get("conditions") or [], merged
     ):
-        return {**old, **new, "conditions": old.get("conditions") or []}
-    await io(kube.patch_status, meta["namespace"], meta["name"], new)
-    await post_transitions(kube, body, old.get("conditions") or [], current)
-    return {**old, **new}
+        return None
+    return new
+
+
+def only_counts_differ(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True when `new` changes nothing of `old` but replica counts, top-level or per target."""
+    def without_counts(status: Mapping[str, Any]) -> dict[str, Any]:
+        kept = {k: v for k, v in status.items() if k not in COUNT_KEYS and k != "conditions"}
+        kept["targets"] = [{k: v for k, v in t.items() if k not in COUNT_KEYS} for t in status.get("targets") or []]
+        return kept
+
+    return conditions.same_ignoring_time(old.get("conditions") or [], new.get("conditions") or []) and \
+        all(without_counts(old).get(k) == v for k, v in without_counts(new).items())
 
 
 async def post_transitions(kube: Kube, body: Mapping[str, Any], before: list[Mapping[str, Any]],

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from typing import Any
 
 import kopf
 import pytest
 
-from synchro import api, handlers
+from synchro import api, controller, handlers
+from synchro.conditions import Condition
 from synchro.config import Config
+from synchro.reconcile import Pass
 from synchro.redis import connect
 
 SYNC_CLUSTER: dict[str, Any] = {
@@ -86,3 +89,59 @@ def test_an_old_answer_is_asked_again_and_a_failure_is_never_reused(scripted: Sc
 
     scripted.answers.append(True)
     assert asyncio.run(run()) == [True, False, False, True, True] and scripted.calls == 5
+
+
+def status(ready: int, reason: str = "RollingOut", hash_: str = "h1") -> dict[str, Any]:
+    return {"replicas": 2, "readyReplicas": ready, "observedGeneration": 1, "redis": {"mode": "External"},
+            "targets": [{"kind": "Deployment", "name": "web", "configHash": hash_, "replicas": 2,
+                         "readyReplicas": ready}],
+            "conditions": [{"type": "Ready", "status": "False", "reason": reason, "message": "m",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}]}
+
+
+def test_only_a_change_of_replica_counts_may_wait() -> None:
+    assert controller.only_counts_differ(status(0), status(1))
+    later = status(1)
+    later["conditions"][0]["lastTransitionTime"] = "2026-01-01T00:00:09Z"
+    assert controller.only_counts_differ(status(0), later)  # a timestamp alone is no change
+    assert not controller.only_counts_differ(status(0), status(1, reason="Ready"))
+    assert not controller.only_counts_differ(status(0), status(1, hash_="h2"))
+    assert not controller.only_counts_differ(status(0), {**status(1), "probe": {"healthy": ["a"]}})
+
+
+class RecordingKube:
+    def __init__(self) -> None:
+        self.patches: list[dict[str, Any]] = []
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.patches.append(copy.deepcopy(status))
+
+    def post_event(self, *args: Any) -> None:
+        pass
+
+
+def test_a_change_of_counts_alone_waits_its_turn_but_is_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = RecordingKube()
+    body = {"metadata": {"namespace": "ns", "name": "web", "generation": 1}}
+    loop = controller.Controller(kube, Config(), body, {}, list, lambda *_: None, logging.getLogger("t"))  # type: ignore[arg-type]
+    rolling = [Condition("RolloutComplete", False, "RollingOut", "m")]
+
+    def counts(ready: int) -> Pass:
+        return Pass(rolling, {"replicas": 2, "readyReplicas": ready, "targets": []}, False, None)
+
+    clock = [1000.0]
+    monkeypatch.setattr(controller.time, "monotonic", lambda: clock[0])
+
+    async def run() -> None:
+        await loop.publish(counts(0))  # the first status: written at once
+        clock[0] += 1
+        await loop.publish(counts(1))  # counts alone, within COUNTS_EVERY_S of the last write: waits
+        assert len(kube.patches) == 1 and loop.counts_waiting
+        clock[0] += controller.COUNTS_EVERY_S
+        await loop.publish(counts(1))  # its turn: written
+        done = Pass([Condition("RolloutComplete", True, "RolledOut", "m")],
+                    {"replicas": 2, "readyReplicas": 2, "targets": []}, False, None)
+        await loop.publish(done)  # a condition changed: written at once, however recent the last write
+
+    asyncio.run(run())
+    assert [p["readyReplicas"] for p in kube.patches] == [0, 1, 2] and not loop.counts_waiting
