@@ -93,18 +93,30 @@ def watching(list_fn: Callable[..., Any], namespace: str) -> Iterator[queue.Queu
     w = watch.Watch()
     rv = list_fn(namespace).metadata.resource_version
 
+    stopped = threading.Event()
+
     def run() -> None:
-        try:
-            for e in w.stream(list_fn, namespace, resource_version=rv, timeout_seconds=3600):
-                events.put((time.monotonic(), e["type"], e["object"]))
-        except Exception:
-            pass
+        last = rv
+        while not stopped.is_set():  # a stream that ends or fails resumes where it was: a lost event would hang
+            try:
+                for e in w.stream(list_fn, namespace, resource_version=last, timeout_seconds=600):
+                    obj = e["object"]
+                    meta = obj["metadata"] if isinstance(obj, dict) else obj.metadata.to_dict()
+                    last = meta.get("resourceVersion") or meta.get("resource_version") or last
+                    events.put((time.monotonic(), e["type"], obj))
+            except Exception as ex:  # reported, then resumed
+                if not stopped.is_set():
+                    log(f"watch on {namespace} resumed after {type(ex).__name__}: {ex}")
+                    time.sleep(0.2)
+                    if "410" in str(ex):  # too old to resume: start over from now
+                        last = list_fn(namespace).metadata.resource_version
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
     try:
         yield events
     finally:
+        stopped.set()
         w.stop()
 
 
@@ -473,7 +485,7 @@ def delete_namespace_and_wait(ns: str) -> None:
     wait_until(gone, timeout=900, interval=2)
 
 
-def measure_thousand() -> dict[str, float]:
+def measure_thousand() -> dict[str, float | None]:
     restart_operator()  # so that its peak RSS is this run's
     # Baselines first, in a namespace of their own that is gone before the operator's run starts: the same
     # Deployments created and rolled out as the SyncClusters will have them rolled, with no SyncCluster.
@@ -500,9 +512,11 @@ def measure_thousand() -> dict[str, float]:
     ready_s = time.monotonic() - t0
     rss_kb = int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{operator_pid()}/status").read_text()).group(1))  # type: ignore[union-attr]
     log(f"{CLUSTERS} Ready in {ready_s:.1f}s (the same rollouts alone: {rollouts_alone_s:.1f}s); "
-        f"measuring steady-state writes over {STEADY_WINDOW_S}s, twice")
-    time.sleep(5)
-    running = writes_in(STEADY_WINDOW_S)
+        f"measuring steady-state writes over {STEADY_WINDOW_S}s windows")
+    # Settled means past the last replica-count write, which may wait up to 5 s after Ready (see the README).
+    time.sleep(15)
+    # QUICK measures steady state only from the restart on (the stricter window), to stay under 5 minutes.
+    running = None if QUICK else writes_in(STEADY_WINDOW_S)
     cluster_cmd("stop-operator")
     baseline = writes_in(STEADY_WINDOW_S)
     # A restart with every SyncCluster already Ready must change nothing: count its writes over the same window
@@ -589,6 +603,7 @@ def main() -> int:
     path_ratio = med["path_floor_s"] / med["path_floor_base_s"]
     worst_detect = max(statistics.median(v) for v in raw["detect_intervals"].values())
     t = raw["thousand"]
+    steady_writes = max(t["writes_running"] or 0, t["writes_after_restart"])  # the worse window: running or restarted
     results: dict[str, Any] = {
         "inject_ratio_p50": round(med["inject_s"] / med["floor_s"], 2),
         "scale_ratio_p50": round(med["scale_s"] / med["scale_floor_s"], 2),
@@ -597,7 +612,7 @@ def main() -> int:
         "detect_intervals": round(worst_detect, 2),
         "thousand_ready_s": round(t["ready_s"], 1),
         "thousand_rss_mb": round(t["rss_mb"], 1),
-        "steady_writes_per_min": round(max(t["writes_running"] - t["writes_baseline"], 0) / STEADY_WINDOW_S * 60, 2),
+        "steady_writes_per_min": round(max(steady_writes - t["writes_baseline"], 0) / STEADY_WINDOW_S * 60, 2),
         "details": {
             "floor_s": summary(raw["floor_s"]), "inject_s": summary(raw["inject_s"]),
             "scale_floor_s": summary(raw["scale_floor_s"]),
