@@ -561,11 +561,16 @@ def plot(results: dict[str, Any], path: Path) -> None:
         value, (op, goal) = results[key], GOALS[key]
         ok = value < goal if op == "<" else value <= goal
         ax.bar([0], [value], color="tab:green" if ok else "tab:red", width=0.6)
+        floor = results["details"]["thousand"].get("rollouts_alone_ready_s") if key == "thousand_ready_s" else None
+        if floor:  # the same Kubernetes work with no operator: what no operator could beat on this machine
+            ax.bar([1], [floor], color="tab:gray", width=0.6)
+            ax.text(1, floor, f"{floor:.3g}\nno\noperator", ha="center", va="bottom", fontsize=7)
         ax.axhline(goal, color="black", linestyle="--", linewidth=1)
         ax.set_title(key.replace("_", "\n"), fontsize=8)
         ax.set_xticks([])
         ax.text(0, value, f"{value:.3g}", ha="center", va="bottom", fontsize=9)
         ax.set_ylim(0, max(value, goal) * 1.3 or 1)
+        ax.set_xlim(-0.6, 1.6 if floor else 0.6)
     fig.suptitle(f"synchro bench ({'QUICK, ' if QUICK else ''}{results['machine']['cpus']} cores); "
                  "dashed line = goal, green = met", fontsize=10)
     fig.tight_layout()
