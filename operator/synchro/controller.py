@@ -91,6 +91,11 @@ class Controller:
                 if plan is not None and time.monotonic() >= next_probe:
                     next_probe = time.monotonic() + plan.interval_s
                     await self.probe(plan)
+                    if self.verdict is not None and self.verdict.reason == verdict.REDIS_UNAVAILABLE and \
+                            self.last is not None and not self.last.busy:
+                        # The probe lost Redis that the last pass found ready, and no watch event will say so:
+                        # look again now, so that RedisReady tells it too (then every BUSY_RESYNC_S until back).
+                        wake.set()
                 if self.last is not None:
                     await self.publish(self.last)
                 due = min(next_pass, next_probe) if plan else next_pass
