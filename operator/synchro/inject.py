@@ -66,11 +66,15 @@ def owned_env_names(workload: Obj, container: str, manager: str = api.FIELD_MANA
     return names
 
 
+def _synchros_managed_fields(meta: Obj) -> list[Obj]:
+    return [e for e in meta.get("managedFields") or [] if e.get("manager") == api.FIELD_MANAGER]
+
+
 def slim(workload: Obj) -> dict[str, Any]:
     """What a pass reads of a workload, for keeping in memory: everything but the other managers' managedFields,
     which are most of a Deployment's bulk and which nothing here reads."""
     meta = dict(workload.get("metadata") or {})
-    meta["managedFields"] = [e for e in meta.get("managedFields") or [] if e.get("manager") == api.FIELD_MANAGER]
+    meta["managedFields"] = _synchros_managed_fields(meta)
     return {"apiVersion": workload.get("apiVersion"), "kind": workload.get("kind"), "metadata": meta,
             "spec": workload.get("spec") or {}, "status": workload.get("status") or {}}
 
@@ -86,9 +90,8 @@ def compact(workload: Obj) -> dict[str, Any]:
     containers = [{"name": c["name"], "env": [{"name": e["name"]} for e in c.get("env") or []]}
                   for c in (template.get("spec") or {}).get("containers") or []]
     return {"apiVersion": workload.get("apiVersion"), "kind": workload.get("kind"),
-            "metadata": {k: meta[k] for k in ("name", "namespace", "resourceVersion", "generation", "annotations")
-                         if k in meta}
-            | {"managedFields": [e for e in meta.get("managedFields") or [] if e.get("manager") == api.FIELD_MANAGER]},
+            "metadata": {**{k: meta[k] for k in ("name", "namespace", "resourceVersion", "generation", "annotations")
+                            if k in meta}, "managedFields": _synchros_managed_fields(meta)},
             "spec": {"replicas": spec.get("replicas"),
                      "template": {"metadata": {"annotations": (template.get("metadata") or {}).get("annotations")
                                                or {}},

@@ -42,15 +42,29 @@ def sync_cluster(name: str, targets: list[dict[str, Any]], replicas: int = 2, **
             "spec": {"replicas": replicas, "targets": targets, **spec}}
 
 
-def app(name: str, env: list[dict[str, str]] | None = None, containers: int = 1, replicas: int = 1) -> dict[str, Any]:
+def app(name: str, env: list[dict[str, str]] | None = None, containers: int = 1, replicas: int = 1,
+        container: str | None = None) -> dict[str, Any]:
+    """A Deployment of `containers` containers c0, c1, ... (or one named `container`), each with `env`."""
+    names = [container] if container else [f"c{i}" for i in range(containers)]
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
         "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": {
             "metadata": {"labels": labels},
-            "spec": {"containers": [{"name": f"c{i}", "image": "example/app", "env": env or []}
-                                    for i in range(containers)]}}},
+            "spec": {"containers": [{"name": n, "image": "example/app", "env": env or []} for n in names]}}},
     }
+
+
+def real_app(name: str, container: str, command: list[str]) -> dict[str, Any]:
+    """A one-replica Deployment for the real node: the test image running `command`."""
+    deployment = app(name, container=container)
+    deployment["spec"]["template"]["spec"] = {"terminationGracePeriodSeconds": 1, "containers": [{
+        "name": container, "image": "synchro.local/test:1", "imagePullPolicy": "IfNotPresent", "command": command}]}
+    return deployment
+
+
+def plain_env(values: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in values.items()]
 
 
 class Env:

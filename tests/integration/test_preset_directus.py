@@ -30,7 +30,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kit import CACHE, Env, RedisServer, cached_install, container_env, free_port, redis_cli, secret, sync_cluster
+from kit import (
+    CACHE,
+    Env,
+    RedisServer,
+    app,
+    cached_install,
+    container_env,
+    free_port,
+    plain_env,
+    redis_cli,
+    secret,
+    sync_cluster,
+)
 
 from poll import wait_for
 from synchro import presets
@@ -207,11 +219,7 @@ def numsub(redis: RedisServer, channel: str) -> int:
 def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(
         env: Env, directus: Installed, replicas: Replicas, database: Path, redis_server: RedisServer) -> None:
     env.create(secret("redis-auth", redis_server.password))
-    env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cms"}, "spec": {
-        "replicas": 1, "selector": {"matchLabels": {"app": "cms"}}, "template": {
-            "metadata": {"labels": {"app": "cms"}},
-            "spec": {"containers": [{"name": "directus", "image": "example/directus",
-                                     "env": [{"name": k, "value": v} for k, v in APP_ENV.items()]}]}}}})
+    env.create(app("cms", plain_env(APP_ENV), container="directus"))
     before = container_env(env, "cms", "directus")
     env.create(sync_cluster("cms", [{"name": "cms", "preset": "directus"}], replicas=2, redis={
         "mode": "External", "external": {"url": f"redis://127.0.0.1:{redis_server.port}/3",

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from kit import LOCAL_REDIS_PORT, Env, container_env, free_port, sync_cluster
+from kit import LOCAL_REDIS_PORT, Env, app, container_env, free_port, plain_env, sync_cluster
 
 from poll import wait_for
 
@@ -52,11 +52,7 @@ def replicas(hocuspocus_app: Path, tmp_path: Path) -> Iterator[Replicas]:
 
 
 def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(env: Env, replicas: Replicas) -> None:
-    env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "collab"}, "spec": {
-        "replicas": 1, "selector": {"matchLabels": {"app": "collab"}}, "template": {
-            "metadata": {"labels": {"app": "collab"}},
-            "spec": {"containers": [{"name": "hocuspocus", "image": "example/hocuspocus",
-                                     "env": [{"name": "NODE_ENV", "value": "production"}]}]}}}})
+    env.create(app("collab", plain_env({"NODE_ENV": "production"}), container="hocuspocus"))
     before = container_env(env, "collab", "hocuspocus")
     env.create(sync_cluster("collab", [{"name": "collab", "preset": "hocuspocus"}], replicas=2,
                             redis={"mode": "External", "external": {"url": f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/5"}}))

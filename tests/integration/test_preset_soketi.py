@@ -28,7 +28,19 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from kit import CACHE, Env, RedisServer, cached_install, container_env, free_port, redis_cli, secret, sync_cluster
+from kit import (
+    CACHE,
+    Env,
+    RedisServer,
+    app,
+    cached_install,
+    container_env,
+    free_port,
+    plain_env,
+    redis_cli,
+    secret,
+    sync_cluster,
+)
 
 from poll import wait_for
 from synchro import presets
@@ -180,11 +192,7 @@ def tls_redis(tmp_path: Path) -> Iterator[TlsRedis]:
 def test_an_event_triggered_on_one_replica_reaches_a_client_of_the_other_only_with_the_injected_env(
         env: Env, redis_server: RedisServer, replicas: Replicas) -> None:
     env.create(secret("redis-auth", redis_server.password))
-    env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "soketi"}, "spec": {
-        "replicas": 1, "selector": {"matchLabels": {"app": "soketi"}}, "template": {
-            "metadata": {"labels": {"app": "soketi"}},
-            "spec": {"containers": [{"name": "soketi", "image": "example/soketi",
-                                     "env": [{"name": k, "value": v} for k, v in APP_ENV.items()]}]}}}})
+    env.create(app("soketi", plain_env(APP_ENV), container="soketi"))
     before = container_env(env, "soketi", "soketi")
     env.create(sync_cluster("chat", [{"name": "soketi", "preset": "soketi", "containers": ["soketi"]}], replicas=2,
                             redis={"mode": "External", "external": {
@@ -216,11 +224,7 @@ def test_every_redis_connection_of_soketi_speaks_tls_with_the_injected_options(
                 "stringData": {"ca.crt": tls_redis.ca.read_text()}})
     # Trusting a private CA is the user's part: Node reads it from NODE_EXTRA_CA_CERTS (a mounted file in a pod).
     user_env = {**APP_ENV, "NODE_EXTRA_CA_CERTS": str(tls_redis.ca)}
-    env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "soketi"}, "spec": {
-        "replicas": 1, "selector": {"matchLabels": {"app": "soketi"}}, "template": {
-            "metadata": {"labels": {"app": "soketi"}},
-            "spec": {"containers": [{"name": "soketi", "image": "example/soketi",
-                                     "env": [{"name": k, "value": v} for k, v in user_env.items()]}]}}}})
+    env.create(app("soketi", plain_env(user_env), container="soketi"))
     env.create(sync_cluster("chat", [{"name": "soketi", "preset": "soketi"}], replicas=2,
                             redis={"mode": "External", "external": {
                                 "url": f"rediss://127.0.0.1:{tls_redis.port}/6",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kit import ROOT, Env, secret, sync_cluster
+from kit import ROOT, Env, real_app, secret, sync_cluster
 
 from poll import wait_for
 
@@ -35,12 +35,7 @@ CLUSTER_LABEL = "synchro.dev/cluster"
 
 def probed_cluster(env: Env, name: str) -> list[str]:
     """A two-replica app with real synchro-probe sidecars and a managed Redis, healthy; its pods, sorted."""
-    env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": {
-        "replicas": 1, "selector": {"matchLabels": {"app": name}}, "template": {
-            "metadata": {"labels": {"app": name}},
-            "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
-                "name": "app", "image": "synchro.local/test:1", "imagePullPolicy": "IfNotPresent",
-                "command": ["sleep", "infinity"]}]}}}})
+    env.create(real_app(name, "app", ["sleep", "infinity"]))
     env.create(sync_cluster(name, [{"name": name, "preset": "generic"}], replicas=2, redis={"mode": "Managed"},
                             probe={"interval": "2s", "timeout": "1s"}))
     all_healthy(env, name, 2, timeout=240)

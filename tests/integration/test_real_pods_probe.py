@@ -4,7 +4,7 @@ real containers, and the operator reaches Redis through its pod address. No host
 from __future__ import annotations
 
 import pytest
-from kit import Env, sync_cluster
+from kit import Env, real_app, sync_cluster
 
 from poll import wait_for
 
@@ -13,12 +13,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.realnode]
 
 def test_managed_redis_and_real_sidecars_go_ready(real_env: Env, real_node: str) -> None:
     env = real_env
-    env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"}, "spec": {
-        "replicas": 1, "selector": {"matchLabels": {"app": "app"}}, "template": {
-            "metadata": {"labels": {"app": "app"}},
-            "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
-                "name": "app", "image": "synchro.local/test:1", "imagePullPolicy": "IfNotPresent",
-                "command": ["sleep", "infinity"]}]}}}})
+    env.create(real_app("app", "app", ["sleep", "infinity"]))
     env.create(sync_cluster("live", [{"name": "app", "preset": "generic"}], replicas=2, redis={"mode": "Managed"},
                             probe={"interval": "2s", "timeout": "1s"}))
 
@@ -47,12 +42,7 @@ def test_the_apps_own_subscriptions_are_counted_and_located(real_env: Env, bus: 
     subscribe = ('if [ -z "$REDIS" ]; then exec sleep infinity; fi; url="${REDIS#string:}"; '
                  'REDISCLI_AUTH="$SYNCHRO_REDIS_PASSWORD" exec redis-cli -u "redis://${url#*@}" '
                  f'subscribe {bus}:schemaChanged')
-    env.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cms"}, "spec": {
-        "replicas": 1, "selector": {"matchLabels": {"app": "cms"}}, "template": {
-            "metadata": {"labels": {"app": "cms"}},
-            "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
-                "name": "directus", "image": "synchro.local/test:1", "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", subscribe]}]}}}})
+    env.create(real_app("cms", "directus", ["sh", "-c", subscribe]))
     env.create(sync_cluster("cms", [{"name": "cms", "preset": "directus"}], replicas=2, redis={"mode": "Managed"},
                             probe={"interval": "2s", "timeout": "1s"}))
     env.wait_condition("cms", "PubSubHealthy", "True", "AllPodsHealthy", timeout=240)
