@@ -4,6 +4,10 @@ Each SyncCluster gets one daemon, its controller loop. It runs a level-based pas
 its wake-up event fires or the resync interval passes. Watch events on the SyncCluster, its targets
 and the Secrets it references only set that event: users' workloads are watched with on.event and
 indexes, so kopf never writes its annotations or finalizers onto them.
+
+The per-event handlers and index functions are `async def` although they never await: kopf runs a plain
+`def` handler in its thread pool, one thread hop per handler per watch event, and an asyncio.Event set
+from that thread does not wake the loop that waits on it (asyncio is not thread-safe).
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
-def claims(
+async def claims(
     namespace: str | None, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
 ) -> dict[ClaimKey, Any]:
     """(namespace, kind, workload) -> (creationTimestamp, SyncCluster): who claims which target."""
@@ -86,7 +90,7 @@ def claims(
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
-def secret_refs(namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any) -> dict[ClaimKey, str]:
+async def secret_refs(namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any) -> dict[ClaimKey, str]:
     """(namespace, "Secret", secret) -> SyncCluster: whose config depends on which Secret."""
     redis = spec.get("redis") or {}
     external = redis.get("external") or {}
@@ -116,13 +120,13 @@ def kept(body: kopf.Body, annotations: Mapping[str, str], labels: Mapping[str, s
 # The watch cache of workloads: a pass reads them here instead of from the API server. Unclaimed ones are
 # cached too, compact, so that a new SyncCluster's first pass can inject without a GET.
 @kopf.index("apps", "v1", "deployments")
-def deployments(namespace: str | None, name: str, body: kopf.Body, annotations: Mapping[str, str],
+async def deployments(namespace: str | None, name: str, body: kopf.Body, annotations: Mapping[str, str],
                 labels: Mapping[str, str], **_: Any) -> dict[ClaimKey, Obj]:
     return {(namespace or "", "Deployment", name): kept(body, annotations, labels)}
 
 
 @kopf.index("apps", "v1", "statefulsets")
-def statefulsets(namespace: str | None, name: str, body: kopf.Body, annotations: Mapping[str, str],
+async def statefulsets(namespace: str | None, name: str, body: kopf.Body, annotations: Mapping[str, str],
                  labels: Mapping[str, str], **_: Any) -> dict[ClaimKey, Obj]:
     return {(namespace or "", "StatefulSet", name): kept(body, annotations, labels)}
 
@@ -138,7 +142,7 @@ def cache_reader(*indexes: kopf.Index[ClaimKey, Obj]) -> Callable[[str, str, str
 
 
 @kopf.index("", "v1", "pods", labels={api.CLUSTER_LABEL: kopf.PRESENT})
-def cluster_pods(namespace: str | None, labels: Mapping[str, str], body: kopf.Body,
+async def cluster_pods(namespace: str | None, labels: Mapping[str, str], body: kopf.Body,
                  **_: Any) -> dict[Key, checker.PodRecord]:
     """(namespace, SyncCluster) -> what the probe needs of each target pod."""
     return {(namespace or "", labels[api.CLUSTER_LABEL]): checker.pod_record(body)}
@@ -168,7 +172,7 @@ async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimK
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def cluster_changed(namespace: str | None, name: str, meta: Mapping[str, Any], memo: kopf.Memo, type: str | None,
+async def cluster_changed(namespace: str | None, name: str, meta: Mapping[str, Any], memo: kopf.Memo, type: str | None,
                     **_: Any) -> None:
     """Wake the loop when the spec changed. A pass reads nothing else of its SyncCluster, so the events of the
     loop's own status writes and of kopf's bookkeeping patches would only run passes that find nothing to do."""
@@ -182,7 +186,7 @@ def cluster_changed(namespace: str | None, name: str, meta: Mapping[str, Any], m
 
 @kopf.on.event("apps", "v1", "deployments")
 @kopf.on.event("apps", "v1", "statefulsets")
-def workload_changed(namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo,
+async def workload_changed(namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo,
                      claims: kopf.Index[ClaimKey, Any], **_: Any) -> None:
     key = (namespace or "", body.get("kind", "Deployment"), name)
     wake(memo, namespace, [c[1] for c in claims.get(key, ())])
@@ -192,7 +196,7 @@ def workload_changed(namespace: str | None, name: str, body: kopf.Body, memo: ko
 
 
 @kopf.on.event("", "v1", "secrets")
-def secret_changed(namespace: str | None, name: str, memo: kopf.Memo, secret_refs: kopf.Index[ClaimKey, str],
+async def secret_changed(namespace: str | None, name: str, memo: kopf.Memo, secret_refs: kopf.Index[ClaimKey, str],
                    **_: Any) -> None:
     wake(memo, namespace, secret_refs.get((namespace or "", "Secret", name), ()))
 

@@ -145,3 +145,34 @@ def test_a_change_of_counts_alone_waits_its_turn_but_is_written(monkeypatch: pyt
 
     asyncio.run(run())
     assert [p["readyReplicas"] for p in kube.patches] == [0, 1, 2] and not loop.counts_waiting
+
+
+def test_per_event_handlers_run_on_the_event_loop() -> None:
+    """kopf runs a plain `def` handler in its thread pool: a hop per handler per watch event, and an
+    asyncio.Event set from that thread would not wake the loop waiting on it."""
+    registry = kopf.get_default_registry()
+    per_event = [h for reg in (registry._indexing, registry._watching) for h in reg._handlers]
+    assert {h.id for h in per_event} >= {"claims", "deployments", "cluster_pods", "cluster_changed",
+                                         "workload_changed", "secret_changed"}
+    assert [h.id for h in per_event if not asyncio.iscoroutinefunction(h.fn)] == []
+
+
+def test_a_spec_change_wakes_the_waiting_loop_and_a_status_write_does_not() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        memo = kopf.Memo(wakers={("ns", "web"): asyncio.Event()}, generations={})
+        woken = memo.wakers[("ns", "web")]
+
+        async def event(generation: int) -> bool:
+            woken.clear()
+            await handlers.cluster_changed(namespace="ns", name="web", meta={"generation": generation}, memo=memo,
+                                           type="MODIFIED")
+            try:
+                await asyncio.wait_for(woken.wait(), timeout=0.5)
+                return True
+            except TimeoutError:
+                return False
+
+        await event(1)
+        return await event(2), await event(2)  # a new generation; then the same one (a status write)
+
+    assert asyncio.run(scenario()) == (True, False)
