@@ -85,9 +85,9 @@ def same_ignoring_time(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, 
 
 
 def worth_an_event(before: Sequence[Mapping[str, Any]], after: Sequence[Condition]) -> list[Condition]:
-    """The transitions a person wants in `kubectl describe`: every change of Ready, and any other condition
-    that starts or stops reporting a problem. Steps of a normal bring-up (Provisioning, RollingOut, ...) show
-    as Ready's reason and do not each post an event of their own."""
+    """The transitions a person wants in `kubectl describe`: Ready turning True or False, and any condition
+    that starts or stops reporting a problem. Steps of a normal bring-up (Provisioning, ScaleHeld,
+    RollingOut, ...) show as Ready's reason and post nothing, so a new SyncCluster posts one event: Ready."""
     was = {c["type"]: (c.get("status") == "True", c.get("reason")) for c in before}
 
     def problem(status: bool | None, reason: str | None) -> bool:
@@ -98,6 +98,8 @@ def worth_an_event(before: Sequence[Mapping[str, Any]], after: Sequence[Conditio
         old_status, old_reason = was.get(c.type, (None, None))
         if (old_status, old_reason) == (c.status, c.reason):
             continue
-        if c.type == READY or problem(c.status, c.reason) or problem(old_status, old_reason):
+        # A first status that is False in a progress reason is the bring-up starting, not Ready turning False.
+        ready_turned = c.type == READY and old_status != c.status and (old_status is not None or c.status)
+        if ready_turned or problem(c.status, c.reason) or problem(old_status, old_reason):
             out.append(c)
     return out

@@ -17,11 +17,24 @@ def types(before: list[dict[str, Any]], after: list[Condition]) -> list[tuple[st
     return [(c.type, c.reason) for c in worth_an_event(before, after)]
 
 
-def test_bring_up_steps_post_only_readys_changes() -> None:
+def test_a_bring_up_posts_one_event_ready() -> None:
+    first = [Condition(REDIS, True, Reason.REDIS_REACHABLE, ""), Condition(ROLLOUT, False, Reason.SCALE_HELD, ""),
+             Condition(READY, False, Reason.SCALE_HELD, "")]
+    assert types([], first) == []
     before = was((REDIS, True, Reason.REDIS_REACHABLE), (ROLLOUT, False, Reason.SCALE_HELD),
                  (READY, False, Reason.SCALE_HELD))
     after = [Condition(REDIS, True, Reason.REDIS_REACHABLE, ""), Condition(ROLLOUT, False, Reason.ROLLING_OUT, ""),
              Condition(READY, False, Reason.ROLLING_OUT, "")]
+    assert types(before, after) == []
+    done = [Condition(REDIS, True, Reason.REDIS_REACHABLE, ""), Condition(ROLLOUT, True, Reason.ROLLED_OUT, ""),
+            Condition(READY, True, Reason.READY, "")]
+    assert types(was((READY, False, Reason.ROLLING_OUT)), done) == [(READY, Reason.READY)]
+    assert types([], done) == [(READY, Reason.READY)]  # Ready at the first look is still told
+
+
+def test_ready_turning_false_for_a_new_rollout_is_told() -> None:
+    before = was((ROLLOUT, True, Reason.ROLLED_OUT), (READY, True, Reason.READY))
+    after = [Condition(ROLLOUT, False, Reason.ROLLING_OUT, ""), Condition(READY, False, Reason.ROLLING_OUT, "")]
     assert types(before, after) == [(READY, Reason.ROLLING_OUT)]
 
 
@@ -48,4 +61,8 @@ def test_nothing_changed_posts_nothing_and_a_new_problem_reason_posts_again() ->
 def test_first_status_posts_problems_and_ready_but_not_progress() -> None:
     after = [Condition(REDIS, False, Reason.PROVISIONING, ""), Condition("ConfigInjected", False, "TargetNotFound", ""),
              Condition(READY, False, Reason.PROVISIONING, "")]
-    assert types([], after) == [("ConfigInjected", "TargetNotFound"), (READY, Reason.PROVISIONING)]
+    assert types([], after) == [("ConfigInjected", "TargetNotFound")]
+    invalid = [Condition(READY, False, Reason.INVALID_SPEC, "")]  # Ready's own problem, and its end
+    assert types([], invalid) == [(READY, Reason.INVALID_SPEC)]
+    assert types(was((READY, False, Reason.INVALID_SPEC)), [Condition(READY, False, Reason.ROLLING_OUT, "")]) == \
+        [(READY, Reason.ROLLING_OUT)]
