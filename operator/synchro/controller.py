@@ -40,9 +40,9 @@ def now_iso() -> str:
 class Controller:
     def __init__(self, kube: Kube, config: Config, body: Mapping[str, Any], claims: Mapping[ClaimKey, Any],
                  pods: Callable[[], list[checker.PodRecord]], cached: Callable[[str, str, str], Obj | None],
-                 logger: Logger) -> None:
+                 logger: Logger, secret_version: Callable[[str, str], str | None] = lambda *_: None) -> None:
         self.kube, self.config, self.body, self.claims = kube, config, body, claims
-        self.pods, self.cached, self.logger = pods, cached, logger
+        self.pods, self.cached, self.logger, self.secret_version = pods, cached, logger, secret_version
         self.memory = Memory()
         self.last: Pass | None = None
         self.verdict: verdict.Verdict | None = None
@@ -72,7 +72,7 @@ class Controller:
                                                                  self.last.fields if self.last else None)
                         self.last = await reconcile.Reconciler(self.kube, self.body, self.claims, self.config,
                                                                rolled_out, self.cached, self.memory,
-                                                               self.logger).run()
+                                                               self.logger, self.secret_version).run()
                         metrics.RECONCILES.labels("ok").inc()
                         backoff = 1.0
                         delay = reconcile.BUSY_RESYNC_S if self.last.busy else reconcile.SETTLED_RESYNC_S

@@ -32,7 +32,7 @@ Key = tuple[str, str]  # (namespace, name) of a SyncCluster
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 # Watch events only wake controller loops or fill indexes; kopf's per-event success line would drown the log.
 QUIET_HANDLERS = ("cluster_changed", "workload_changed", "secret_changed", "claims", "secret_refs", "cluster_pods",
-                  "deployments", "statefulsets")
+                  "deployments", "statefulsets", "secret_versions")
 
 
 class _QuietRoutineHandlers(logging.Filter):
@@ -131,6 +131,19 @@ async def statefulsets(namespace: str | None, name: str, body: kopf.Body, annota
     return {(namespace or "", "StatefulSet", name): kept(body, annotations, labels)}
 
 
+# A pass re-reads a Secret it depends on only when the watch saw it change. Versions only: no Secret's data.
+@kopf.index("", "v1", "secrets")
+async def secret_versions(namespace: str | None, name: str, meta: Mapping[str, Any], **_: Any) -> dict[ClaimKey, str]:
+    return {(namespace or "", "Secret", name): str(meta.get("resourceVersion", ""))}
+
+
+def version_reader(index: kopf.Index[ClaimKey, str]) -> Callable[[str, str], str | None]:
+    def latest(namespace: str, name: str) -> str | None:
+        return next(iter(index.get((namespace, "Secret", name), ())), None)
+
+    return latest
+
+
 def cache_reader(*indexes: kopf.Index[ClaimKey, Obj]) -> Callable[[str, str, str], Obj | None]:
     def cached(namespace: str, kind: str, name: str) -> Obj | None:
         for index in indexes:
@@ -152,8 +165,8 @@ async def cluster_pods(namespace: str | None, labels: Mapping[str, str], body: k
 @kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, cancellation_backoff=5, cancellation_timeout=10)
 async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any],
                      cluster_pods: kopf.Index[Key, checker.PodRecord], deployments: kopf.Index[ClaimKey, Obj],
-                     statefulsets: kopf.Index[ClaimKey, Obj], logger: Logger, stopped: kopf.DaemonStopped,
-                     **_: Any) -> None:
+                     statefulsets: kopf.Index[ClaimKey, Obj], secret_versions: kopf.Index[ClaimKey, str],
+                     logger: Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
     key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
     event = memo.wakers.setdefault(key, asyncio.Event())
 
@@ -165,7 +178,7 @@ async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimK
     try:
         pods = lambda: list(cluster_pods.get(key, ()))  # noqa: E731 - read live on every probe
         await Controller(memo.kube, memo.config, body, claims, pods, cache_reader(deployments, statefulsets),
-                         logger).run(stopped, event)
+                         logger, version_reader(secret_versions)).run(stopped, event)
     finally:
         stopping.cancel()
         memo.wakers.pop(key, None)

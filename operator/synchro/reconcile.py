@@ -102,10 +102,24 @@ class Memory:
     Deployments and StatefulSets come from the watch cache. Right after Synchro's own apply the cache may
     still hold the object as it was before that write: `applied` keeps the apply's answer until the cache
     moves past the version it replaced. Managed objects nothing watches (ConfigMap, Service, ...) are read
-    back at most once per SETTLED_RESYNC_S while what Synchro wants of them stays the same."""
+    back at most once per SETTLED_RESYNC_S while what Synchro wants of them stays the same. A Secret read is
+    reused while the watch reports no newer version of it; the managed Redis's EndpointSlices while its
+    Deployment is unchanged and Redis answered at them."""
 
     applied: dict[tuple[str, str], tuple[str, Obj]] = field(default_factory=dict)  # -> (replaced version, answer)
     verified: dict[tuple[str, str], tuple[str, float, Obj]] = field(default_factory=dict)  # -> (want, when, live)
+    secrets: dict[str, Obj] = field(default_factory=dict)  # name -> the Secret as last read
+    endpoints: tuple[str, list[Obj]] | None = None  # (the Redis Deployment's version when listed, its slices)
+
+    def known_secret(self, name: str, latest: str | None) -> Obj | None:
+        known = self.secrets.get(name)
+        if known is None or latest is None or known["metadata"].get("resourceVersion") != latest:
+            return None
+        return known
+
+    def known_endpoints(self, deployment: Obj) -> list[Obj] | None:
+        version = deployment.get("metadata", {}).get("resourceVersion")
+        return self.endpoints[1] if self.endpoints is not None and self.endpoints[0] == version else None
 
     def freshest(self, kind: str, name: str, cached: Obj) -> Obj:
         mine = self.applied.get((kind, name))
@@ -166,6 +180,7 @@ class Reconciler:
     memory: Memory
     logger: logging.Logger | logging.LoggerAdapter[Any] = field(
         default_factory=lambda: logging.getLogger("synchro"))
+    secret_version: Callable[[str, str], str | None] = lambda namespace, name: None  # the watch's latest, if seen
 
     async def run(self) -> Pass:
         """One pass: observe and write what differs. Status is left to the caller (see synchro.controller)."""
@@ -212,6 +227,18 @@ class Reconciler:
             return self.memory.freshest(kind, name, cached)
         return await io(self.kube.get, api_version, kind, namespace, name)
 
+    async def secret(self, namespace: str, name: str) -> Obj | None:
+        """A Secret: the copy read last while the watch has seen no other version of it, else a GET."""
+        known = self.memory.known_secret(name, self.secret_version(namespace, name))
+        if known is not None:
+            return known
+        secret = await io(self.kube.get, "v1", "Secret", namespace, name)
+        if secret is None:
+            self.memory.secrets.pop(name, None)
+        else:
+            self.memory.secrets[name] = secret
+        return secret
+
     async def apply(self, obj: Obj, live: Obj | None) -> Obj:
         answer = await io(self.kube.apply, obj)
         if live is not None and obj["kind"] in WORKLOAD_KINDS:
@@ -234,12 +261,12 @@ class Reconciler:
     async def managed_redis(self, spec: api.SyncClusterSpec) -> RedisState:
         assert spec.managed is not None
         ns, name = spec.namespace, managed.name(spec.name)
-        secret = await io(self.kube.get, "v1", "Secret", ns, name)
+        secret = await self.secret(ns, name)
         if secret is None:
             fresh = managed.secret(spec, managed.new_password())
             fresh["metadata"]["ownerReferences"] = [owner_reference(self.body)]
             await io(self.kube.create, fresh)
-            secret = await io(self.kube.get, "v1", "Secret", ns, name)
+            secret = await self.secret(ns, name)
         password = secret_value(secret, api.PASSWORD_KEY) if spec.managed.auth else None
         version = inject.secret_version(secret["metadata"]["uid"], secret.get("data"), api.PASSWORD_KEY) \
             if secret and spec.managed.auth else ""
@@ -260,11 +287,16 @@ class Reconciler:
                                         f"waiting for the Redis pod of Deployment {name} to be ready")
             return state
         service = live["Service"]
-        slices = await io(self.kube.list, "discovery.k8s.io/v1", "EndpointSlice", ns,
-                          f"kubernetes.io/service-name={name}")
+        slices = self.memory.known_endpoints(live["Deployment"])
+        if slices is None:
+            slices = await io(self.kube.list, "discovery.k8s.io/v1", "EndpointSlice", ns,
+                              f"kubernetes.io/service-name={name}")
         state.creds = connect.Credentials(None, password, 0, False)
         addresses = connect.service_addresses(service, slices)
         result = await connect.ping(addresses, state.creds, self.config)
+        # A new Redis pod changes its Deployment's status, and an address that stopped answering is listed anew.
+        self.memory.endpoints = (live["Deployment"]["metadata"].get("resourceVersion", ""), slices) \
+            if result.ok else None
         state.condition = self.redis_condition(result)
         state.address = result.address or next(iter(addresses), None)
         return state
@@ -278,7 +310,7 @@ class Reconciler:
         for ref in (ext.password, ext.ca):
             if ref is None:
                 continue
-            secret = await io(self.kube.get, "v1", "Secret", spec.namespace, ref.name)
+            secret = await self.secret(spec.namespace, ref.name)
             value = secret_value(secret, ref.key)
             if value is None:
                 what = "Secret" if secret is None else f"key {ref.key!r} in Secret"

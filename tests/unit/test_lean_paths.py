@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import logging
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import kopf
 import pytest
 
-from synchro import api, controller, handlers
+from synchro import api, controller, handlers, reconcile
 from synchro.conditions import Condition
 from synchro.config import Config
 from synchro.reconcile import Pass
@@ -176,3 +177,80 @@ def test_a_spec_change_wakes_the_waiting_loop_and_a_status_write_does_not() -> N
         return await event(2), await event(2)  # a new generation; then the same one (a status write)
 
     assert asyncio.run(scenario()) == (True, False)
+
+
+class FakeApi:
+    """The API server as a pass of a managed SyncCluster sees it, counting every read."""
+
+    def __init__(self, watched: dict[str, dict[str, Any]]) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.reads: list[tuple[str, str]] = []
+        self.version = 100
+        self.watched = watched  # Deployments, as the watch cache has them
+
+    def stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["resourceVersion"] = str(self.version)
+        obj["metadata"].setdefault("uid", f"uid-{obj['metadata']['name']}")
+        self.objects[(obj["kind"], obj["metadata"]["name"])] = obj
+        return obj
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads.append(("get", kind))
+        return copy.deepcopy(self.objects.get((kind, name)))
+
+    def list(self, api_version: str, kind: str, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+        self.reads.append(("list", kind))
+        return [{"endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]}]
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        answer = self.stamp(obj)
+        if obj["kind"] == "Deployment":  # the controller-manager's status stays; the watch delivers the write
+            answer["status"] = self.watched[obj["metadata"]["name"]].get("status", {})
+            self.watched[obj["metadata"]["name"]] = answer
+        return answer
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in obj.get("stringData", {}).items()}
+        return self.stamp({**{k: v for k, v in obj.items() if k != "stringData"}, "data": data})
+
+
+def test_a_managed_pass_reads_its_secret_and_endpoints_again_only_when_they_may_have_changed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async def answered(addresses: Any, *_: Any, **__: Any) -> connect.PingResult:
+        return connect.PingResult(pong, "Reachable" if pong else "Unreachable", "", addresses[-1] if pong else None)
+
+    monkeypatch.setattr(connect, "ping", answered)
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "resourceVersion": "1"},
+              "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "app"}]}}}, "status": {}}
+    watched = {"web": target, "web-redis": {"metadata": {"name": "web-redis", "resourceVersion": "7"},
+                                            "status": {"availableReplicas": 1}}}
+    fake = FakeApi(watched)
+    body = {"apiVersion": api.API_VERSION, "kind": api.KIND,
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "generation": 1},
+            "spec": {"replicas": 2, "targets": [{"name": "web", "preset": "generic"}]}}
+    memory = reconcile.Memory()
+
+    def one_pass() -> list[tuple[str, str]]:
+        fake.reads.clear()
+        reconciler = reconcile.Reconciler(
+            fake, body, {}, Config(), {}, lambda ns, kind, name: watched.get(name), memory,  # type: ignore[arg-type]
+            logging.getLogger("t"),
+            lambda ns, name: fake.objects.get(("Secret", name), {}).get("metadata", {}).get("resourceVersion"))
+        state = asyncio.run(reconciler.run())
+        assert state.conditions[0].status is pong
+        return [r for r in fake.reads if r[1] in ("Secret", "EndpointSlice")]
+
+    pong = True
+    assert one_pass() == [("get", "Secret"), ("get", "Secret"), ("list", "EndpointSlice")]  # created, read back
+    assert one_pass() == []  # nothing moved
+    fake.stamp(fake.objects[("Secret", "web-redis")])  # the Secret changed: the watch shows a new version
+    assert one_pass() == [("get", "Secret")]
+    fake.stamp(watched["web-redis"])  # the Deployment's status moved: its version too
+    watched["web-redis"] = fake.objects[("Deployment", "web-redis")]
+    assert one_pass() == [("list", "EndpointSlice")]  # a new Redis pod, perhaps elsewhere
+    pong = False
+    assert one_pass() == []  # the PING fails on the addresses it knows...
+    pong = True
+    assert one_pass() == [("list", "EndpointSlice")]  # ...which are therefore listed anew
