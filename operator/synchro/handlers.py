@@ -6,8 +6,8 @@ and the Secrets it references only set that event: users' workloads are watched 
 indexes, so kopf never writes its annotations or finalizers onto them.
 
 The per-event handlers and index functions are `async def` although they never await: kopf runs a plain
-`def` handler in its thread pool, one thread hop per handler per watch event, and an asyncio.Event set
-from that thread does not wake the loop that waits on it (asyncio is not thread-safe).
+`def` handler in its thread pool, one thread hop per handler per watch event, and asyncio.Event is not
+thread-safe (set from that thread, a waiter resumed only because the loop woke for the handler's result).
 """
 
 from __future__ import annotations

@@ -149,8 +149,8 @@ def test_a_change_of_counts_alone_waits_its_turn_but_is_written(monkeypatch: pyt
 
 
 def test_per_event_handlers_run_on_the_event_loop() -> None:
-    """kopf runs a plain `def` handler in its thread pool: a hop per handler per watch event, and an
-    asyncio.Event set from that thread would not wake the loop waiting on it."""
+    """kopf runs a plain `def` handler in its thread pool: a hop per handler per watch event, and the
+    asyncio.Event that wakes a loop must not be set from another thread."""
     registry = kopf.get_default_registry()
     per_event = [h for reg in (registry._indexing, registry._watching) for h in reg._handlers]
     assert {h.id for h in per_event} >= {"claims", "deployments", "cluster_pods", "cluster_changed",
