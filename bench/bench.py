@@ -583,6 +583,11 @@ def main() -> int:
     subprocess.run([str(ROOT / ".cluster" / "bin" / "kubectl"), f"--kubeconfig={KUBECONFIG}", "apply",
                     "--server-side", "-f", str(ROOT / "crds")], check=True, capture_output=True)
     cluster_cmd("stop-operator")
+    # What earlier runs or experiments left behind loads the operator the figures measure: one such run peaked
+    # at 488 MB instead of 183. Count it, say so, and keep the count with the results (`make cluster-clean`).
+    leftover = len(custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"])
+    if leftover:
+        log(f"WARNING: {leftover} SyncClusters already in the cluster; `make cluster-clean` for comparable figures")
     ns = f"bench-{uuid.uuid4().hex[:5]}"
     core.create_namespace({"metadata": {"name": ns}})
     raw: dict[str, Any] = {}
@@ -637,6 +642,7 @@ def main() -> int:
         },
         "goals": {k: f"{op} {goal}" for k, (op, goal) in GOALS.items()},
         "machine": machine(),
+        "syncclusters_before": leftover,
         "bench_seconds": round(time.monotonic() - started, 1),
     }
     out = ROOT / "bench"
