@@ -121,13 +121,13 @@ def kept(body: kopf.Body, annotations: Mapping[str, str], labels: Mapping[str, s
 # cached too, compact, so that a new SyncCluster's first pass can inject without a GET.
 @kopf.index("apps", "v1", "deployments")
 async def deployments(namespace: str | None, name: str, body: kopf.Body, annotations: Mapping[str, str],
-                labels: Mapping[str, str], **_: Any) -> dict[ClaimKey, Obj]:
+                      labels: Mapping[str, str], **_: Any) -> dict[ClaimKey, Obj]:
     return {(namespace or "", "Deployment", name): kept(body, annotations, labels)}
 
 
 @kopf.index("apps", "v1", "statefulsets")
 async def statefulsets(namespace: str | None, name: str, body: kopf.Body, annotations: Mapping[str, str],
-                 labels: Mapping[str, str], **_: Any) -> dict[ClaimKey, Obj]:
+                       labels: Mapping[str, str], **_: Any) -> dict[ClaimKey, Obj]:
     return {(namespace or "", "StatefulSet", name): kept(body, annotations, labels)}
 
 
@@ -156,7 +156,7 @@ def cache_reader(*indexes: kopf.Index[ClaimKey, Obj]) -> Callable[[str, str, str
 
 @kopf.index("", "v1", "pods", labels={api.CLUSTER_LABEL: kopf.PRESENT})
 async def cluster_pods(namespace: str | None, labels: Mapping[str, str], body: kopf.Body,
-                 **_: Any) -> dict[Key, checker.PodRecord]:
+                       **_: Any) -> dict[Key, checker.PodRecord]:
     """(namespace, SyncCluster) -> what the probe needs of each target pod."""
     return {(namespace or "", labels[api.CLUSTER_LABEL]): checker.pod_record(body)}
 
@@ -186,7 +186,7 @@ async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimK
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
 async def cluster_changed(namespace: str | None, name: str, meta: Mapping[str, Any], memo: kopf.Memo, type: str | None,
-                    **_: Any) -> None:
+                          **_: Any) -> None:
     """Wake the loop when the spec changed. A pass reads nothing else of its SyncCluster, so the events of the
     loop's own status writes and of kopf's bookkeeping patches would only run passes that find nothing to do."""
     key = (namespace, name)
@@ -200,7 +200,7 @@ async def cluster_changed(namespace: str | None, name: str, meta: Mapping[str, A
 @kopf.on.event("apps", "v1", "deployments")
 @kopf.on.event("apps", "v1", "statefulsets")
 async def workload_changed(namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo,
-                     claims: kopf.Index[ClaimKey, Any], **_: Any) -> None:
+                           claims: kopf.Index[ClaimKey, Any], **_: Any) -> None:
     key = (namespace or "", body.get("kind", "Deployment"), name)
     wake(memo, namespace, [c[1] for c in claims.get(key, ())])
     owner = managed_redis.owner_of(body.get("metadata", {}).get("labels"))
@@ -210,7 +210,7 @@ async def workload_changed(namespace: str | None, name: str, body: kopf.Body, me
 
 @kopf.on.event("", "v1", "secrets")
 async def secret_changed(namespace: str | None, name: str, memo: kopf.Memo, secret_refs: kopf.Index[ClaimKey, str],
-                   **_: Any) -> None:
+                         **_: Any) -> None:
     wake(memo, namespace, secret_refs.get((namespace or "", "Secret", name), ()))
 
 
