@@ -78,6 +78,13 @@ def operator_pid() -> int:
     return int((ROOT / ".cluster" / "pids" / "operator.pid").read_text())
 
 
+def operator_peak_rss_mb() -> float:
+    """The running operator's peak RSS (VmHWM) since it started."""
+    found = re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{operator_pid()}/status").read_text())
+    assert found is not None
+    return int(found.group(1)) / 1024
+
+
 def restart_operator() -> None:
     cluster_cmd("stop-operator")
     cluster_cmd("start-operator")
@@ -510,7 +517,7 @@ def measure_thousand() -> dict[str, float | None]:
         in_parallel(lambda i: create_sc(ns, sync_cluster(f"k{i}", f"k{i}", replicas=2)))
         wait_all(events, {f"k{i}" for i in range(CLUSTERS)}, sc_ready)
     ready_s = time.monotonic() - t0
-    rss_kb = int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{operator_pid()}/status").read_text()).group(1))  # type: ignore[union-attr]
+    rss_mb = operator_peak_rss_mb()
     log(f"{CLUSTERS} Ready in {ready_s:.1f}s (the same rollouts alone: {rollouts_alone_s:.1f}s); "
         f"measuring steady-state writes over {STEADY_WINDOW_S}s windows")
     # Settled means past the last replica-count write, which may wait up to 5 s after Ready (see the README).
@@ -523,11 +530,11 @@ def measure_thousand() -> dict[str, float | None]:
     # from the moment it starts, and how much memory catching up with them takes.
     cluster_cmd("start-operator")
     after_restart = writes_in(STEADY_WINDOW_S)
-    restart_rss_kb = int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{operator_pid()}/status").read_text()).group(1))  # type: ignore[union-attr]
+    restart_rss_mb = operator_peak_rss_mb()
     log(f"after a restart: {after_restart - baseline:.0f} writes over {STEADY_WINDOW_S}s beyond the baseline's")
     core.delete_namespace(ns)
-    return {"ready_s": ready_s, "rss_mb": rss_kb / 1024, "writes_running": running, "writes_baseline": baseline,
-            "writes_after_restart": after_restart, "restart_rss_mb": round(restart_rss_kb / 1024, 1),
+    return {"ready_s": ready_s, "rss_mb": rss_mb, "writes_running": running, "writes_baseline": baseline,
+            "writes_after_restart": after_restart, "restart_rss_mb": round(restart_rss_mb, 1),
             "deployments_alone_ready_s": round(deployments_ready_s, 1),
             "rollouts_alone_ready_s": round(rollouts_alone_s, 1),
             "ready_over_rollouts_alone": round(ready_s / rollouts_alone_s, 2)}

@@ -118,8 +118,12 @@ class Memory:
         return known
 
     def known_endpoints(self, deployment: Obj) -> list[Obj] | None:
-        version = deployment.get("metadata", {}).get("resourceVersion")
+        version = deployment["metadata"].get("resourceVersion", "")
         return self.endpoints[1] if self.endpoints is not None and self.endpoints[0] == version else None
+
+    def remember_endpoints(self, deployment: Obj, slices: list[Obj], answered: bool) -> None:
+        """A new Redis pod changes its Deployment's status, and an address that stopped answering is listed anew."""
+        self.endpoints = (deployment["metadata"].get("resourceVersion", ""), slices) if answered else None
 
     def freshest(self, kind: str, name: str, cached: Obj) -> Obj:
         mine = self.applied.get((kind, name))
@@ -294,9 +298,7 @@ class Reconciler:
         state.creds = connect.Credentials(None, password, 0, False)
         addresses = connect.service_addresses(service, slices)
         result = await connect.ping(addresses, state.creds, self.config)
-        # A new Redis pod changes its Deployment's status, and an address that stopped answering is listed anew.
-        self.memory.endpoints = (live["Deployment"]["metadata"].get("resourceVersion", ""), slices) \
-            if result.ok else None
+        self.memory.remember_endpoints(live["Deployment"], slices, result.ok)
         state.condition = self.redis_condition(result)
         state.address = result.address or next(iter(addresses), None)
         return state
