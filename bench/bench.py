@@ -42,15 +42,30 @@ REPS = 5 if QUICK else 20
 CLUSTERS = 100 if QUICK else 1000
 STEADY_WINDOW_S = 65 if QUICK else 90
 GOALS = {
-    "inject_ratio_p50": ("<=", 3), "scale_ratio_p50": ("<=", 3), "rotation_vs_reloader_ratio": ("<", 1),
-    "probe_rtt_ratio_p50": ("<=", 2), "detect_intervals": ("<=", 2), "thousand_ready_s": ("<=", 60),
-    "thousand_rss_mb": ("<=", 200), "steady_writes_per_min": ("<=", 0),
+    "inject_ratio_p50": ("<=", 3),
+    "scale_ratio_p50": ("<=", 3),
+    "rotation_vs_reloader_ratio": ("<", 1),
+    "probe_rtt_ratio_p50": ("<=", 2),
+    "detect_intervals": ("<=", 2),
+    "thousand_ready_s": ("<=", 60),
+    "thousand_rss_mb": ("<=", 200),
+    "steady_writes_per_min": ("<=", 0),
 }
 GROUP, VERSION, PLURAL = "synchro.dev", "v1alpha1", "syncclusters"
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
-OUR_RESOURCES = {"syncclusters", "deployments", "statefulsets", "secrets", "configmaps", "services",
-                 "networkpolicies", "poddisruptionbudgets", "events", "persistentvolumeclaims"}
+OUR_RESOURCES = {
+    "syncclusters",
+    "deployments",
+    "statefulsets",
+    "secrets",
+    "configmaps",
+    "services",
+    "networkpolicies",
+    "poddisruptionbudgets",
+    "events",
+    "persistentvolumeclaims",
+}
 
 api = config.new_client_from_config(config_file=str(KUBECONFIG))
 core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
@@ -156,19 +171,43 @@ def wait_until(check: Callable[[], Any], timeout: float = 120, interval: float =
 
 def deployment(name: str, replicas: int = 1) -> dict[str, Any]:
     labels = {"app": name}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": {
-                "metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": "example/app"}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "example/app"}]},
+            },
+        },
+    }
 
 
-def sync_cluster(name: str, target: str, replicas: int = 1, url: str = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/3",
-                 probe: dict[str, Any] | None = None, secret: str | None = None) -> dict[str, Any]:
+def sync_cluster(
+    name: str,
+    target: str,
+    replicas: int = 1,
+    url: str = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/3",
+    probe: dict[str, Any] | None = None,
+    secret: str | None = None,
+) -> dict[str, Any]:
     external: dict[str, Any] = {"url": url}
     if secret:
         external["passwordSecretRef"] = {"name": secret}
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SyncCluster", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "redis": {"mode": "External", "external": external},
-                     "probe": probe or {"sidecar": False}, "targets": [{"name": target, "preset": "generic"}]}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SyncCluster",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "redis": {"mode": "External", "external": external},
+            "probe": probe or {"sidecar": False},
+            "targets": [{"name": target, "preset": "generic"}],
+        },
+    }
 
 
 def create_sc(ns: str, body: dict[str, Any]) -> None:
@@ -217,8 +256,11 @@ def measure_path_floor(ns: str) -> tuple[list[float], list[float]]:
     out = []
     for i in range(REPS):
         apps.create_namespaced_deployment(ns, deployment(f"pf-{i}"))
-    with floor(ns) as base, watching(custom_lister(ns), ns) as sc_events, \
-            watching(apps.list_namespaced_deployment, ns) as events:
+    with (
+        floor(ns) as base,
+        watching(custom_lister(ns), ns) as sc_events,
+        watching(apps.list_namespaced_deployment, ns) as events,
+    ):
         for i in range(REPS):
             name = f"pf-{i}"
             base.sample()
@@ -226,9 +268,27 @@ def measure_path_floor(ns: str) -> tuple[list[float], list[float]]:
             create_sc(ns, sync_cluster(name, name))
             seen = wait_event(sc_events, lambda o, n=name: o["metadata"]["name"] == n)
             t1 = time.monotonic()
-            kube.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
-                        "spec": {"template": {"spec": {"containers": [{"name": "app", "env": [
-                            {"name": "REDIS_URL", "value": f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/3"}]}]}}}})
+            kube.apply(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "containers": [
+                                    {
+                                        "name": "app",
+                                        "env": [
+                                            {"name": "REDIS_URL", "value": f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/3"}
+                                        ],
+                                    }
+                                ]
+                            }
+                        }
+                    },
+                }
+            )
             injected = wait_event(events, lambda o, n=name: o.metadata.name == n and has_env(o, "REDIS_URL"))
             out.append((seen - t0) + (injected - t1))
     for i in range(REPS):  # no operator has seen them, so no finalizer holds them
@@ -238,6 +298,7 @@ def measure_path_floor(ns: str) -> tuple[list[float], list[float]]:
 
 def custom_lister(ns: str) -> Callable[..., Any]:
     """A SyncCluster list function shaped like the typed clients', for watching()."""
+
     class Listed:
         def __init__(self, raw: dict[str, Any]) -> None:
             self.metadata = client.V1ListMeta(resource_version=raw["metadata"]["resourceVersion"])
@@ -245,6 +306,7 @@ def custom_lister(ns: str) -> Callable[..., Any]:
     def list_fn(namespace: str, **kwargs: Any) -> Any:
         raw = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kwargs)
         return raw if kwargs.get("watch") else Listed(raw)
+
     return list_fn
 
 
@@ -301,8 +363,9 @@ def measure_rotation(ns: str) -> list[float]:
                 r = redis.Redis(port=server.port, password=new)
                 t0 = time.monotonic()
                 core.patch_namespaced_secret("rot", ns, {"data": {"password": base64.b64encode(new.encode()).decode()}})
-                out.append(wait_event(events, lambda o, b=before: o.metadata.name == "rot" and config_hash(o) != b)
-                           - t0)
+                out.append(
+                    wait_event(events, lambda o, b=before: o.metadata.name == "rot" and config_hash(o) != b) - t0
+                )
                 wait_until(lambda: condition(ns, "rot", "Ready") == "True")
         return out
     finally:
@@ -314,9 +377,13 @@ def measure_probe_rtt() -> tuple[list[float], list[float]]:
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     pods = [f"p{i}" for i in range(3)]
     url = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
-    procs = [start_agent({"SYNCHRO_PROBE_URL": url, "SYNCHRO_PROBE_PREFIX": prefix,
-                          "POD_NAME": p, "SYNCHRO_PROBE_INTERVAL": "10"}, Path(f"/tmp/bench-agent-{p}.log"))
-             for p in pods]
+    procs = [
+        start_agent(
+            {"SYNCHRO_PROBE_URL": url, "SYNCHRO_PROBE_PREFIX": prefix, "POD_NAME": p, "SYNCHRO_PROBE_INTERVAL": "10"},
+            Path(f"/tmp/bench-agent-{p}.log"),
+        )
+        for p in pods
+    ]
 
     async def run() -> tuple[list[float], list[float]]:
         import redis.asyncio as aioredis
@@ -353,9 +420,13 @@ def measure_detect(ns: str) -> dict[str, list[float]]:
         return [api.sanitize_for_serialization(p) for p in pods if not p.metadata.deletion_timestamp]
 
     wait_until(lambda: len(live_pods()) == 3)
-    agents = {p["metadata"]["name"]: start_agent(resolve_env(p, "synchro-probe", secret_reader(core, ns)),
-                                                 Path(f"/tmp/bench-det-{p['metadata']['name']}.log"))
-              for p in live_pods()}
+    agents = {
+        p["metadata"]["name"]: start_agent(
+            resolve_env(p, "synchro-probe", secret_reader(core, ns)),
+            Path(f"/tmp/bench-det-{p['metadata']['name']}.log"),
+        )
+        for p in live_pods()
+    }
     out: dict[str, list[float]] = {"killed": [], "paused": []}
     try:
         for _ in range(1 if QUICK else 3):
@@ -369,16 +440,18 @@ def measure_detect(ns: str) -> dict[str, list[float]]:
                     os.kill(agents[pod].pid, signal.SIGSTOP)
 
                 def named(p: str = pod) -> bool:
-                    probe = (custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "det").get("status")
-                             or {}).get("probe") or {}
+                    probe = (
+                        custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "det").get("status") or {}
+                    ).get("probe") or {}
                     return any(u["pod"] == p for u in probe.get("unhealthy") or [])
 
                 wait_until(named, timeout=60, interval=0.05)
                 out[how].append((time.monotonic() - t0) / interval)
                 if how == "killed":
                     body = next(p for p in live_pods() if p["metadata"]["name"] == pod)
-                    agents[pod] = start_agent(resolve_env(body, "synchro-probe", secret_reader(core, ns)),
-                                              Path(f"/tmp/bench-det-{pod}.log"))
+                    agents[pod] = start_agent(
+                        resolve_env(body, "synchro-probe", secret_reader(core, ns)), Path(f"/tmp/bench-det-{pod}.log")
+                    )
                 else:
                     os.kill(agents[pod].pid, signal.SIGCONT)
     finally:
@@ -402,8 +475,12 @@ def request_counts() -> dict[tuple[str, str], float]:
 
 
 def raw_metrics() -> str:
-    out = subprocess.run([str(ROOT / ".cluster" / "bin" / "kubectl"), f"--kubeconfig={KUBECONFIG}", "get", "--raw",
-                          "/metrics"], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(ROOT / ".cluster" / "bin" / "kubectl"), f"--kubeconfig={KUBECONFIG}", "get", "--raw", "/metrics"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return out.stdout
 
 
@@ -417,12 +494,22 @@ def writes_in(window_s: float) -> float:
 def rolled(d: Any, replicas: int) -> bool:
     """kubectl rollout status for a typed Deployment: its current template on `replicas` available pods."""
     st = d.status
-    return bool(d.spec.replicas == replicas and (st.observed_generation or 0) >= (d.metadata.generation or 0)
-                and st.updated_replicas == replicas and st.replicas == replicas and st.available_replicas == replicas)
+    return bool(
+        d.spec.replicas == replicas
+        and (st.observed_generation or 0) >= (d.metadata.generation or 0)
+        and st.updated_replicas == replicas
+        and st.replicas == replicas
+        and st.available_replicas == replicas
+    )
 
 
-def wait_all(events: queue.Queue[tuple[float, str, Any]], names: set[str], done: Callable[[Any], bool],
-             on_done: Callable[[str], Any] = lambda _: None, timeout: float = 1200) -> None:
+def wait_all(
+    events: queue.Queue[tuple[float, str, Any]],
+    names: set[str],
+    done: Callable[[Any], bool],
+    on_done: Callable[[str], Any] = lambda _: None,
+    timeout: float = 1200,
+) -> None:
     """Watch until every object named in `names` has been seen `done` (the watch, not a list a second: on a
     2-core machine, listing 1000 objects every second is load the measurement would put on what it measures)."""
     left, deadline = set(names), time.monotonic() + timeout
@@ -449,11 +536,25 @@ def create_ready_deployments(ns: str) -> float:
 
 def env_apply(ns: str, name: str, replicas: int) -> dict[str, Any]:
     """What Synchro applies to a generic target, by hand: the env, the config-hash annotation and the replicas."""
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
-            "spec": {"replicas": replicas, "template": {
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": replicas,
+            "template": {
                 "metadata": {"annotations": {"synchro.dev/config-hash": "bench"}},
-                "spec": {"containers": [{"name": "app", "env": [
-                    {"name": "REDIS_URL", "value": f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/3"}]}]}}}}
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "env": [{"name": "REDIS_URL", "value": f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/3"}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
 
 
 def measure_rollouts_alone(ns: str) -> float:
@@ -518,8 +619,10 @@ def measure_thousand() -> dict[str, float | None]:
         wait_all(events, {f"k{i}" for i in range(CLUSTERS)}, sc_ready)
     ready_s = time.monotonic() - t0
     rss_mb = operator_peak_rss_mb()
-    log(f"{CLUSTERS} Ready in {ready_s:.1f}s (the same rollouts alone: {rollouts_alone_s:.1f}s); "
-        f"measuring steady-state writes over {STEADY_WINDOW_S}s windows")
+    log(
+        f"{CLUSTERS} Ready in {ready_s:.1f}s (the same rollouts alone: {rollouts_alone_s:.1f}s); "
+        f"measuring steady-state writes over {STEADY_WINDOW_S}s windows"
+    )
     # Settled means past the last replica-count write, which may wait up to 5 s after Ready (see the README).
     time.sleep(15)
     # QUICK measures steady state only from the restart on (the stricter window), to stay under 5 minutes.
@@ -533,11 +636,17 @@ def measure_thousand() -> dict[str, float | None]:
     restart_rss_mb = operator_peak_rss_mb()
     log(f"after a restart: {after_restart - baseline:.0f} writes over {STEADY_WINDOW_S}s beyond the baseline's")
     core.delete_namespace(ns)
-    return {"ready_s": ready_s, "rss_mb": rss_mb, "writes_running": running, "writes_baseline": baseline,
-            "writes_after_restart": after_restart, "restart_rss_mb": round(restart_rss_mb, 1),
-            "deployments_alone_ready_s": round(deployments_ready_s, 1),
-            "rollouts_alone_ready_s": round(rollouts_alone_s, 1),
-            "ready_over_rollouts_alone": round(ready_s / rollouts_alone_s, 2)}
+    return {
+        "ready_s": ready_s,
+        "rss_mb": rss_mb,
+        "writes_running": running,
+        "writes_baseline": baseline,
+        "writes_after_restart": after_restart,
+        "restart_rss_mb": round(restart_rss_mb, 1),
+        "deployments_alone_ready_s": round(deployments_ready_s, 1),
+        "rollouts_alone_ready_s": round(rollouts_alone_s, 1),
+        "ready_over_rollouts_alone": round(ready_s / rollouts_alone_s, 2),
+    }
 
 
 def in_parallel(create: Callable[[int], Any]) -> None:
@@ -552,8 +661,15 @@ def in_parallel(create: Callable[[int], Any]) -> None:
 
 def machine() -> dict[str, Any]:
     mem_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
-    return {"cpus": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1), "kernel": platform.release(),
-            "python": platform.python_version(), "quick": QUICK, "reps": REPS, "clusters": CLUSTERS}
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "quick": QUICK,
+        "reps": REPS,
+        "clusters": CLUSTERS,
+    }
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -578,8 +694,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.text(0, value, f"{value:.3g}", ha="center", va="bottom", fontsize=9)
         ax.set_ylim(0, max(value, goal) * 1.3 or 1)
         ax.set_xlim(-0.6, 1.6 if floor else 0.6)
-    fig.suptitle(f"synchro bench ({'QUICK, ' if QUICK else ''}{results['machine']['cpus']} cores); "
-                 "dashed line = goal, green = met", fontsize=10)
+    fig.suptitle(
+        f"synchro bench ({'QUICK, ' if QUICK else ''}{results['machine']['cpus']} cores); "
+        "dashed line = goal, green = met",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -587,8 +706,18 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main() -> int:
     started = time.monotonic()
     cluster_cmd("up")
-    subprocess.run([str(ROOT / ".cluster" / "bin" / "kubectl"), f"--kubeconfig={KUBECONFIG}", "apply",
-                    "--server-side", "-f", str(ROOT / "crds")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(ROOT / ".cluster" / "bin" / "kubectl"),
+            f"--kubeconfig={KUBECONFIG}",
+            "apply",
+            "--server-side",
+            "-f",
+            str(ROOT / "crds"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     cluster_cmd("stop-operator")
     # What earlier runs or experiments left behind loads the operator the figures measure: one such run peaked
     # at 488 MB instead of 183. Count it, say so, and keep the count with the results (`make cluster-clean`).
@@ -631,21 +760,25 @@ def main() -> int:
         "thousand_rss_mb": round(t["rss_mb"], 1),
         "steady_writes_per_min": round(max(steady_writes - t["writes_baseline"], 0) / STEADY_WINDOW_S * 60, 2),
         "details": {
-            "floor_s": summary(raw["floor_s"]), "inject_s": summary(raw["inject_s"]),
+            "floor_s": summary(raw["floor_s"]),
+            "inject_s": summary(raw["inject_s"]),
             "scale_floor_s": summary(raw["scale_floor_s"]),
             # The API server's share of injection: SyncCluster create -> event + the env's apply -> event, with
             # no operator, as a multiple of the ConfigMap floor sampled beside it. inject_ratio_p50 over this is
             # what the operator itself adds.
-            "inject_path_floor_s": summary(raw["path_floor_s"]), "path_floor_base_s": summary(raw["path_floor_base_s"]),
+            "inject_path_floor_s": summary(raw["path_floor_s"]),
+            "path_floor_base_s": summary(raw["path_floor_base_s"]),
             "inject_path_floor_ratio_p50": round(path_ratio, 2),
             "inject_over_path_floor": round(med["inject_s"] / med["floor_s"] / path_ratio, 2),
             "scale_s": summary(raw["scale_s"]),
-            "rotation_s": summary(raw["rotation_s"]), "probe_rtt_s": summary(raw["probe_rtt_s"]),
+            "rotation_s": summary(raw["rotation_s"]),
+            "probe_rtt_s": summary(raw["probe_rtt_s"]),
             "ping_rtt_s": summary(raw["ping_rtt_s"]),
             "detect_intervals": {k: summary(v) for k, v in raw["detect_intervals"].items()},
-            "thousand": t, "steady_window_s": STEADY_WINDOW_S,
+            "thousand": t,
+            "steady_window_s": STEADY_WINDOW_S,
             "rotation_vs_reloader": "blocked: the Go module proxy answers 403 'This module version is not "
-                                    "available' for github.com/stakater/Reloader, so no peer could be built",
+            "available' for github.com/stakater/Reloader, so no peer could be built",
         },
         "goals": {k: f"{op} {goal}" for k, (op, goal) in GOALS.items()},
         "machine": machine(),

@@ -115,7 +115,11 @@ def components() -> list[Component]:
 def go(*args: str, cwd: Path | None = None, capture: bool = False) -> str:
     env = dict(os.environ, GOFLAGS="-buildvcs=false", CGO_ENABLED="0")
     result = subprocess.run(
-        ["go", *args], cwd=cwd, env=env, check=True, text=True,
+        ["go", *args],
+        cwd=cwd,
+        env=env,
+        check=True,
+        text=True,
         stdout=subprocess.PIPE if capture else None,
     )
     return result.stdout or ""
@@ -168,8 +172,15 @@ def build(c: Component) -> None:
     single = len(c.packages) == 1
     target = str(tmp / next(iter(c.packages))) if single else str(tmp) + "/"
     go(
-        "build", "-mod=mod", "-trimpath", "-ldflags", " ".join(("-s", "-w", *c.ldflags)),
-        "-o", target, *c.packages.values(), cwd=work,
+        "build",
+        "-mod=mod",
+        "-trimpath",
+        "-ldflags",
+        " ".join(("-s", "-w", *c.ldflags)),
+        "-o",
+        target,
+        *c.packages.values(),
+        cwd=work,
     )
     for binary, pkg in c.packages.items():
         if not (tmp / binary).exists():

@@ -74,8 +74,21 @@ def issue_cert(name: str, subject: str, sans: list[str] | None = None, client: b
     csr = PKI / f"{name}.csr"
     openssl("req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr))
     openssl(
-        "x509", "-req", "-in", str(csr), "-CA", str(PKI / "ca.crt"), "-CAkey", str(PKI / "ca.key"),
-        "-CAcreateserial", "-days", "3650", "-extfile", str(ext), "-out", str(crt),
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(PKI / "ca.crt"),
+        "-CAkey",
+        str(PKI / "ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(crt),
     )
     csr.unlink()
     ext.unlink()
@@ -86,17 +99,33 @@ def ensure_pki() -> None:
     if not (PKI / "ca.crt").exists():
         openssl("genrsa", "-out", str(PKI / "ca.key"), "2048")
         openssl(
-            "req", "-x509", "-new", "-key", str(PKI / "ca.key"), "-subj", "/CN=synchro-local-ca",
-            "-days", "3650", "-out", str(PKI / "ca.crt"),
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            str(PKI / "ca.key"),
+            "-subj",
+            "/CN=synchro-local-ca",
+            "-days",
+            "3650",
+            "-out",
+            str(PKI / "ca.crt"),
         )
     if not (PKI / "sa.key").exists():
         openssl("genrsa", "-out", str(PKI / "sa.key"), "2048")
         openssl("rsa", "-in", str(PKI / "sa.key"), "-pubout", "-out", str(PKI / "sa.pub"))
     issue_cert(
-        "apiserver", "/CN=kube-apiserver",
+        "apiserver",
+        "/CN=kube-apiserver",
         sans=[
-            "IP:127.0.0.1", "IP:10.96.0.1", f"IP:{host_ip()}", "DNS:localhost", "DNS:kubernetes",
-            "DNS:kubernetes.default", "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local",
+            "IP:127.0.0.1",
+            "IP:10.96.0.1",
+            f"IP:{host_ip()}",
+            "DNS:localhost",
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local",
         ],
     )
     issue_cert("admin", "/O=system:masters/CN=synchro-admin", client=True)
@@ -122,9 +151,15 @@ def write_kubeconfig(path: Path, user: str) -> None:
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "synchro", "cluster": {"server": API_URL, "certificate-authority": str(PKI / "ca.crt")}}],
-        "users": [{"name": user, "user": {
-            "client-certificate": str(PKI / f"{user}.crt"), "client-key": str(PKI / f"{user}.key"),
-        }}],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate": str(PKI / f"{user}.crt"),
+                    "client-key": str(PKI / f"{user}.key"),
+                },
+            }
+        ],
         "contexts": [{"name": "synchro", "context": {"cluster": "synchro", "user": user}}],
         "current-context": "synchro",
     }
@@ -144,8 +179,11 @@ class Proc:
 def operator_proc() -> Proc:
     """The operator as `make demo` runs it: on the host, against the admin kubeconfig."""
     python = str(ROOT / ".venv" / "bin" / "python")
-    return Proc("operator", [python, "-m", "synchro", "run", "--liveness", f"http://127.0.0.1:{OPERATOR_HEALTH_PORT}/healthz"],
-                OPERATOR_HEALTH_PORT)
+    return Proc(
+        "operator",
+        [python, "-m", "synchro", "run", "--liveness", f"http://127.0.0.1:{OPERATOR_HEALTH_PORT}/healthz"],
+        OPERATOR_HEALTH_PORT,
+    )
 
 
 def service_account_kubeconfig() -> Path:
@@ -153,20 +191,49 @@ def service_account_kubeconfig() -> Path:
     so that the operator runs with exactly the rights a Helm install grants it, and no more."""
     chart = ROOT / "charts" / "synchro"
     rbac = subprocess.run(
-        [str(BIN / "helm"), "template", "synchro", str(chart), "--namespace", "synchro-system",
-         "--set", "crds.install=false", "--show-only", "templates/serviceaccount.yaml",
-         "--show-only", "templates/rbac.yaml"], check=True, capture_output=True, text=True).stdout
-    kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace",
-                                                  "metadata": {"name": "synchro-system"}}))
+        [
+            str(BIN / "helm"),
+            "template",
+            "synchro",
+            str(chart),
+            "--namespace",
+            "synchro-system",
+            "--set",
+            "crds.install=false",
+            "--show-only",
+            "templates/serviceaccount.yaml",
+            "--show-only",
+            "templates/rbac.yaml",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "synchro-system"}}),
+    )
     kubectl("apply", "-f", "-", stdin=rbac)
     token = kubectl("create", "token", "synchro", "-n", "synchro-system", "--duration=24h").strip()
     path = STATE / "operator-sa.kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "synchro",
-        "clusters": [{"name": "synchro", "cluster": {"server": API_URL, "certificate-authority": str(PKI / "ca.crt")}}],
-        "users": [{"name": "synchro", "user": {"token": token}}],
-        "contexts": [{"name": "synchro", "context": {"cluster": "synchro", "user": "synchro"}}],
-    }, indent=2) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "synchro",
+                "clusters": [
+                    {"name": "synchro", "cluster": {"server": API_URL, "certificate-authority": str(PKI / "ca.crt")}}
+                ],
+                "users": [{"name": "synchro", "user": {"token": token}}],
+                "contexts": [{"name": "synchro", "context": {"cluster": "synchro", "user": "synchro"}}],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return path
 
 
@@ -181,64 +248,133 @@ def operator_env() -> dict[str, str]:
     range when it runs. kwok pod IPs, and Services that lead to them, go nowhere, and this sandbox must never
     send traffic to private ranges it does not own."""
     networks = ["127.0.0.0/8", *filter(None, [real_node_pod_cidr()])]
-    return {"SYNCHRO_REDIS_NETWORKS": os.environ.get("SYNCHRO_REDIS_NETWORKS", ",".join(networks)),
-            "SYNCHRO_METRICS_PORT": os.environ.get("SYNCHRO_METRICS_PORT", str(OPERATOR_METRICS_PORT))}
+    return {
+        "SYNCHRO_REDIS_NETWORKS": os.environ.get("SYNCHRO_REDIS_NETWORKS", ",".join(networks)),
+        "SYNCHRO_METRICS_PORT": os.environ.get("SYNCHRO_METRICS_PORT", str(OPERATOR_METRICS_PORT)),
+    }
 
 
 def processes() -> list[Proc]:
     kc = lambda who: str(PKI / f"{who}.kubeconfig")  # noqa: E731
     return [
-        Proc("etcd", [
-            str(BIN / "etcd"), "--name=synchro", f"--data-dir={STATE / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{ETCD_PORT}", f"--advertise-client-urls=http://127.0.0.1:{ETCD_PORT}",
-            f"--listen-peer-urls=http://127.0.0.1:{ETCD_PORT + 1}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{ETCD_PORT + 1}",
-            f"--initial-cluster=synchro=http://127.0.0.1:{ETCD_PORT + 1}",
-            "--unsafe-no-fsync", "--quota-backend-bytes=4294967296", "--log-level=warn",
-        ], ETCD_PORT),
-        Proc("kube-apiserver", [
-            str(BIN / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
-            f"--bind-address={API_BIND}", f"--secure-port={API_PORT}", f"--advertise-address={host_ip()}",
-            f"--tls-cert-file={PKI / 'apiserver.crt'}", f"--tls-private-key-file={PKI / 'apiserver.key'}",
-            f"--client-ca-file={PKI / 'ca.crt'}",
-            f"--kubelet-client-certificate={PKI / 'apiserver-kubelet-client.crt'}",
-            f"--kubelet-client-key={PKI / 'apiserver-kubelet-client.key'}",
-            f"--service-account-key-file={PKI / 'sa.pub'}", f"--service-account-signing-key-file={PKI / 'sa.key'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=Node,RBAC",
-            "--allow-privileged=true", f"--cert-dir={STATE / 'apiserver-certs'}", "--profiling=false",
-            # Namespace annotations pick a node selector and tolerations: how namespace `real` reaches the real node.
-            "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
-            "--endpoint-reconciler-type=lease",
-        ], API_PORT),
-        Proc("kube-controller-manager", [
-            str(BIN / "kube-controller-manager"), f"--kubeconfig={kc('controller-manager')}",
-            f"--authentication-kubeconfig={kc('controller-manager')}",
-            f"--authorization-kubeconfig={kc('controller-manager')}",
-            "--bind-address=127.0.0.1", f"--secure-port={CONTROLLER_MANAGER_PORT}", "--leader-elect=false",
-            f"--service-account-private-key-file={PKI / 'sa.key'}", f"--root-ca-file={PKI / 'ca.crt'}",
-            f"--cluster-signing-cert-file={PKI / 'ca.crt'}", f"--cluster-signing-key-file={PKI / 'ca.key'}",
-            "--use-service-account-credentials=true", "--allocate-node-cidrs=true",
-            f"--cluster-cidr={CLUSTER_CIDR}", f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--controllers=*,bootstrapsigner,tokencleaner", "--concurrent-deployment-syncs=10",
-            "--concurrent-replicaset-syncs=10", "--kube-api-qps=200", "--kube-api-burst=400",
-        ], CONTROLLER_MANAGER_PORT),
-        Proc("kube-scheduler", [
-            str(BIN / "kube-scheduler"), f"--kubeconfig={kc('scheduler')}",
-            f"--authentication-kubeconfig={kc('scheduler')}", f"--authorization-kubeconfig={kc('scheduler')}",
-            "--bind-address=127.0.0.1", f"--secure-port={SCHEDULER_PORT}", "--leader-elect=false",
-            # Like the controller-manager's: kind's 50 QPS would make binding pods the bench's bottleneck.
-            "--kube-api-qps=200", "--kube-api-burst=400",
-        ], SCHEDULER_PORT),
-        Proc("kwok", [
-            str(BIN / "kwok"), f"--kubeconfig={kc('kwok')}", "--manage-all-nodes=false",
-            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--node-lease-duration-seconds=40", f"--server-address=127.0.0.1:{KWOK_PORT}",
-        ], KWOK_PORT),
-        Proc("redis", [
-            shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
-            "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
-        ], REDIS_PORT),
+        Proc(
+            "etcd",
+            [
+                str(BIN / "etcd"),
+                "--name=synchro",
+                f"--data-dir={STATE / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{ETCD_PORT}",
+                f"--advertise-client-urls=http://127.0.0.1:{ETCD_PORT}",
+                f"--listen-peer-urls=http://127.0.0.1:{ETCD_PORT + 1}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{ETCD_PORT + 1}",
+                f"--initial-cluster=synchro=http://127.0.0.1:{ETCD_PORT + 1}",
+                "--unsafe-no-fsync",
+                "--quota-backend-bytes=4294967296",
+                "--log-level=warn",
+            ],
+            ETCD_PORT,
+        ),
+        Proc(
+            "kube-apiserver",
+            [
+                str(BIN / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
+                f"--bind-address={API_BIND}",
+                f"--secure-port={API_PORT}",
+                f"--advertise-address={host_ip()}",
+                f"--tls-cert-file={PKI / 'apiserver.crt'}",
+                f"--tls-private-key-file={PKI / 'apiserver.key'}",
+                f"--client-ca-file={PKI / 'ca.crt'}",
+                f"--kubelet-client-certificate={PKI / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={PKI / 'apiserver-kubelet-client.key'}",
+                f"--service-account-key-file={PKI / 'sa.pub'}",
+                f"--service-account-signing-key-file={PKI / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",
+                f"--cert-dir={STATE / 'apiserver-certs'}",
+                "--profiling=false",
+                # Namespace annotations pick a node selector and tolerations:
+                # how namespace `real` reaches the real node.
+                "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
+                "--endpoint-reconciler-type=lease",
+            ],
+            API_PORT,
+        ),
+        Proc(
+            "kube-controller-manager",
+            [
+                str(BIN / "kube-controller-manager"),
+                f"--kubeconfig={kc('controller-manager')}",
+                f"--authentication-kubeconfig={kc('controller-manager')}",
+                f"--authorization-kubeconfig={kc('controller-manager')}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={CONTROLLER_MANAGER_PORT}",
+                "--leader-elect=false",
+                f"--service-account-private-key-file={PKI / 'sa.key'}",
+                f"--root-ca-file={PKI / 'ca.crt'}",
+                f"--cluster-signing-cert-file={PKI / 'ca.crt'}",
+                f"--cluster-signing-key-file={PKI / 'ca.key'}",
+                "--use-service-account-credentials=true",
+                "--allocate-node-cidrs=true",
+                f"--cluster-cidr={CLUSTER_CIDR}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--controllers=*,bootstrapsigner,tokencleaner",
+                "--concurrent-deployment-syncs=10",
+                "--concurrent-replicaset-syncs=10",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+            ],
+            CONTROLLER_MANAGER_PORT,
+        ),
+        Proc(
+            "kube-scheduler",
+            [
+                str(BIN / "kube-scheduler"),
+                f"--kubeconfig={kc('scheduler')}",
+                f"--authentication-kubeconfig={kc('scheduler')}",
+                f"--authorization-kubeconfig={kc('scheduler')}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={SCHEDULER_PORT}",
+                "--leader-elect=false",
+                # Like the controller-manager's: kind's 50 QPS would make binding pods the bench's bottleneck.
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+            ],
+            SCHEDULER_PORT,
+        ),
+        Proc(
+            "kwok",
+            [
+                str(BIN / "kwok"),
+                f"--kubeconfig={kc('kwok')}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--node-lease-duration-seconds=40",
+                f"--server-address=127.0.0.1:{KWOK_PORT}",
+            ],
+            KWOK_PORT,
+        ),
+        Proc(
+            "redis",
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(REDIS_PORT),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "no",
+            ],
+            REDIS_PORT,
+        ),
     ]
 
 
@@ -271,8 +407,9 @@ def start(p: Proc) -> None:
     if port_open(p.ready_port):
         raise SystemExit(f"{p.name}: port {p.ready_port} is already taken by a process this cluster did not start")
     with open(LOGS / f"{p.name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(p.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=STATE)
+        proc = subprocess.Popen(
+            p.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=STATE
+        )
     (PIDS / f"{p.name}.pid").write_text(f"{proc.pid}\n")
     wait_for(lambda: port_open(p.ready_port) or exited(proc, p), f"{p.name} to listen on {p.ready_port}", 60)
 
@@ -337,7 +474,9 @@ def api_get(path: str) -> tuple[int, str]:
 def kubectl(*args: str, stdin: str | None = None) -> str:
     result = subprocess.run(
         [str(BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", *args],
-        input=stdin, capture_output=True, text=True,
+        input=stdin,
+        capture_output=True,
+        text=True,
     )
     if result.returncode:
         raise SystemExit(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
@@ -351,8 +490,13 @@ def kwok_node(i: int) -> dict[str, object]:
         "metadata": {
             "name": f"kwok-node-{i}",
             "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-node-{i}", "kubernetes.io/os": "linux",
-                       "kubernetes.io/arch": "amd64", "node-role.kubernetes.io/agent": ""},
+            "labels": {
+                "type": "kwok",
+                "kubernetes.io/hostname": f"kwok-node-{i}",
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "node-role.kubernetes.io/agent": "",
+            },
         },
         "status": {
             "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
@@ -414,15 +558,20 @@ def real_node_up() -> None:
     """Add the real node. If it cannot come up here, say so loudly and keep the kwok cluster: the
     real-node tests then skip with this exact error (SYNCHRO_REQUIRE_REAL_NODE=1 makes it fatal)."""
     REAL_NODE_ERROR.unlink(missing_ok=True)
-    result = subprocess.run([sys.executable, str(ROOT / "hack" / "realnode.py"), "up"],
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(ROOT / "hack" / "realnode.py"), "up"], capture_output=True, text=True)
     sys.stdout.write(result.stdout)
     if result.returncode == 0:
         return
     error = (result.stderr.strip().splitlines() or ["realnode.py up failed"])[-20:]
     REAL_NODE_ERROR.write_text("\n".join(error) + "\n")
-    print("=" * 72 + "\nTHE REAL NODE DID NOT COME UP; real-node tests will skip. The error:\n" +
-          "\n".join(error) + "\n" + "=" * 72, file=sys.stderr)
+    print(
+        "=" * 72
+        + "\nTHE REAL NODE DID NOT COME UP; real-node tests will skip. The error:\n"
+        + "\n".join(error)
+        + "\n"
+        + "=" * 72,
+        file=sys.stderr,
+    )
     if os.environ.get("SYNCHRO_REQUIRE_REAL_NODE") == "1":
         raise SystemExit(1)
 

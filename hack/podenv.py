@@ -71,14 +71,16 @@ def resolve_env(pod: Mapping[str, Any], container: str, secret: Callable[[str, s
 def secret_reader(core: Any, namespace: str) -> Callable[[str, str], str]:
     def read(name: str, key: str) -> str:
         return base64.b64decode(core.read_namespaced_secret(name, namespace).data[key]).decode()
+
     return read
 
 
 def start_agent(env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
     """The synchro-probe sidecar of one pod, as a host process."""
     full = {**os.environ, "PYTHONPATH": str(ROOT / "operator"), **env}
-    return subprocess.Popen([sys.executable, "-m", "synchro", "probe-agent"], env=full,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "synchro", "probe-agent"], env=full, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
 
 
 def start_recorded_agents(namespace: str, cluster: str) -> list[str]:

@@ -490,10 +490,17 @@ def real_namespace() -> dict[str, object]:
     """Namespace `real`: every pod created there lands on the real node, with no selector of its own
     (the PodNodeSelector and PodTolerationRestriction admission plugins read these annotations)."""
     toleration = {"key": LABEL_KEY, "operator": "Equal", "value": LABEL_VALUE, "effect": "NoSchedule"}
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "real", "annotations": {
-        "scheduler.alpha.kubernetes.io/node-selector": f"{LABEL_KEY}={LABEL_VALUE}",
-        "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([toleration]),
-    }}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "real",
+            "annotations": {
+                "scheduler.alpha.kubernetes.io/node-selector": f"{LABEL_KEY}={LABEL_VALUE}",
+                "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([toleration]),
+            },
+        },
+    }
 
 
 def down() -> None:

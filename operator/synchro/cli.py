@@ -15,8 +15,9 @@ def run(args: argparse.Namespace) -> int:
 
     import synchro.handlers  # noqa: F401 - registers the handlers
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     kopf.run(
         standalone=True,
         clusterwide=not args.namespace,
@@ -35,8 +36,9 @@ def probe_agent(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     from synchro import kube, statusview
 
-    body = kube.Kube(kube.load_client()).get(api_version(), "SyncCluster", args.namespace or current_namespace(),
-                                             args.name)
+    body = kube.Kube(kube.load_client()).get(
+        api_version(), "SyncCluster", args.namespace or current_namespace(), args.name
+    )
     if body is None:
         print(f"SyncCluster {args.name} not found", file=sys.stderr)
         return 1

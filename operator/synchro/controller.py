@@ -38,9 +38,17 @@ def now_iso() -> str:
 
 
 class Controller:
-    def __init__(self, kube: Kube, config: Config, body: Mapping[str, Any], claims: Mapping[ClaimKey, Any],
-                 pods: Callable[[], list[checker.PodRecord]], cached: Callable[[str, str, str], Obj | None],
-                 logger: Logger, secret_version: Callable[[str, str], str | None] = lambda *_: None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        config: Config,
+        body: Mapping[str, Any],
+        claims: Mapping[ClaimKey, Any],
+        pods: Callable[[], list[checker.PodRecord]],
+        cached: Callable[[str, str, str], Obj | None],
+        logger: Logger,
+        secret_version: Callable[[str, str], str | None] = lambda *_: None,
+    ) -> None:
         self.kube, self.config, self.body, self.claims = kube, config, body, claims
         self.pods, self.cached, self.logger, self.secret_version = pods, cached, logger, secret_version
         self.memory = Memory()
@@ -68,11 +76,20 @@ class Controller:
                     try:
                         # The status in the watched body can lag our own last write: what this loop
                         # learnt itself is the fresher memory of which rollouts completed.
-                        rolled_out = reconcile.rolled_out_hashes(self.body.get("status"),
-                                                                 self.last.fields if self.last else None)
-                        self.last = await reconcile.Reconciler(self.kube, self.body, self.claims, self.config,
-                                                               rolled_out, self.cached, self.memory,
-                                                               self.logger, self.secret_version).run()
+                        rolled_out = reconcile.rolled_out_hashes(
+                            self.body.get("status"), self.last.fields if self.last else None
+                        )
+                        self.last = await reconcile.Reconciler(
+                            self.kube,
+                            self.body,
+                            self.claims,
+                            self.config,
+                            rolled_out,
+                            self.cached,
+                            self.memory,
+                            self.logger,
+                            self.secret_version,
+                        ).run()
                         metrics.RECONCILES.labels("ok").inc()
                         backoff = 1.0
                         delay = reconcile.BUSY_RESYNC_S if self.last.busy else reconcile.SETTLED_RESYNC_S
@@ -91,8 +108,12 @@ class Controller:
                 if plan is not None and time.monotonic() >= next_probe:
                     next_probe = time.monotonic() + plan.interval_s
                     await self.probe(plan)
-                    if self.verdict is not None and self.verdict.reason == verdict.REDIS_UNAVAILABLE and \
-                            self.last is not None and not self.last.busy:
+                    if (
+                        self.verdict is not None
+                        and self.verdict.reason == verdict.REDIS_UNAVAILABLE
+                        and self.last is not None
+                        and not self.last.busy
+                    ):
                         # The probe lost Redis that the last pass found ready, and no watch event will say so:
                         # look again now, so that RedisReady tells it too (then every BUSY_RESYNC_S until back).
                         wake.set()
@@ -115,12 +136,20 @@ class Controller:
         if plan.address is None or plan.creds is None or not self.config.may_connect(plan.address[0]):
             seen = verdict.Observation(redis_error=plan.unavailable or "no Redis address answered")
         else:
-            seen = await checker.observe(plan.address, plan.creds, plan.prefix, [p.name for p in expected],
-                                         plan.timeout_s, plan.expected_subscribers, plan.in_cluster_redis,
-                                         plan.legacy_channels)
+            seen = await checker.observe(
+                plan.address,
+                plan.creds,
+                plan.prefix,
+                [p.name for p in expected],
+                plan.timeout_s,
+                plan.expected_subscribers,
+                plan.in_cluster_redis,
+                plan.legacy_channels,
+            )
         if seen.redis_error is None:
-            elsewhere = await checker.alive_elsewhere(expected, plan.desired_url, namespace, self.secret_value,
-                                                      self.service_addresses, self.config)
+            elsewhere = await checker.alive_elsewhere(
+                expected, plan.desired_url, namespace, self.secret_value, self.service_addresses, self.config
+            )
             seen = dataclasses.replace(seen, elsewhere=elsewhere)
         pods = [verdict.Pod(p.name, stale=p.config_hash not in plan.desired_hashes, ip=p.ip) for p in expected]
         self.verdict = verdict.judge(pods, seen)
@@ -136,8 +165,9 @@ class Controller:
 
     async def service_addresses(self, namespace: str, name: str) -> tuple[str | None, list[tuple[str, int]]]:
         service = await io(self.kube.get, "v1", "Service", namespace, name)
-        slices = await io(self.kube.list, "discovery.k8s.io/v1", "EndpointSlice", namespace,
-                          f"kubernetes.io/service-name={name}")
+        slices = await io(
+            self.kube.list, "discovery.k8s.io/v1", "EndpointSlice", namespace, f"kubernetes.io/service-name={name}"
+        )
         ip = (service or {}).get("spec", {}).get("clusterIP")
         return (str(ip) if ip and ip != "None" else None), connect.service_addresses(None, slices)
 
@@ -145,8 +175,12 @@ class Controller:
         if not last.probing:
             return None
         if self.verdict is None:
-            return Condition(conditions.PUBSUB_HEALTHY, False, conditions.Reason.WAITING_FOR_ROLLOUT,
-                             "the probe starts once Redis is ready and the targets run the injected config")
+            return Condition(
+                conditions.PUBSUB_HEALTHY,
+                False,
+                conditions.Reason.WAITING_FOR_ROLLOUT,
+                "the probe starts once Redis is ready and the targets run the injected config",
+            )
         return Condition(conditions.PUBSUB_HEALTHY, self.verdict.ok, self.verdict.reason, self.verdict.message)
 
     async def publish(self, last: Pass) -> None:
@@ -182,8 +216,9 @@ class Controller:
         return self.written if self.written is not None else (self.body.get("status") or {})
 
 
-def compose_status(body: Mapping[str, Any], old: Mapping[str, Any], current: list[Condition],
-                   fields: dict[str, Any]) -> dict[str, Any] | None:
+def compose_status(
+    body: Mapping[str, Any], old: Mapping[str, Any], current: list[Condition], fields: dict[str, Any]
+) -> dict[str, Any] | None:
     """The status patch that brings `old` to what was found, or None when only timestamps would change."""
     meta = body["metadata"]
     merged = conditions.merge(old.get("conditions") or [], current, meta.get("generation", 0), now_iso())
@@ -197,17 +232,24 @@ def compose_status(body: Mapping[str, Any], old: Mapping[str, Any], current: lis
 
 def only_counts_differ(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """True when `new` changes nothing of `old` but replica counts, top-level or per target."""
+
     def without_counts(status: Mapping[str, Any]) -> dict[str, Any]:
         kept = {k: v for k, v in status.items() if k not in COUNT_KEYS and k != "conditions"}
         kept["targets"] = [{k: v for k, v in t.items() if k not in COUNT_KEYS} for t in status.get("targets") or []]
         return kept
 
-    return conditions.same_ignoring_time(old.get("conditions") or [], new.get("conditions") or []) and \
-        all(without_counts(old).get(k) == v for k, v in without_counts(new).items())
+    return conditions.same_ignoring_time(old.get("conditions") or [], new.get("conditions") or []) and all(
+        without_counts(old).get(k) == v for k, v in without_counts(new).items()
+    )
 
 
-async def post_transitions(kube: Kube, body: Mapping[str, Any], before: list[Mapping[str, Any]],
-                           after: list[Condition]) -> None:
+async def post_transitions(
+    kube: Kube, body: Mapping[str, Any], before: list[Mapping[str, Any]], after: list[Condition]
+) -> None:
     """Events for the transitions worth telling (conditions.worth_an_event), never on a pass that changed nothing."""
-    await asyncio.gather(*(io(kube.post_event, body, "Normal" if c.status else "Warning", c.reason,
-                              f"{c.type}: {c.message}") for c in conditions.worth_an_event(before, after)))
+    await asyncio.gather(
+        *(
+            io(kube.post_event, body, "Normal" if c.status else "Warning", c.reason, f"{c.type}: {c.message}")
+            for c in conditions.worth_an_event(before, after)
+        )
+    )

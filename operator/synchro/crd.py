@@ -63,14 +63,18 @@ _REDIS: Schema = {
     "type": "object",
     "default": {"mode": "Managed"},
     "properties": {
-        "mode": _string("Managed: the operator runs Redis. External: adopt one.", enum=list(api.REDIS_MODES),
-                        default="Managed"),
+        "mode": _string(
+            "Managed: the operator runs Redis. External: adopt one.", enum=list(api.REDIS_MODES), default="Managed"
+        ),
         "external": {
             "type": "object",
             "required": ["url"],
             "properties": {
-                "url": _string("redis[s]://[user@]host[:port][/db]; the password comes from passwordSecretRef.",
-                               pattern="^rediss?://", maxLength=2048),
+                "url": _string(
+                    "redis[s]://[user@]host[:port][/db]; the password comes from passwordSecretRef.",
+                    pattern="^rediss?://",
+                    maxLength=2048,
+                ),
                 "passwordSecretRef": _secret_ref("Secret holding the Redis password.", api.PASSWORD_KEY),
                 "tls": {
                     "type": "object",
@@ -99,12 +103,18 @@ _REDIS: Schema = {
         },
     },
     "x-kubernetes-validations": [
-        {"rule": "self.mode != 'External' || has(self.external)",
-         "message": "redis.mode External needs redis.external.url"},
-        {"rule": "self.mode != 'External' || !has(self.managed)",
-         "message": "redis.mode External takes no redis.managed fields"},
-        {"rule": "self.mode != 'Managed' || !has(self.external)",
-         "message": "redis.mode Managed takes no redis.external fields; set mode: External to adopt a Redis"},
+        {
+            "rule": "self.mode != 'External' || has(self.external)",
+            "message": "redis.mode External needs redis.external.url",
+        },
+        {
+            "rule": "self.mode != 'External' || !has(self.managed)",
+            "message": "redis.mode External takes no redis.managed fields",
+        },
+        {
+            "rule": "self.mode != 'Managed' || !has(self.external)",
+            "message": "redis.mode Managed takes no redis.external fields; set mode: External to adopt a Redis",
+        },
     ],
 }
 
@@ -112,13 +122,27 @@ _SPEC: Schema = {
     "type": "object",
     "required": ["targets"],
     "properties": {
-        "replicas": {"type": "integer", "minimum": 0, "maximum": 1000, "default": api.DEFAULT_REPLICAS,
-                     "description": "Desired replicas of every target, once Redis is ready."},
-        "prefix": _string("Channel and key namespace; default: <namespace>.<name>.",
-                          pattern="^[A-Za-z0-9][A-Za-z0-9._:-]*$", maxLength=64),
+        "replicas": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 1000,
+            "default": api.DEFAULT_REPLICAS,
+            "description": "Desired replicas of every target, once Redis is ready.",
+        },
+        "prefix": _string(
+            "Channel and key namespace; default: <namespace>.<name>.",
+            pattern="^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+            maxLength=64,
+        ),
         "redis": _REDIS,
-        "targets": {"type": "array", "items": _TARGET, "minItems": 1, "maxItems": 32,
-                    "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        "targets": {
+            "type": "array",
+            "items": _TARGET,
+            "minItems": 1,
+            "maxItems": 32,
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
         "probe": {
             "type": "object",
             "properties": {
@@ -127,8 +151,11 @@ _SPEC: Schema = {
                 "timeout": _string("Probe reply timeout.", pattern="^[0-9]+[smh]?$", default="2s"),
             },
         },
-        "deletionPolicy": _string("Delete: undo the injection on deletion. Retain: leave targets as they are.",
-                                  enum=list(api.DELETION_POLICIES), default="Delete"),
+        "deletionPolicy": _string(
+            "Delete: undo the injection on deletion. Retain: leave targets as they are.",
+            enum=list(api.DELETION_POLICIES),
+            default="Delete",
+        ),
     },
 }
 
@@ -152,16 +179,37 @@ _STATUS: Schema = {
         "replicas": {"type": "integer"},
         "readyReplicas": {"type": "integer"},
         "selector": {"type": "string"},
-        "redis": {"type": "object", "properties": {
-            "mode": {"type": "string"}, "endpoint": {"type": "string"}, "secret": {"type": "string"},
-        }},
-        "targets": {"type": "array", "items": {"type": "object", "properties": {
-            "kind": {"type": "string"}, "name": {"type": "string"}, "configHash": {"type": "string"},
-            "rolledOutHash": {"type": "string", "description": "The last config rolled out while Redis answered."},
-            "replicas": {"type": "integer"}, "readyReplicas": {"type": "integer"},
-        }}},
-        "conditions": {"type": "array", "items": _CONDITION,
-                       "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        "redis": {
+            "type": "object",
+            "properties": {
+                "mode": {"type": "string"},
+                "endpoint": {"type": "string"},
+                "secret": {"type": "string"},
+            },
+        },
+        "targets": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "kind": {"type": "string"},
+                    "name": {"type": "string"},
+                    "configHash": {"type": "string"},
+                    "rolledOutHash": {
+                        "type": "string",
+                        "description": "The last config rolled out while Redis answered.",
+                    },
+                    "replicas": {"type": "integer"},
+                    "readyReplicas": {"type": "integer"},
+                },
+            },
+        },
+        "conditions": {
+            "type": "array",
+            "items": _CONDITION,
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
         "probe": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
     },
     # kopf keeps its handler progress here if ever asked to; tolerate it rather than prune it.
@@ -181,29 +229,41 @@ def build() -> dict[str, Any]:
         "spec": {
             "group": api.GROUP,
             "scope": "Namespaced",
-            "names": {"plural": api.PLURAL, "singular": api.KIND.lower(), "kind": api.KIND,
-                      "shortNames": ["syncc"], "categories": ["synchro"]},
-            "versions": [{
-                "name": api.VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {
-                    "status": {},
-                    "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-                              "labelSelectorPath": ".status.selector"},
-                },
-                "additionalPrinterColumns": [
-                    _condition_column("Ready", "Ready"),
-                    {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
-                    {"name": "Redis", "type": "string", "jsonPath": ".status.redis.endpoint"},
-                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ],
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "required": ["spec"],
-                    "properties": {"spec": _SPEC, "status": _STATUS},
-                }},
-            }],
+            "names": {
+                "plural": api.PLURAL,
+                "singular": api.KIND.lower(),
+                "kind": api.KIND,
+                "shortNames": ["syncc"],
+                "categories": ["synchro"],
+            },
+            "versions": [
+                {
+                    "name": api.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": [
+                        _condition_column("Ready", "Ready"),
+                        {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+                        {"name": "Redis", "type": "string", "jsonPath": ".status.redis.endpoint"},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "required": ["spec"],
+                            "properties": {"spec": _SPEC, "status": _STATUS},
+                        }
+                    },
+                }
+            ],
         },
     }
 

@@ -31,8 +31,17 @@ from synchro.redis import managed as managed_redis
 Key = tuple[str, str]  # (namespace, name) of a SyncCluster
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 # Watch events only wake controller loops or fill indexes; kopf's per-event success line would drown the log.
-QUIET_HANDLERS = ("cluster_changed", "workload_changed", "secret_changed", "claims", "secret_refs", "cluster_pods",
-                  "deployments", "statefulsets", "secret_versions")
+QUIET_HANDLERS = (
+    "cluster_changed",
+    "workload_changed",
+    "secret_changed",
+    "claims",
+    "secret_refs",
+    "cluster_pods",
+    "deployments",
+    "statefulsets",
+    "secret_versions",
+)
 
 
 class _QuietRoutineHandlers(logging.Filter):
@@ -120,14 +129,26 @@ def kept(body: kopf.Body, annotations: Mapping[str, str], labels: Mapping[str, s
 # The watch cache of workloads: a pass reads them here instead of from the API server. Unclaimed ones are
 # cached too, compact, so that a new SyncCluster's first pass can inject without a GET.
 @kopf.index("apps", "v1", "deployments")
-async def deployments(namespace: str | None, name: str, body: kopf.Body, annotations: Mapping[str, str],
-                      labels: Mapping[str, str], **_: Any) -> dict[ClaimKey, Obj]:
+async def deployments(
+    namespace: str | None,
+    name: str,
+    body: kopf.Body,
+    annotations: Mapping[str, str],
+    labels: Mapping[str, str],
+    **_: Any,
+) -> dict[ClaimKey, Obj]:
     return {(namespace or "", "Deployment", name): kept(body, annotations, labels)}
 
 
 @kopf.index("apps", "v1", "statefulsets")
-async def statefulsets(namespace: str | None, name: str, body: kopf.Body, annotations: Mapping[str, str],
-                       labels: Mapping[str, str], **_: Any) -> dict[ClaimKey, Obj]:
+async def statefulsets(
+    namespace: str | None,
+    name: str,
+    body: kopf.Body,
+    annotations: Mapping[str, str],
+    labels: Mapping[str, str],
+    **_: Any,
+) -> dict[ClaimKey, Obj]:
     return {(namespace or "", "StatefulSet", name): kept(body, annotations, labels)}
 
 
@@ -155,18 +176,27 @@ def cache_reader(*indexes: kopf.Index[ClaimKey, Obj]) -> Callable[[str, str, str
 
 
 @kopf.index("", "v1", "pods", labels={api.CLUSTER_LABEL: kopf.PRESENT})
-async def cluster_pods(namespace: str | None, labels: Mapping[str, str], body: kopf.Body,
-                       **_: Any) -> dict[Key, checker.PodRecord]:
+async def cluster_pods(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict[Key, checker.PodRecord]:
     """(namespace, SyncCluster) -> what the probe needs of each target pod."""
     return {(namespace or "", labels[api.CLUSTER_LABEL]): checker.pod_record(body)}
 
 
 # Asked to stop, a loop finishes its pass and returns (cancellation_backoff); kopf cancels it only after that.
 @kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, cancellation_backoff=5, cancellation_timeout=10)
-async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any],
-                     cluster_pods: kopf.Index[Key, checker.PodRecord], deployments: kopf.Index[ClaimKey, Obj],
-                     statefulsets: kopf.Index[ClaimKey, Obj], secret_versions: kopf.Index[ClaimKey, str],
-                     logger: Logger, stopped: kopf.DaemonStopped, **_: Any) -> None:
+async def controller(
+    body: kopf.Body,
+    memo: kopf.Memo,
+    claims: kopf.Index[ClaimKey, Any],
+    cluster_pods: kopf.Index[Key, checker.PodRecord],
+    deployments: kopf.Index[ClaimKey, Obj],
+    statefulsets: kopf.Index[ClaimKey, Obj],
+    secret_versions: kopf.Index[ClaimKey, str],
+    logger: Logger,
+    stopped: kopf.DaemonStopped,
+    **_: Any,
+) -> None:
     key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
     event = memo.wakers.setdefault(key, asyncio.Event())
 
@@ -177,16 +207,25 @@ async def controller(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimK
     stopping = asyncio.create_task(wake_when_stopped())
     try:
         pods = lambda: list(cluster_pods.get(key, ()))  # noqa: E731 - read live on every probe
-        await Controller(memo.kube, memo.config, body, claims, pods, cache_reader(deployments, statefulsets),
-                         logger, version_reader(secret_versions)).run(stopped, event)
+        await Controller(
+            memo.kube,
+            memo.config,
+            body,
+            claims,
+            pods,
+            cache_reader(deployments, statefulsets),
+            logger,
+            version_reader(secret_versions),
+        ).run(stopped, event)
     finally:
         stopping.cancel()
         memo.wakers.pop(key, None)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-async def cluster_changed(namespace: str | None, name: str, meta: Mapping[str, Any], memo: kopf.Memo, type: str | None,
-                          **_: Any) -> None:
+async def cluster_changed(
+    namespace: str | None, name: str, meta: Mapping[str, Any], memo: kopf.Memo, type: str | None, **_: Any
+) -> None:
     """Wake the loop when the spec changed. A pass reads nothing else of its SyncCluster, so the events of the
     loop's own status writes and of kopf's bookkeeping patches would only run passes that find nothing to do."""
     key = (namespace, name)
@@ -199,8 +238,9 @@ async def cluster_changed(namespace: str | None, name: str, meta: Mapping[str, A
 
 @kopf.on.event("apps", "v1", "deployments")
 @kopf.on.event("apps", "v1", "statefulsets")
-async def workload_changed(namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo,
-                           claims: kopf.Index[ClaimKey, Any], **_: Any) -> None:
+async def workload_changed(
+    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any], **_: Any
+) -> None:
     key = (namespace or "", body.get("kind", "Deployment"), name)
     wake(memo, namespace, [c[1] for c in claims.get(key, ())])
     owner = managed_redis.owner_of(body.get("metadata", {}).get("labels"))
@@ -209,12 +249,14 @@ async def workload_changed(namespace: str | None, name: str, body: kopf.Body, me
 
 
 @kopf.on.event("", "v1", "secrets")
-async def secret_changed(namespace: str | None, name: str, memo: kopf.Memo, secret_refs: kopf.Index[ClaimKey, str],
-                         **_: Any) -> None:
+async def secret_changed(
+    namespace: str | None, name: str, memo: kopf.Memo, secret_refs: kopf.Index[ClaimKey, str], **_: Any
+) -> None:
     wake(memo, namespace, secret_refs.get((namespace or "", "Secret", name), ()))
 
 
 @kopf.on.delete(api.GROUP, api.VERSION, api.PLURAL)
-async def release(body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any], logger: Logger,
-                  **_: Any) -> None:
+async def release(
+    body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any], logger: Logger, **_: Any
+) -> None:
     await reconcile.release(memo.kube, body, claims, logger)

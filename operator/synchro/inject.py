@@ -75,8 +75,13 @@ def slim(workload: Obj) -> dict[str, Any]:
     which are most of a Deployment's bulk and which nothing here reads."""
     meta = dict(workload.get("metadata") or {})
     meta["managedFields"] = _synchros_managed_fields(meta)
-    return {"apiVersion": workload.get("apiVersion"), "kind": workload.get("kind"), "metadata": meta,
-            "spec": workload.get("spec") or {}, "status": workload.get("status") or {}}
+    return {
+        "apiVersion": workload.get("apiVersion"),
+        "kind": workload.get("kind"),
+        "metadata": meta,
+        "spec": workload.get("spec") or {},
+        "status": workload.get("status") or {},
+    }
 
 
 def compact(workload: Obj) -> dict[str, Any]:
@@ -87,16 +92,26 @@ def compact(workload: Obj) -> dict[str, Any]:
     meta = workload.get("metadata") or {}
     spec = workload.get("spec") or {}
     template = spec.get("template") or {}
-    containers = [{"name": c["name"], "env": [{"name": e["name"]} for e in c.get("env") or []]}
-                  for c in (template.get("spec") or {}).get("containers") or []]
-    return {"apiVersion": workload.get("apiVersion"), "kind": workload.get("kind"),
-            "metadata": {**{k: meta[k] for k in ("name", "namespace", "resourceVersion", "generation", "annotations")
-                            if k in meta}, "managedFields": _synchros_managed_fields(meta)},
-            "spec": {"replicas": spec.get("replicas"),
-                     "template": {"metadata": {"annotations": (template.get("metadata") or {}).get("annotations")
-                                               or {}},
-                                  "spec": {"containers": containers}}},
-            "status": workload.get("status") or {}}
+    containers = [
+        {"name": c["name"], "env": [{"name": e["name"]} for e in c.get("env") or []]}
+        for c in (template.get("spec") or {}).get("containers") or []
+    ]
+    return {
+        "apiVersion": workload.get("apiVersion"),
+        "kind": workload.get("kind"),
+        "metadata": {
+            **{k: meta[k] for k in ("name", "namespace", "resourceVersion", "generation", "annotations") if k in meta},
+            "managedFields": _synchros_managed_fields(meta),
+        },
+        "spec": {
+            "replicas": spec.get("replicas"),
+            "template": {
+                "metadata": {"annotations": (template.get("metadata") or {}).get("annotations") or {}},
+                "spec": {"containers": containers},
+            },
+        },
+        "status": workload.get("status") or {},
+    }
 
 
 def user_env_names(workload: Obj, container: str) -> set[str]:
@@ -149,10 +164,12 @@ def desired_apply(
                     "labels": {api.CLUSTER_LABEL: cluster},
                     "annotations": {api.CONFIG_HASH_ANNOTATION: config_hash},
                 },
-                "spec": {"containers": [
-                    *({"name": c, "env": [dict(e) for e in plan.env[c]]} for c in plan.containers),
-                    *([dict(plan.sidecar)] if plan.sidecar else []),
-                ]},
+                "spec": {
+                    "containers": [
+                        *({"name": c, "env": [dict(e) for e in plan.env[c]]} for c in plan.containers),
+                        *([dict(plan.sidecar)] if plan.sidecar else []),
+                    ]
+                },
             },
         },
     }
@@ -226,8 +243,11 @@ def rollout_complete(workload: Obj) -> bool:
     if status.get("observedGeneration", 0) < meta.get("generation", 0):
         return False
     want = spec.get("replicas", 1)
-    counts = ("updatedReplicas", "readyReplicas") if workload.get("kind") == "StatefulSet" else (
-        "updatedReplicas", "replicas", "availableReplicas")
+    counts = (
+        ("updatedReplicas", "readyReplicas")
+        if workload.get("kind") == "StatefulSet"
+        else ("updatedReplicas", "replicas", "availableReplicas")
+    )
     same_revision = status.get("currentRevision") == status.get("updateRevision")  # both None on a Deployment
     return same_revision and all(status.get(k, 0) == want for k in counts)
 

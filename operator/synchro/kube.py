@@ -65,15 +65,22 @@ class Kube:
     def __init__(self, api_client: client.ApiClient) -> None:
         self._api = api_client
 
-    def _request(self, method: str, url: str, query: list[tuple[str, str]] | None = None, body: Any = None,
-                 content_type: str = "application/json") -> Obj | None:
+    def _request(
+        self,
+        method: str,
+        url: str,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Obj | None:
         method_, full_url, headers, _, _ = self._api.param_serialize(
-            method, url, query_params=query or [], header_params={"Content-Type": content_type,
-                                                                   "Accept": "application/json"},
+            method,
+            url,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
             auth_settings=["BearerToken"],
         )
-        response = self._api.call_api(method_, full_url, header_params=headers,
-                                      body=body, _request_timeout=30)
+        response = self._api.call_api(method_, full_url, header_params=headers, body=body, _request_timeout=30)
         data = response.read()
         if response.status == 404:
             return None
@@ -114,8 +121,9 @@ class Kube:
             raise
 
     def merge_patch(self, api_version: str, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-        self._request("PATCH", path(api_version, kind, namespace, name), body=patch,
-                      content_type="application/merge-patch+json")
+        self._request(
+            "PATCH", path(api_version, kind, namespace, name), body=patch, content_type="application/merge-patch+json"
+        )
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         url = path(api.API_VERSION, api.KIND, namespace, name, "status")
@@ -128,8 +136,13 @@ class Kube:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": involved["apiVersion"], "kind": involved["kind"], "name": meta["name"],
-                               "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
             "type": type_,
             "reason": reason,
             "message": message[:1024],

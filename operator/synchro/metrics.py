@@ -6,9 +6,12 @@ import contextlib
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-PROBE_RTT = Histogram("synchro_probe_rtt_seconds", "Round trip of a probe ping through Redis to an agent and back",
-                      ["namespace", "synccluster"],
-                      buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+PROBE_RTT = Histogram(
+    "synchro_probe_rtt_seconds",
+    "Round trip of a probe ping through Redis to an agent and back",
+    ["namespace", "synccluster"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 PODS_EXPECTED = Gauge("synchro_pods_expected", "Ready target pods the probe expects", ["namespace", "synccluster"])
 PODS_HEALTHY = Gauge("synchro_pods_healthy", "Target pods that answer through Redis", ["namespace", "synccluster"])
 RECONCILES = Counter("synchro_reconcile_total", "Reconcile passes", ["result"])

@@ -44,8 +44,14 @@ def owner_of(claims: Mapping[ClaimKey, Any], key: ClaimKey) -> str | None:
 
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body["metadata"]
-    return {"apiVersion": api.API_VERSION, "kind": api.KIND, "name": meta["name"], "uid": meta["uid"],
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def secret_value(secret: Mapping[str, Any] | None, key: str) -> str | None:
@@ -81,8 +87,14 @@ class TargetState:
     kept_user_vars: tuple[str, ...] = ()
 
     def as_status(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "configHash": self.config_hash,
-                "rolledOutHash": self.rolled_out_hash, "replicas": self.replicas, "readyReplicas": self.ready_replicas}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "configHash": self.config_hash,
+            "rolledOutHash": self.rolled_out_hash,
+            "replicas": self.replicas,
+            "readyReplicas": self.ready_replicas,
+        }
 
 
 def rolled_out_hashes(*statuses: Mapping[str, Any] | None) -> dict[tuple[str, str], str]:
@@ -182,8 +194,7 @@ class Reconciler:
     rolled_out: Mapping[tuple[str, str], str]  # (kind, name) -> the last config hash that completed a rollout
     cached: Callable[[str, str, str], Obj | None]  # (namespace, kind, name) -> the watched workload, if cached
     memory: Memory
-    logger: logging.Logger | logging.LoggerAdapter[Any] = field(
-        default_factory=lambda: logging.getLogger("synchro"))
+    logger: logging.Logger | logging.LoggerAdapter[Any] = field(default_factory=lambda: logging.getLogger("synchro"))
     secret_version: Callable[[str, str], str | None] = lambda namespace, name: None  # the watch's latest, if seen
 
     async def run(self) -> Pass:
@@ -196,15 +207,21 @@ class Reconciler:
         # Redis and the targets are observed at once: the first injection waits for neither PING nor Secret.
         redis, workloads = await asyncio.gather(
             self.managed_redis(spec) if spec.managed else self.external_redis(spec),
-            asyncio.gather(*(self.read("apps/v1", t.kind, spec.namespace, t.name) for t in spec.targets)))
+            asyncio.gather(*(self.read("apps/v1", t.kind, spec.namespace, t.name) for t in spec.targets)),
+        )
         targets = [await self.sync_target(spec, t, redis, w) for t, w in zip(spec.targets, workloads, strict=True)]
         # Rollouts report through the workloads' watch events; only Redis coming up has to be polled.
         busy = not redis.ready
         # The probe runs once every target has rolled out an injected config, and keeps running through a
         # Redis outage: that is when it has the most to say.
         probing = all(t.problem is None and t.rolled_out_hash for t in targets)
-        return Pass(self.conditions(spec, redis, targets), self.status_fields(spec, redis, targets), busy,
-                    self.probe_plan(spec, redis, targets) if probing else None, spec.probe.sidecar)
+        return Pass(
+            self.conditions(spec, redis, targets),
+            self.status_fields(spec, redis, targets),
+            busy,
+            self.probe_plan(spec, redis, targets) if probing else None,
+            spec.probe.sidecar,
+        )
 
     @staticmethod
     def probe_plan(spec: api.SyncClusterSpec, redis: RedisState, targets: list[TargetState]) -> ProbePlan | None:
@@ -217,10 +234,20 @@ class Reconciler:
             for channel in preset.probe_channels(redis.endpoint):
                 channels[channel] = channels.get(channel, 0) + state.ready_replicas
             legacy.update(preset.legacy_channels(redis.endpoint))
-        return ProbePlan(redis.address, redis.creds, spec.prefix, presets.redis_url(redis.endpoint),
-                         frozenset(t.config_hash for t in targets), spec.probe.interval_s, spec.probe.timeout_s,
-                         channels, spec.managed is not None, sum(t.ready_replicas for t in targets),
-                         "" if redis.ready else redis.condition.message, legacy)
+        return ProbePlan(
+            redis.address,
+            redis.creds,
+            spec.prefix,
+            presets.redis_url(redis.endpoint),
+            frozenset(t.config_hash for t in targets),
+            spec.probe.interval_s,
+            spec.probe.timeout_s,
+            channels,
+            spec.managed is not None,
+            sum(t.ready_replicas for t in targets),
+            "" if redis.ready else redis.condition.message,
+            legacy,
+        )
 
     # ------------------------------------------------------------ Redis
 
@@ -246,8 +273,10 @@ class Reconciler:
     async def apply(self, obj: Obj, live: Obj | None) -> Obj:
         answer = await io(self.kube.apply, obj)
         if live is not None and obj["kind"] in WORKLOAD_KINDS:
-            self.memory.applied[(obj["kind"], obj["metadata"]["name"])] = (live["metadata"]["resourceVersion"],
-                                                                            inject.slim(answer))
+            self.memory.applied[(obj["kind"], obj["metadata"]["name"])] = (
+                live["metadata"]["resourceVersion"],
+                inject.slim(answer),
+            )
         return answer
 
     async def apply_if_changed(self, obj: Obj) -> Obj:
@@ -272,8 +301,11 @@ class Reconciler:
             await io(self.kube.create, fresh)
             secret = await self.secret(ns, name)
         password = secret_value(secret, api.PASSWORD_KEY) if spec.managed.auth else None
-        version = inject.secret_version(secret["metadata"]["uid"], secret.get("data"), api.PASSWORD_KEY) \
-            if secret and spec.managed.auth else ""
+        version = (
+            inject.secret_version(secret["metadata"]["uid"], secret.get("data"), api.PASSWORD_KEY)
+            if secret and spec.managed.auth
+            else ""
+        )
         redis_version = inject.config_hash({"redis.conf": [{"conf": managed.redis_conf(spec)}]}, version)
         live: dict[str, Obj] = {}  # kind -> the object as the API server has it after this pass
         for obj in managed.applied_objects(spec, redis_version):
@@ -281,20 +313,32 @@ class Reconciler:
             live[obj["kind"]] = await self.apply_if_changed(obj)
         host = f"{name}.{ns}.svc"
         endpoint = presets.Endpoint(
-            host=host, port=api.REDIS_PORT, db=0,
-            password=presets.SecretKeyRef(name, api.PASSWORD_KEY) if spec.managed.auth else None, prefix=spec.prefix,
+            host=host,
+            port=api.REDIS_PORT,
+            db=0,
+            password=presets.SecretKeyRef(name, api.PASSWORD_KEY) if spec.managed.auth else None,
+            prefix=spec.prefix,
         )
-        state = RedisState(Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, ""), endpoint,
-                           f"{host}:{api.REDIS_PORT}", version)
+        state = RedisState(
+            Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, ""),
+            endpoint,
+            f"{host}:{api.REDIS_PORT}",
+            version,
+        )
         if not (live["Deployment"].get("status") or {}).get("availableReplicas"):
-            state.condition = Condition(conditions.REDIS_READY, False, Reason.PROVISIONING,
-                                        f"waiting for the Redis pod of Deployment {name} to be ready")
+            state.condition = Condition(
+                conditions.REDIS_READY,
+                False,
+                Reason.PROVISIONING,
+                f"waiting for the Redis pod of Deployment {name} to be ready",
+            )
             return state
         service = live["Service"]
         slices = self.memory.known_endpoints(live["Deployment"])
         if slices is None:
-            slices = await io(self.kube.list, "discovery.k8s.io/v1", "EndpointSlice", ns,
-                              f"kubernetes.io/service-name={name}")
+            slices = await io(
+                self.kube.list, "discovery.k8s.io/v1", "EndpointSlice", ns, f"kubernetes.io/service-name={name}"
+            )
         state.creds = connect.Credentials(None, password, 0, False)
         addresses = connect.service_addresses(service, slices)
         result = await connect.ping(addresses, state.creds, self.config)
@@ -317,16 +361,22 @@ class Reconciler:
             if value is None:
                 what = "Secret" if secret is None else f"key {ref.key!r} in Secret"
                 message = f"{what} {ref.name!r} not found in namespace {spec.namespace}"
-                return RedisState(Condition(conditions.REDIS_READY, False, Reason.SECRET_NOT_FOUND, message),
-                                  display=display)
+                return RedisState(
+                    Condition(conditions.REDIS_READY, False, Reason.SECRET_NOT_FOUND, message), display=display
+                )
             if ref is ext.password:
                 password = value
-                version = inject.secret_version(secret["metadata"]["uid"], secret.get("data"), ref.key) \
-                    if secret else ""
+                version = (
+                    inject.secret_version(secret["metadata"]["uid"], secret.get("data"), ref.key) if secret else ""
+                )
             else:
                 ca = value
         endpoint = presets.Endpoint(
-            host=ext.host, port=ext.port, db=ext.db, tls=ext.tls, username=ext.username,
+            host=ext.host,
+            port=ext.port,
+            db=ext.db,
+            tls=ext.tls,
+            username=ext.username,
             password=ext.password,
             prefix=spec.prefix,
         )
@@ -341,14 +391,17 @@ class Reconciler:
 
     # ------------------------------------------------------------ targets
 
-    async def sync_target(self, spec: api.SyncClusterSpec, target: api.Target, redis: RedisState,
-                          workload: Obj | None) -> TargetState:
+    async def sync_target(
+        self, spec: api.SyncClusterSpec, target: api.Target, redis: RedisState, workload: Obj | None
+    ) -> TargetState:
         state = TargetState(target.kind, target.name)
         state.rolled_out_hash = self.rolled_out.get((target.kind, target.name), "")
         owner = owner_of(self.claims, (spec.namespace, target.kind, target.name))
         if owner not in (None, spec.name):
-            state.problem = (Reason.TARGET_CONFLICT,
-                             f"{target.kind} {target.name} is already claimed by SyncCluster {owner}")
+            state.problem = (
+                Reason.TARGET_CONFLICT,
+                f"{target.kind} {target.name} is already claimed by SyncCluster {owner}",
+            )
             return state
         if workload is None:
             state.problem = (Reason.TARGET_NOT_FOUND, f"{target.kind} {target.name} not found in {spec.namespace}")
@@ -357,12 +410,17 @@ class Reconciler:
             state.problem = (redis.condition.reason, "waiting for the Redis endpoint: " + redis.condition.message)
             return state
         env = presets.env_for(presets.get(target.preset), redis.endpoint, target.env)
-        probe = sidecar.container(redis.endpoint, self.config.probe_image, spec.probe.interval_s) \
-            if spec.probe.sidecar else None
+        probe = (
+            sidecar.container(redis.endpoint, self.config.probe_image, spec.probe.interval_s)
+            if spec.probe.sidecar
+            else None
+        )
         plan = inject.plan_env(workload, target.containers, env, probe)
         if plan.missing_containers:
-            state.problem = (Reason.CONTAINER_NOT_FOUND, f"{target.kind} {target.name} has no container "
-                             f"{', '.join(plan.missing_containers)}")
+            state.problem = (
+                Reason.CONTAINER_NOT_FOUND,
+                f"{target.kind} {target.name} has no container {', '.join(plan.missing_containers)}",
+            )
             return state
         state.kept_user_vars = plan.kept_user_vars
         state.config_hash = inject.config_hash(plan.env, redis.secret_version, plan.sidecar)
@@ -373,8 +431,9 @@ class Reconciler:
             state.rolled_out_hash = state.config_hash
         decision = inject.decide_replicas(spec.replicas, redis.ready, bool(state.rolled_out_hash))
         state.held_because = decision.held_because
-        desired = inject.desired_apply(target.kind, spec.namespace, target.name, spec.name, plan, state.config_hash,
-                                       decision.replicas)
+        desired = inject.desired_apply(
+            target.kind, spec.namespace, target.name, spec.name, plan, state.config_hash, decision.replicas
+        )
         applied = inject.is_applied(workload, desired)
         if not applied:
             try:
@@ -382,13 +441,18 @@ class Reconciler:
             except KubeError as e:
                 state.problem = (Reason.TARGET_NOT_FOUND if e.status == 404 else "ApplyFailed", e.message)
                 return state
-            self.logger.info("applied %s %s (config %s, replicas %s)", target.kind, target.name,
-                             state.config_hash, decision.replicas)
+            self.logger.info(
+                "applied %s %s (config %s, replicas %s)", target.kind, target.name, state.config_hash, decision.replicas
+            )
         status = workload.get("status") or {}
         state.replicas = status.get("replicas", 0)
         state.ready_replicas = status.get("readyReplicas", 0)
-        state.complete = applied and rolled_out and decision.held_because is None and \
-            workload["spec"].get("replicas") == spec.replicas
+        state.complete = (
+            applied
+            and rolled_out
+            and decision.held_because is None
+            and workload["spec"].get("replicas") == spec.replicas
+        )
         return state
 
     # ------------------------------------------------------------ status
@@ -397,26 +461,46 @@ class Reconciler:
     def conditions(spec: api.SyncClusterSpec, redis: RedisState, targets: list[TargetState]) -> list[Condition]:
         problems = [t for t in targets if t.problem]
         if problems:
-            injected = Condition(conditions.CONFIG_INJECTED, False, problems[0].problem[0],  # type: ignore[index]
-                                 "; ".join(t.problem[1] for t in problems if t.problem))
+            injected = Condition(
+                conditions.CONFIG_INJECTED,
+                False,
+                problems[0].problem[0],  # type: ignore[index]
+                "; ".join(t.problem[1] for t in problems if t.problem),
+            )
         else:
             kept = [f"{t.name}: {', '.join(t.kept_user_vars)}" for t in targets if t.kept_user_vars]
             note = f"; the user's own values were kept for {'; '.join(kept)}" if kept else ""
-            injected = Condition(conditions.CONFIG_INJECTED, True, Reason.INJECTED,
-                                 f"{len(targets)} target(s) carry the {spec.mode} Redis config{note}")
+            injected = Condition(
+                conditions.CONFIG_INJECTED,
+                True,
+                Reason.INJECTED,
+                f"{len(targets)} target(s) carry the {spec.mode} Redis config{note}",
+            )
         held = [t for t in targets if t.held_because]
         pending = [t for t in targets if not t.complete]
         if held:
             why = "Redis is ready" if held[0].held_because == "RedisNotReady" else "the injected config has rolled out"
-            rollout = Condition(conditions.ROLLOUT_COMPLETE, False, Reason.SCALE_HELD,
-                                f"{', '.join(t.name for t in held)} held at 1 replica until {why}")
+            rollout = Condition(
+                conditions.ROLLOUT_COMPLETE,
+                False,
+                Reason.SCALE_HELD,
+                f"{', '.join(t.name for t in held)} held at 1 replica until {why}",
+            )
         elif pending:
-            rollout = Condition(conditions.ROLLOUT_COMPLETE, False, Reason.ROLLING_OUT,
-                                f"waiting for {', '.join(t.name for t in pending)} to run {spec.replicas} "
-                                "ready replica(s) of the injected config")
+            rollout = Condition(
+                conditions.ROLLOUT_COMPLETE,
+                False,
+                Reason.ROLLING_OUT,
+                f"waiting for {', '.join(t.name for t in pending)} to run {spec.replicas} "
+                "ready replica(s) of the injected config",
+            )
         else:
-            rollout = Condition(conditions.ROLLOUT_COMPLETE, True, Reason.ROLLED_OUT,
-                                f"every target runs {spec.replicas} ready replica(s) of the injected config")
+            rollout = Condition(
+                conditions.ROLLOUT_COMPLETE,
+                True,
+                Reason.ROLLED_OUT,
+                f"every target runs {spec.replicas} ready replica(s) of the injected config",
+            )
         return [redis.condition, injected, rollout]
 
     @staticmethod
@@ -431,8 +515,12 @@ class Reconciler:
         }
 
 
-async def release(kube: Kube, body: Mapping[str, Any], claims: Mapping[ClaimKey, Any],
-                  logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+async def release(
+    kube: Kube,
+    body: Mapping[str, Any],
+    claims: Mapping[ClaimKey, Any],
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
     """On deletion: give back every target (env, annotations, label removed; one replica), or with Retain
     leave targets and the managed Redis exactly as they are."""
     meta = body["metadata"]
@@ -441,8 +529,14 @@ async def release(kube: Kube, body: Mapping[str, Any], claims: Mapping[ClaimKey,
         if spec.managed:
             # Orphan the managed Redis so garbage collection keeps it; targets keep their config.
             for obj in [managed.secret(spec, ""), *managed.applied_objects(spec, "")]:
-                await io(kube.merge_patch, obj["apiVersion"], obj["kind"], spec.namespace, obj["metadata"]["name"],
-                         {"metadata": {"ownerReferences": None}})
+                await io(
+                    kube.merge_patch,
+                    obj["apiVersion"],
+                    obj["kind"],
+                    spec.namespace,
+                    obj["metadata"]["name"],
+                    {"metadata": {"ownerReferences": None}},
+                )
         return
     for target in spec.targets:
         if owner_of(claims, (spec.namespace, target.kind, target.name)) not in (None, spec.name):

@@ -17,8 +17,11 @@ def render(body: Mapping[str, Any]) -> str:
         lines += ["", "no probe result yet"]
         return "\n".join(lines)
     rtt = probe.get("rttMillis") or {}
-    lines += ["", f"probe at {probe.get('lastProbeTime')}: {probe.get('healthy')}/{probe.get('expected')} healthy, "
-                  f"rtt p50 {rtt.get('p50')} ms, p99 {rtt.get('p99')} ms"]
+    lines += [
+        "",
+        f"probe at {probe.get('lastProbeTime')}: {probe.get('healthy')}/{probe.get('expected')} healthy, "
+        f"rtt p50 {rtt.get('p50')} ms, p99 {rtt.get('p99')} ms",
+    ]
     bad = {u["pod"]: u["reason"] for u in probe.get("unhealthy") or []}
     hears: Mapping[str, list[str]] = probe.get("hears") or {}
     pods = sorted(set(hears) | set(bad))

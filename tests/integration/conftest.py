@@ -42,10 +42,30 @@ def operator(cluster: client.ApiClient) -> Iterator[None]:
     """The CRD applied and the operator running on the host, authenticated as the Helm chart's ServiceAccount
     with only the chart's RBAC: every test that uses it also proves the chart grants enough. At the end, a
     single Forbidden answer in the operator's log fails the session."""
-    subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "apply", "--server-side",
-                    "-f", str(ROOT / "crds")], check=True, capture_output=True)
-    subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "wait", "--for",
-                    "condition=Established", "crd/syncclusters.synchro.dev"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            KUBECTL,
+            f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}",
+            "apply",
+            "--server-side",
+            "-f",
+            str(ROOT / "crds"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            KUBECTL,
+            f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}",
+            "wait",
+            "--for",
+            "condition=Established",
+            "crd/syncclusters.synchro.dev",
+        ],
+        check=True,
+        capture_output=True,
+    )
     cluster_cmd("stop-operator")  # one left by `make demo` runs as cluster admin
     start = OPERATOR_LOG.stat().st_size if OPERATOR_LOG.exists() else 0
     cluster_cmd("start-operator", "--as-service-account")
@@ -93,12 +113,12 @@ def real_node(cluster: client.ApiClient) -> str:
 @pytest.fixture()
 def real_env(cluster: client.ApiClient, operator: None, real_node: str) -> Iterator[Env]:
     """A namespace whose every pod lands on the real node, the operator's managed Redis included."""
-    annotations = {"scheduler.alpha.kubernetes.io/node-selector": "synchro.dev/node=real",
-                   "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([REAL_NODE_TOLERATION])}
+    annotations = {
+        "scheduler.alpha.kubernetes.io/node-selector": "synchro.dev/node=real",
+        "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([REAL_NODE_TOLERATION]),
+    }
     with fresh_namespace(cluster, annotations) as name:
         yield Env(cluster, name)
-
-
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +126,10 @@ def hocuspocus_app() -> Path:
     if not shutil.which("node") or not shutil.which("npm"):
         pytest.skip("node and npm are needed for the Hocuspocus check")
     app = ROOT / "apps" / "hocuspocus"
-    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error", "--cache", str(CACHE / "npm")],
-                   cwd=app, check=True, capture_output=True)
+    subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error", "--cache", str(CACHE / "npm")],
+        cwd=app,
+        check=True,
+        capture_output=True,
+    )
     return app

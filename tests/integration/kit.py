@@ -38,28 +38,48 @@ def cluster_cmd(*args: str) -> None:
 def sync_cluster(name: str, targets: list[dict[str, Any]], replicas: int = 2, **spec: Any) -> dict[str, Any]:
     spec.setdefault("redis", {"mode": "External", "external": {"url": LOCAL_REDIS}})
     spec.setdefault("probe", {"sidecar": False})  # kwok runs no sidecar; the probe has tests of its own
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SyncCluster", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "targets": targets, **spec}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SyncCluster",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas, "targets": targets, **spec},
+    }
 
 
-def app(name: str, env: list[dict[str, str]] | None = None, containers: int = 1, replicas: int = 1,
-        container: str | None = None) -> dict[str, Any]:
+def app(
+    name: str,
+    env: list[dict[str, str]] | None = None,
+    containers: int = 1,
+    replicas: int = 1,
+    container: str | None = None,
+) -> dict[str, Any]:
     """A Deployment of `containers` containers c0, c1, ... (or one named `container`), each with `env`."""
     names = [container] if container else [f"c{i}" for i in range(containers)]
     labels = {"app": name}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": {
-            "metadata": {"labels": labels},
-            "spec": {"containers": [{"name": n, "image": "example/app", "env": env or []} for n in names]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": n, "image": "example/app", "env": env or []} for n in names]},
+            },
+        },
     }
 
 
 def real_app(name: str, container: str, command: list[str]) -> dict[str, Any]:
     """A one-replica Deployment for the real node: the test image running `command`."""
     deployment = app(name, container=container)
-    deployment["spec"]["template"]["spec"] = {"terminationGracePeriodSeconds": 1, "containers": [{
-        "name": container, "image": "synchro.local/test:1", "imagePullPolicy": "IfNotPresent", "command": command}]}
+    deployment["spec"]["template"]["spec"] = {
+        "terminationGracePeriodSeconds": 1,
+        "containers": [
+            {"name": container, "image": "synchro.local/test:1", "imagePullPolicy": "IfNotPresent", "command": command}
+        ],
+    }
     return deployment
 
 
@@ -94,13 +114,15 @@ class Env:
                 return dict(c)
         return None
 
-    def wait_condition(self, name: str, type_: str, status: str, reason: str | None = None,
-                       timeout: float = 60) -> dict[str, Any]:
+    def wait_condition(
+        self, name: str, type_: str, status: str, reason: str | None = None, timeout: float = 60
+    ) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             c = self.condition(name, type_)
             if c and c["status"] == status and (reason is None or c["reason"] == reason):
                 return c
             return None
+
         return wait_for(check, f"{name} {type_}={status} {reason or ''}", timeout)
 
     def deployment(self, name: str) -> Any:
@@ -132,8 +154,9 @@ def fresh_namespace(api: client.ApiClient, annotations: dict[str, str] | None = 
     """A namespace of the test's own, deleted afterwards without waiting."""
     core = client.CoreV1Api(api)
     name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name, "labels": {"synchro.dev/test": "1"},
-                                        "annotations": annotations or {}}})
+    core.create_namespace(
+        {"metadata": {"name": name, "labels": {"synchro.dev/test": "1"}, "annotations": annotations or {}}}
+    )
     yield name
     core.delete_namespace(name)
 
@@ -147,9 +170,21 @@ class RedisServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisServer:
-        self.proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-                                      "--bind", "127.0.0.1", "--save", "", "--requirepass", self.password],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--requirepass",
+                self.password,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for(lambda: socket.create_connection(("127.0.0.1", self.port), timeout=0.5), "redis up", 10)
         return self
 
@@ -161,16 +196,22 @@ class RedisServer:
 
 
 def redis_cli(port: int, password: str, *args: str) -> str:
-    out = subprocess.run(["redis-cli", "-p", str(port), "-a", password, "--no-auth-warning", *args],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["redis-cli", "-p", str(port), "-a", password, "--no-auth-warning", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return out.stdout.strip()
 
 
 def secret(name: str, password: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-            "data": {"password": base64.b64encode(password.encode()).decode()}}
-
-
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "data": {"password": base64.b64encode(password.encode()).decode()},
+    }
 
 
 def container_env(env: Env, deployment: str, container: str) -> dict[str, str]:
@@ -225,12 +266,33 @@ def cargo_install(crate: str, version: str, binary: str, features: list[str]) ->
             shutil.rmtree(stale, ignore_errors=True)
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
-    env = {**os.environ, "CARGO_TARGET_DIR": str(CACHE / "cargo-target" / f"{crate}-{version}"),
-           "CARGO_PROFILE_DEV_DEBUG": "0", "CARGO_INCREMENTAL": "0"}
+    env = {
+        **os.environ,
+        "CARGO_TARGET_DIR": str(CACHE / "cargo-target" / f"{crate}-{version}"),
+        "CARGO_PROFILE_DEV_DEBUG": "0",
+        "CARGO_INCREMENTAL": "0",
+    }
     cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")  # rustup's, if not on PATH
-    subprocess.run([cargo, "install", crate, "--version", f"={version}", "--locked", "--debug",
-                    "--no-default-features", "--features", ",".join(features), "--root", str(partial),
-                    "-j", str(min(os.cpu_count() or 1, 4))], env=env, check=True)
+    subprocess.run(
+        [
+            cargo,
+            "install",
+            crate,
+            "--version",
+            f"={version}",
+            "--locked",
+            "--debug",
+            "--no-default-features",
+            "--features",
+            ",".join(features),
+            "--root",
+            str(partial),
+            "-j",
+            str(min(os.cpu_count() or 1, 4)),
+        ],
+        env=env,
+        check=True,
+    )
     if not (target / "bin" / binary).exists():  # another session may have finished the same build meanwhile
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)

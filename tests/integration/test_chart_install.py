@@ -310,8 +310,11 @@ def test_operator_needs_nothing_the_chart_does_not_grant(
             get(kind, "chat-redis", "{.metadata.name}")
         # A bring-up posts no event before Ready (which kwok pods never reach here); a problem does.
         reasons = "jsonpath={range .items[*]}{.source.component}/{.reason} {end}"
-        wait_for(lambda: "synchro/TargetNotFound" in run(kubectl, "get", "events", "-n", namespace, "-o", reasons),
-                 "the operator's TargetNotFound event", 30)
+        wait_for(
+            lambda: "synchro/TargetNotFound" in run(kubectl, "get", "events", "-n", namespace, "-o", reasons),
+            "the operator's TargetNotFound event",
+            30,
+        )
         run(kubectl, "delete", "synccluster", "ext", "chat", "lost", "-n", namespace, "--timeout=60s")
         assert "REDIS_URL" not in get("deployment", "web", "{.spec.template.spec}")
         for kind in MANAGED:
@@ -344,8 +347,9 @@ def test_single_namespace_install_cannot_read_secrets_elsewhere(
     who = f"--as=system:serviceaccount:{namespace}:{namespace}-synchro"
 
     def can(*args: str) -> str:
-        result = subprocess.run([kubectl, f"--kubeconfig={KUBECONFIG}", "auth", "can-i", who, *args],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [kubectl, f"--kubeconfig={KUBECONFIG}", "auth", "can-i", who, *args], capture_output=True, text=True
+        )
         return result.stdout.strip()
 
     try:

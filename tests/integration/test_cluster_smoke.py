@@ -71,21 +71,33 @@ CRD = {
         "group": "smoke.synchro.dev",
         "scope": "Namespaced",
         "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-        "versions": [{
-            "name": "v1",
-            "served": True,
-            "storage": True,
-            "subresources": {
-                "status": {},
-                "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-                          "labelSelectorPath": ".status.selector"},
-            },
-            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                "spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
-                "status": {"type": "object", "properties": {
-                    "replicas": {"type": "integer"}, "selector": {"type": "string"}}},
-            }}},
-        }],
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {
+                    "status": {},
+                    "scale": {
+                        "specReplicasPath": ".spec.replicas",
+                        "statusReplicasPath": ".status.replicas",
+                        "labelSelectorPath": ".status.selector",
+                    },
+                },
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
+                            "status": {
+                                "type": "object",
+                                "properties": {"replicas": {"type": "integer"}, "selector": {"type": "string"}},
+                            },
+                        },
+                    }
+                },
+            }
+        ],
     },
 }
 
@@ -104,13 +116,23 @@ def test_crd_status_and_scale_subresources_round_trip(cluster: client.ApiClient,
 
     wait_for(established, "the Widget CRD to be established")
     args = ("smoke.synchro.dev", "v1", namespace, "widgets")
-    wait_for(lambda: custom.create_namespaced_custom_object(*args, {
-        "apiVersion": "smoke.synchro.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"replicas": 1},
-    }), "the Widget endpoint to serve")
+    wait_for(
+        lambda: custom.create_namespaced_custom_object(
+            *args,
+            {
+                "apiVersion": "smoke.synchro.dev/v1",
+                "kind": "Widget",
+                "metadata": {"name": "w"},
+                "spec": {"replicas": 1},
+            },
+        ),
+        "the Widget endpoint to serve",
+    )
 
     # The status subresource ignores spec and keeps status.
-    custom.patch_namespaced_custom_object_status(*args, "w", {"status": {"replicas": 1, "selector": "app=w"},
-                                                               "spec": {"replicas": 99}})
+    custom.patch_namespaced_custom_object_status(
+        *args, "w", {"status": {"replicas": 1, "selector": "app=w"}, "spec": {"replicas": 99}}
+    )
     obj = custom.get_namespaced_custom_object(*args, "w")
     assert obj["status"] == {"replicas": 1, "selector": "app=w"}
     assert obj["spec"]["replicas"] == 1

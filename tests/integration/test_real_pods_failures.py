@@ -36,12 +36,22 @@ CLUSTER_LABEL = "synchro.dev/cluster"
 def probed_cluster(env: Env, name: str) -> list[str]:
     """A two-replica app with real synchro-probe sidecars and a managed Redis, healthy; its pods, sorted."""
     env.create(real_app(name, "app", ["sleep", "infinity"]))
-    env.create(sync_cluster(name, [{"name": name, "preset": "generic"}], replicas=2, redis={"mode": "Managed"},
-                            probe={"interval": "2s", "timeout": "1s"}))
+    env.create(
+        sync_cluster(
+            name,
+            [{"name": name, "preset": "generic"}],
+            replicas=2,
+            redis={"mode": "Managed"},
+            probe={"interval": "2s", "timeout": "1s"},
+        )
+    )
     all_healthy(env, name, 2, timeout=240)
     pods = sorted(p.metadata.name for p in live_pods(env, name))
-    wait_for(lambda: hearing(env, name) == {p: [q for q in pods if q != p] for p in pods},
-             "each sidecar to hear the other", NAMED_S)
+    wait_for(
+        lambda: hearing(env, name) == {p: [q for q in pods if q != p] for p in pods},
+        "each sidecar to hear the other",
+        NAMED_S,
+    )
     return pods
 
 
@@ -65,24 +75,31 @@ def hearing(env: Env, name: str) -> dict[str, list[str]]:
 def all_healthy(env: Env, name: str, pods: int, timeout: float = NAMED_S, seen: list[str] | None = None) -> None:
     """PubSubHealthy=True about exactly `pods` pods (not about a smaller set that is still Ready). `seen`
     collects every reason observed meanwhile."""
+
     def check() -> bool:
         c = env.condition(name, "PubSubHealthy")
         if seen is not None:
             seen.append(c["reason"] if c else "")
         probe = probe_status(env, name)
-        return bool(c and (c["status"], c["reason"]) == ("True", "AllPodsHealthy")
-                    and probe.get("expected") == probe.get("healthy") == pods)
+        return bool(
+            c
+            and (c["status"], c["reason"]) == ("True", "AllPodsHealthy")
+            and probe.get("expected") == probe.get("healthy") == pods
+        )
+
     wait_for(check, f"{name}: PubSubHealthy=True AllPodsHealthy with {pods} healthy pods", timeout)
 
 
 def named(env: Env, name: str, reason: str, pods: dict[str, str], timeout: float = NAMED_S) -> dict[str, Any]:
     """Wait until the condition has `reason` and status.probe.unhealthy is exactly `pods` (pod -> reason)."""
+
     def check() -> dict[str, Any]:
         c = env.condition(name, "PubSubHealthy") or {}
         now = unhealthy(env, name)
         if (c.get("status"), c.get("reason")) != ("False", reason) or now != pods:
             raise LookupError(f"not yet: {c.get('status')} {c.get('reason')} {c.get('message')!r}, unhealthy {now}")
         return c
+
     return wait_for(check, f"{name}: PubSubHealthy=False {reason} naming exactly {pods}", timeout)
 
 
@@ -90,8 +107,11 @@ def container_pid(env: Env, pod: str, container: str, command: str) -> int | Non
     """The host PID of `command` (a word of its command line) in the running `container` of `pod`: the process
     in that container's cgroup, named by the container ID in the pod's status. (The environment would not do:
     redis-server writes its process title over it.)"""
-    found = [c for c in env.core.read_namespaced_pod(pod, env.ns).status.container_statuses or []
-             if c.name == container and c.state.running and c.container_id]
+    found = [
+        c
+        for c in env.core.read_namespaced_pod(pod, env.ns).status.container_statuses or []
+        if c.name == container and c.state.running and c.container_id
+    ]
     if not found:
         return None
     container_id = found[0].container_id.rpartition("://")[2]
@@ -99,8 +119,10 @@ def container_pid(env: Env, pod: str, container: str, command: str) -> int | Non
         if not proc.name.isdigit():
             continue
         try:
-            if container_id in (proc / "cgroup").read_text() and \
-                    command.encode() in (proc / "cmdline").read_bytes().replace(b"\0", b" ").split():
+            if (
+                container_id in (proc / "cgroup").read_text()
+                and command.encode() in (proc / "cmdline").read_bytes().replace(b"\0", b" ").split()
+            ):
                 return int(proc.name)
         except OSError:
             continue  # gone meanwhile
@@ -156,11 +178,17 @@ def test_a_killed_agent_is_named_and_the_kubelet_restart_recovers(real_env: Env)
         assert pod_ready(env, victim) and probe_container(env, victim).restart_count == 0  # Kubernetes saw nothing
         assert env.condition(name, "Ready")["reason"] == "PodsUnreachable"
 
-    wait_for(lambda: probe_container(env, victim).restart_count >= 1 and pod_ready(env, victim),
-             f"the kubelet to restart {victim}'s synchro-probe container", NAMED_S)
+    wait_for(
+        lambda: probe_container(env, victim).restart_count >= 1 and pod_ready(env, victim),
+        f"the kubelet to restart {victim}'s synchro-probe container",
+        NAMED_S,
+    )
     all_healthy(env, name, 2)
-    wait_for(lambda: victim in hearing(env, name).get(other, []) and other in hearing(env, name).get(victim, []),
-             "the restarted agent and the other to hear each other again", NAMED_S)
+    wait_for(
+        lambda: victim in hearing(env, name).get(other, []) and other in hearing(env, name).get(victim, []),
+        "the restarted agent and the other to hear each other again",
+        NAMED_S,
+    )
     new = agent_pid(env, victim)
     assert new is not None and new != pid
 
@@ -189,22 +217,45 @@ def test_a_pod_on_a_second_redis_is_split_brain(real_env: Env) -> None:
 
     password = os.urandom(12).hex()
     env.create(secret("other-redis", password))
-    env.core.create_namespaced_pod(env.ns, {"metadata": {"name": "other-redis", "labels": {"app": "other-redis"}},
-        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
-            "name": "redis", "image": "synchro.local/redis:7", "imagePullPolicy": "IfNotPresent",
-            "command": ["redis-server", "--bind", "0.0.0.0", "--save", "", "--requirepass", password],
-            "ports": [{"name": "redis", "containerPort": 6379}],
-            "securityContext": {"runAsUser": 999, "runAsGroup": 999}}]}})
-    env.core.create_namespaced_service(env.ns, {"metadata": {"name": "other-redis"}, "spec": {
-        "selector": {"app": "other-redis"}, "ports": [{"name": "redis", "port": 6379}]}})
+    env.core.create_namespaced_pod(
+        env.ns,
+        {
+            "metadata": {"name": "other-redis", "labels": {"app": "other-redis"}},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [
+                    {
+                        "name": "redis",
+                        "image": "synchro.local/redis:7",
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["redis-server", "--bind", "0.0.0.0", "--save", "", "--requirepass", password],
+                        "ports": [{"name": "redis", "containerPort": 6379}],
+                        "securityContext": {"runAsUser": 999, "runAsGroup": 999},
+                    }
+                ],
+            },
+        },
+    )
+    env.core.create_namespaced_service(
+        env.ns,
+        {
+            "metadata": {"name": "other-redis"},
+            "spec": {"selector": {"app": "other-redis"}, "ports": [{"name": "redis", "port": 6379}]},
+        },
+    )
     wait_for(lambda: pod_ready(env, "other-redis"), "the second Redis to be Ready", 120)
 
     # A copy of a target pod whose sidecar points at the second Redis. Only the cluster label: with the app's
     # labels its ReplicaSet would adopt it and delete a replica.
     source = env.core.api_client.sanitize_for_serialization(env.core.read_namespaced_pod(pods[0], env.ns))
-    rogue = {"metadata": {"name": "rogue", "labels": {CLUSTER_LABEL: name},
-                          "annotations": source["metadata"].get("annotations")},
-             "spec": copy.deepcopy(source["spec"])}
+    rogue = {
+        "metadata": {
+            "name": "rogue",
+            "labels": {CLUSTER_LABEL: name},
+            "annotations": source["metadata"].get("annotations"),
+        },
+        "spec": copy.deepcopy(source["spec"]),
+    }
     sidecar = next(c for c in rogue["spec"]["containers"] if c["name"] == "synchro-probe")
     other_url = f"redis://:$(SYNCHRO_REDIS_PASSWORD)@other-redis.{env.ns}.svc:6379/0"
     sidecar["env"] = [
@@ -234,8 +285,11 @@ def test_a_managed_redis_restart_is_reported_and_recovers_without_an_operator_re
     operator = (ROOT / ".cluster" / "pids" / "operator.pid").read_text()
 
     def redis_pods() -> list[str]:
-        return [p.metadata.name for p in env.core.list_namespaced_pod(env.ns).items
-                if p.metadata.name.startswith(f"{name}-redis-") and not p.metadata.deletion_timestamp]
+        return [
+            p.metadata.name
+            for p in env.core.list_namespaced_pod(env.ns).items
+            if p.metadata.name.startswith(f"{name}-redis-") and not p.metadata.deletion_timestamp
+        ]
 
     old = redis_pods()
     assert len(old) == 1
@@ -248,21 +302,28 @@ def test_a_managed_redis_restart_is_reported_and_recovers_without_an_operator_re
         pubsub, redis = c.get("PubSubHealthy") or {}, c.get("RedisReady") or {}
         seen.append(pubsub.get("reason", ""))
         named_pods = {u["pod"]: u["reason"] for u in (status.get("probe") or {}).get("unhealthy") or []}
-        if (pubsub.get("reason"), redis.get("reason")) != ("RedisUnavailable", redis_reason) or \
-                named_pods != {p: "RedisUnavailable" for p in pods}:
-            raise LookupError(f"not yet: PubSubHealthy {pubsub.get('reason')}, RedisReady {redis.get('reason')}, "
-                              f"unhealthy {named_pods}")
+        if (pubsub.get("reason"), redis.get("reason")) != ("RedisUnavailable", redis_reason) or named_pods != {
+            p: "RedisUnavailable" for p in pods
+        }:
+            raise LookupError(
+                f"not yet: PubSubHealthy {pubsub.get('reason')}, RedisReady {redis.get('reason')}, "
+                f"unhealthy {named_pods}"
+            )
         return pubsub
 
     with stopped(kubelet_pid()):
         held_until = time.monotonic() + KUBELET_HELD_S
         os.kill(redis_pid, signal.SIGKILL)
-        c = wait_for(lambda: reported("Unreachable"), f"{name}: Redis gone, RedisUnavailable",
-                     held_until - time.monotonic())
+        c = wait_for(
+            lambda: reported("Unreachable"), f"{name}: Redis gone, RedisUnavailable", held_until - time.monotonic()
+        )
         assert c["status"] == "False" and c["message"].startswith("the probe cannot reach Redis")
         env.core.delete_namespaced_pod(old[0], env.ns)
-        wait_for(lambda: reported("Provisioning"), f"{name}: its pod deleted, still RedisUnavailable",
-                 held_until - time.monotonic())
+        wait_for(
+            lambda: reported("Provisioning"),
+            f"{name}: its pod deleted, still RedisUnavailable",
+            held_until - time.monotonic(),
+        )
 
     all_healthy(env, name, 2, timeout=120, seen=seen)
     env.wait_condition(name, "Ready", "True")

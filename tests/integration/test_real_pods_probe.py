@@ -14,8 +14,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.realnode]
 def test_managed_redis_and_real_sidecars_go_ready(real_env: Env, real_node: str) -> None:
     env = real_env
     env.create(real_app("app", "app", ["sleep", "infinity"]))
-    env.create(sync_cluster("live", [{"name": "app", "preset": "generic"}], replicas=2, redis={"mode": "Managed"},
-                            probe={"interval": "2s", "timeout": "1s"}))
+    env.create(
+        sync_cluster(
+            "live",
+            [{"name": "app", "preset": "generic"}],
+            replicas=2,
+            redis={"mode": "Managed"},
+            probe={"interval": "2s", "timeout": "1s"},
+        )
+    )
 
     env.wait_condition("live", "RedisReady", "True", timeout=180)
     env.wait_condition("live", "Ready", "True", timeout=240)
@@ -26,8 +33,11 @@ def test_managed_redis_and_real_sidecars_go_ready(real_env: Env, real_node: str)
     assert {p.spec.node_name for p in pods} == {real_node}
     assert all({c.name for c in p.spec.containers} == {"app", "synchro-probe"} for p in pods)
     assert all(all(cs.ready for cs in p.status.container_statuses) for p in pods)
-    wait_for(lambda: all(len(v) == 1 for v in env.sc("live")["status"]["probe"]["hears"].values()),
-             "each sidecar to hear the other", 60)
+    wait_for(
+        lambda: all(len(v) == 1 for v in env.sc("live")["status"]["probe"]["hears"].values()),
+        "each sidecar to hear the other",
+        60,
+    )
 
 
 @pytest.mark.parametrize("bus", ['"${REDIS_BUS_NAMESPACE#string:}"', "directus:bus"], ids=["namespaced", "legacy"])
@@ -39,12 +49,21 @@ def test_the_apps_own_subscriptions_are_counted_and_located(real_env: Env, bus: 
     env = real_env
     # redis-cli sends `redis://:pw@` as AUTH with an empty user name, which Redis refuses (ioredis, Directus'
     # client, does not), so the stand-in passes the same injected password through REDISCLI_AUTH instead.
-    subscribe = ('if [ -z "$REDIS" ]; then exec sleep infinity; fi; url="${REDIS#string:}"; '
-                 'REDISCLI_AUTH="$SYNCHRO_REDIS_PASSWORD" exec redis-cli -u "redis://${url#*@}" '
-                 f'subscribe {bus}:schemaChanged')
+    subscribe = (
+        'if [ -z "$REDIS" ]; then exec sleep infinity; fi; url="${REDIS#string:}"; '
+        'REDISCLI_AUTH="$SYNCHRO_REDIS_PASSWORD" exec redis-cli -u "redis://${url#*@}" '
+        f"subscribe {bus}:schemaChanged"
+    )
     env.create(real_app("cms", "directus", ["sh", "-c", subscribe]))
-    env.create(sync_cluster("cms", [{"name": "cms", "preset": "directus"}], replicas=2, redis={"mode": "Managed"},
-                            probe={"interval": "2s", "timeout": "1s"}))
+    env.create(
+        sync_cluster(
+            "cms",
+            [{"name": "cms", "preset": "directus"}],
+            replicas=2,
+            redis={"mode": "Managed"},
+            probe={"interval": "2s", "timeout": "1s"},
+        )
+    )
     env.wait_condition("cms", "PubSubHealthy", "True", "AllPodsHealthy", timeout=240)
     env.wait_condition("cms", "Ready", "True")
     probe = env.sc("cms")["status"]["probe"]

@@ -20,7 +20,8 @@ def test_crd_file_is_generated_from_the_code() -> None:
 
 def test_crd_preset_enum_is_the_registry() -> None:
     target = crd.build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
-        "targets"]["items"]
+        "targets"
+    ]["items"]
     assert target["properties"]["preset"]["enum"] == sorted(presets.PRESETS)
 
 
@@ -32,20 +33,31 @@ def test_parse_applies_defaults() -> None:
 
 
 def test_parse_external_url() -> None:
-    spec = api.parse("ns", "cms", {"redis": {"mode": "External", "external": {
-        "url": "rediss://app@redis.example:6380/3", "passwordSecretRef": {"name": "s"}}},
-        "targets": [{"name": "d", "preset": "generic"}]})
+    spec = api.parse(
+        "ns",
+        "cms",
+        {
+            "redis": {
+                "mode": "External",
+                "external": {"url": "rediss://app@redis.example:6380/3", "passwordSecretRef": {"name": "s"}},
+            },
+            "targets": [{"name": "d", "preset": "generic"}],
+        },
+    )
     ext = spec.external
     assert ext is not None
     assert (ext.host, ext.port, ext.db, ext.tls, ext.username) == ("redis.example", 6380, 3, True, "app")
     assert ext.password == api.SecretRef("s", "password")
 
 
-@pytest.mark.parametrize("url, message", [
-    ("redis://:pw@h:6379/0", "must not carry a password"),
-    ("redis://h:6379/x", "database index"),
-    ("redis:///0", "names no host"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("redis://:pw@h:6379/0", "must not carry a password"),
+        ("redis://h:6379/x", "database index"),
+        ("redis:///0", "names no host"),
+    ],
+)
 def test_parse_rejects_what_the_schema_cannot(url: str, message: str) -> None:
     with pytest.raises(api.SpecError, match=message):
         api.parse("ns", "c", {"redis": {"mode": "External", "external": {"url": url}}, "targets": []})
@@ -58,15 +70,18 @@ def test_durations() -> None:
 
 
 def test_ready_names_the_first_failure_and_keeps_transition_times() -> None:
-    found = [Condition(conditions.REDIS_READY, True, "Reachable", "ok"),
-             Condition(conditions.CONFIG_INJECTED, False, "TargetNotFound", "Deployment x not found")]
+    found = [
+        Condition(conditions.REDIS_READY, True, "Reachable", "ok"),
+        Condition(conditions.CONFIG_INJECTED, False, "TargetNotFound", "Deployment x not found"),
+    ]
     ready = conditions.ready(found)
     assert (ready.status, ready.reason) == (False, "TargetNotFound")
     first = conditions.merge([], [*found, ready], 1, "t1")
     again = conditions.merge(first, [*found, ready], 2, "t2")
     assert {c["lastTransitionTime"] for c in again} == {"t1"}
-    flipped = conditions.merge(again, [Condition(conditions.REDIS_READY, False, "Unreachable", "down"), found[1]],
-                               2, "t3")
+    flipped = conditions.merge(
+        again, [Condition(conditions.REDIS_READY, False, "Unreachable", "down"), found[1]], 2, "t3"
+    )
     assert next(c for c in flipped if c["type"] == conditions.REDIS_READY)["lastTransitionTime"] == "t3"
     assert next(c for c in flipped if c["type"] == conditions.CONFIG_INJECTED)["lastTransitionTime"] == "t1"
 
@@ -85,8 +100,16 @@ def test_every_status_field_the_operator_writes_is_in_the_schema() -> None:
 
     status = crd.build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert set(TargetState("Deployment", "x").as_status()) <= set(status["targets"]["items"]["properties"])
-    assert {"observedGeneration", "replicas", "readyReplicas", "selector", "redis", "targets", "conditions",
-            "probe"} <= set(status)
+    assert {
+        "observedGeneration",
+        "replicas",
+        "readyReplicas",
+        "selector",
+        "redis",
+        "targets",
+        "conditions",
+        "probe",
+    } <= set(status)
 
 
 def test_managed_redis_objects_name_their_owner() -> None:

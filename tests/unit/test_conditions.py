@@ -18,16 +18,26 @@ def types(before: list[dict[str, Any]], after: list[Condition]) -> list[tuple[st
 
 
 def test_a_bring_up_posts_one_event_ready() -> None:
-    first = [Condition(REDIS, True, Reason.REDIS_REACHABLE, ""), Condition(ROLLOUT, False, Reason.SCALE_HELD, ""),
-             Condition(READY, False, Reason.SCALE_HELD, "")]
+    first = [
+        Condition(REDIS, True, Reason.REDIS_REACHABLE, ""),
+        Condition(ROLLOUT, False, Reason.SCALE_HELD, ""),
+        Condition(READY, False, Reason.SCALE_HELD, ""),
+    ]
     assert types([], first) == []
-    before = was((REDIS, True, Reason.REDIS_REACHABLE), (ROLLOUT, False, Reason.SCALE_HELD),
-                 (READY, False, Reason.SCALE_HELD))
-    after = [Condition(REDIS, True, Reason.REDIS_REACHABLE, ""), Condition(ROLLOUT, False, Reason.ROLLING_OUT, ""),
-             Condition(READY, False, Reason.ROLLING_OUT, "")]
+    before = was(
+        (REDIS, True, Reason.REDIS_REACHABLE), (ROLLOUT, False, Reason.SCALE_HELD), (READY, False, Reason.SCALE_HELD)
+    )
+    after = [
+        Condition(REDIS, True, Reason.REDIS_REACHABLE, ""),
+        Condition(ROLLOUT, False, Reason.ROLLING_OUT, ""),
+        Condition(READY, False, Reason.ROLLING_OUT, ""),
+    ]
     assert types(before, after) == []
-    done = [Condition(REDIS, True, Reason.REDIS_REACHABLE, ""), Condition(ROLLOUT, True, Reason.ROLLED_OUT, ""),
-            Condition(READY, True, Reason.READY, "")]
+    done = [
+        Condition(REDIS, True, Reason.REDIS_REACHABLE, ""),
+        Condition(ROLLOUT, True, Reason.ROLLED_OUT, ""),
+        Condition(READY, True, Reason.READY, ""),
+    ]
     assert types(was((READY, False, Reason.ROLLING_OUT)), done) == [(READY, Reason.READY)]
     assert types([], done) == [(READY, Reason.READY)]  # Ready at the first look is still told
 
@@ -44,25 +54,34 @@ def test_a_problem_and_its_end_each_post_an_event() -> None:
     assert types(healthy, split) == [(PUBSUB, "SplitBrain"), (READY, "SplitBrain")]
     # Recovery while Ready stays False for another reason is still told.
     before = was((PUBSUB, False, "SplitBrain"), (ROLLOUT, False, Reason.ROLLING_OUT), (READY, False, "RollingOut"))
-    after = [Condition(PUBSUB, True, "AllPodsHealthy", ""), Condition(ROLLOUT, False, Reason.ROLLING_OUT, ""),
-             Condition(READY, False, Reason.ROLLING_OUT, "")]
+    after = [
+        Condition(PUBSUB, True, "AllPodsHealthy", ""),
+        Condition(ROLLOUT, False, Reason.ROLLING_OUT, ""),
+        Condition(READY, False, Reason.ROLLING_OUT, ""),
+    ]
     assert types(before, after) == [(PUBSUB, "AllPodsHealthy")]
 
 
 def test_nothing_changed_posts_nothing_and_a_new_problem_reason_posts_again() -> None:
     before = was((REDIS, False, Reason.UNREACHABLE), (READY, False, Reason.UNREACHABLE))
-    same = [Condition(REDIS, False, Reason.UNREACHABLE, "other message"),
-            Condition(READY, False, Reason.UNREACHABLE, "")]
+    same = [
+        Condition(REDIS, False, Reason.UNREACHABLE, "other message"),
+        Condition(READY, False, Reason.UNREACHABLE, ""),
+    ]
     assert types(before, same) == []
     auth = [Condition(REDIS, False, Reason.AUTH_FAILED, ""), Condition(READY, False, Reason.AUTH_FAILED, "")]
     assert types(before, auth) == [(REDIS, Reason.AUTH_FAILED), (READY, Reason.AUTH_FAILED)]
 
 
 def test_first_status_posts_problems_and_ready_but_not_progress() -> None:
-    after = [Condition(REDIS, False, Reason.PROVISIONING, ""), Condition("ConfigInjected", False, "TargetNotFound", ""),
-             Condition(READY, False, Reason.PROVISIONING, "")]
+    after = [
+        Condition(REDIS, False, Reason.PROVISIONING, ""),
+        Condition("ConfigInjected", False, "TargetNotFound", ""),
+        Condition(READY, False, Reason.PROVISIONING, ""),
+    ]
     assert types([], after) == [("ConfigInjected", "TargetNotFound")]
     invalid = [Condition(READY, False, Reason.INVALID_SPEC, "")]  # Ready's own problem, and its end
     assert types([], invalid) == [(READY, Reason.INVALID_SPEC)]
-    assert types(was((READY, False, Reason.INVALID_SPEC)), [Condition(READY, False, Reason.ROLLING_OUT, "")]) == \
-        [(READY, Reason.ROLLING_OUT)]
+    assert types(was((READY, False, Reason.INVALID_SPEC)), [Condition(READY, False, Reason.ROLLING_OUT, "")]) == [
+        (READY, Reason.ROLLING_OUT)
+    ]

@@ -9,30 +9,57 @@ from typing import Any
 from synchro import api, inject
 
 
-def workload(env: list[dict[str, Any]] | None = None, managed_env: list[str] = (), replicas: int = 1,
-             status: dict[str, Any] | None = None, template_hash: str | None = None) -> dict[str, Any]:
+def workload(
+    env: list[dict[str, Any]] | None = None,
+    managed_env: list[str] = (),
+    replicas: int = 1,
+    status: dict[str, Any] | None = None,
+    template_hash: str | None = None,
+) -> dict[str, Any]:
     key = "k:" + json.dumps({"name": "app"}, separators=(",", ":"))
-    fields = {"f:spec": {"f:template": {"f:spec": {"f:containers": {key: {
-        "f:env": {"k:" + json.dumps({"name": n}, separators=(",", ":")): {} for n in managed_env}}}}}}}
+    fields = {
+        "f:spec": {
+            "f:template": {
+                "f:spec": {
+                    "f:containers": {
+                        key: {"f:env": {"k:" + json.dumps({"name": n}, separators=(",", ":")): {} for n in managed_env}}
+                    }
+                }
+            }
+        }
+    }
     return {
         "kind": "Deployment",
         "metadata": {
-            "name": "web", "namespace": "ns", "generation": 2,
-            "managedFields": [{"manager": "synchro", "operation": "Apply", "fieldsV1": fields},
-                              {"manager": "kubectl", "operation": "Update", "fieldsV1": {}}],
+            "name": "web",
+            "namespace": "ns",
+            "generation": 2,
+            "managedFields": [
+                {"manager": "synchro", "operation": "Apply", "fieldsV1": fields},
+                {"manager": "kubectl", "operation": "Update", "fieldsV1": {}},
+            ],
             "annotations": {api.CLAIM_ANNOTATION: "c"},
         },
         "spec": {
             "replicas": replicas,
             "template": {
-                "metadata": {"labels": {api.CLUSTER_LABEL: "c"},
-                             "annotations": {api.CONFIG_HASH_ANNOTATION: template_hash} if template_hash else {}},
-                "spec": {"containers": [{"name": "app", "image": "x", "env": env or []},
-                                        {"name": "side", "image": "y"}]},
+                "metadata": {
+                    "labels": {api.CLUSTER_LABEL: "c"},
+                    "annotations": {api.CONFIG_HASH_ANNOTATION: template_hash} if template_hash else {},
+                },
+                "spec": {
+                    "containers": [{"name": "app", "image": "x", "env": env or []}, {"name": "side", "image": "y"}]
+                },
             },
         },
-        "status": status if status is not None else {"observedGeneration": 2, "replicas": replicas,
-                                                     "updatedReplicas": replicas, "availableReplicas": replicas},
+        "status": status
+        if status is not None
+        else {
+            "observedGeneration": 2,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "availableReplicas": replicas,
+        },
     }
 
 
@@ -84,8 +111,9 @@ def test_is_applied_sees_every_difference() -> None:
 def test_is_applied_notices_a_stale_owned_var() -> None:
     plan = inject.plan_env(workload(), ["app"], ENV)
     desired = inject.desired_apply("Deployment", "ns", "web", "c", plan, "h1", 1)
-    live = workload(env=[*ENV, {"name": "GONE", "value": "1"}], managed_env=["REDIS_HOST", "REDIS_PORT", "GONE"],
-                    template_hash="h1")
+    live = workload(
+        env=[*ENV, {"name": "GONE", "value": "1"}], managed_env=["REDIS_HOST", "REDIS_PORT", "GONE"], template_hash="h1"
+    )
     assert not inject.is_applied(live, desired)
 
 
@@ -95,7 +123,8 @@ def test_config_hash_changes_with_env_and_secret_content_only() -> None:
     assert a != inject.config_hash({"app": ENV}, "v2")
     assert a != inject.config_hash({"app": ENV[:1]}, "v1")
     assert inject.secret_version("uid", {"password": "YQ=="}, "password") != inject.secret_version(
-        "uid", {"password": "Yg=="}, "password")
+        "uid", {"password": "Yg=="}, "password"
+    )
     assert inject.secret_version("uid", {}, "password") == ""
 
 
@@ -112,23 +141,37 @@ def test_rollout_complete_needs_the_current_generation_everywhere() -> None:
     assert inject.rollout_complete(workload(replicas=2))
     stale = workload(status={"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1})
     assert not inject.rollout_complete(stale)
-    surge = workload(replicas=2, status={"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2,
-                                         "availableReplicas": 2})
+    surge = workload(
+        replicas=2, status={"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}
+    )
     assert not inject.rollout_complete(surge)
 
 
 def test_release_apply_gives_up_everything_but_identity() -> None:
     assert inject.release_apply("Deployment", "ns", "web", None) == {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"}}
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "ns"},
+    }
     assert inject.release_apply("Deployment", "ns", "web", 1)["spec"] == {"replicas": 1}
 
 
 def test_slim_keeps_what_a_pass_reads_and_only_synchros_managed_fields() -> None:
-    workload = {"apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": "w", "resourceVersion": "7", "annotations": {"a": "b"}, "managedFields": [
-                    {"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}},
-                    {"manager": api.FIELD_MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {}}}]},
-                "spec": {"replicas": 2}, "status": {"readyReplicas": 1}}
+    workload = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "w",
+            "resourceVersion": "7",
+            "annotations": {"a": "b"},
+            "managedFields": [
+                {"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}},
+                {"manager": api.FIELD_MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {}}},
+            ],
+        },
+        "spec": {"replicas": 2},
+        "status": {"readyReplicas": 1},
+    }
     slim = inject.slim(workload)
     assert [e["manager"] for e in slim["metadata"]["managedFields"]] == [api.FIELD_MANAGER]
     assert slim["spec"] == workload["spec"] and slim["status"] == workload["status"]
@@ -136,9 +179,11 @@ def test_slim_keeps_what_a_pass_reads_and_only_synchros_managed_fields() -> None
 
 
 def test_compact_plans_exactly_what_the_whole_workload_plans() -> None:
-    for wl in (workload(env=[{"name": "REDIS_HOST", "value": "mine"}, {"name": "OTHER", "value": "1"}]),
-               workload(env=[{"name": "REDIS_HOST", "value": "old"}], managed_env=["REDIS_HOST"], template_hash="h"),
-               workload(status={"observedGeneration": 1})):
+    for wl in (
+        workload(env=[{"name": "REDIS_HOST", "value": "mine"}, {"name": "OTHER", "value": "1"}]),
+        workload(env=[{"name": "REDIS_HOST", "value": "old"}], managed_env=["REDIS_HOST"], template_hash="h"),
+        workload(status={"observedGeneration": 1}),
+    ):
         small = inject.compact(wl)
         for wanted in ([], ["app"], ["app", "nope"]):
             assert inject.plan_env(small, wanted, ENV) == inject.plan_env(wl, wanted, ENV)

@@ -18,11 +18,18 @@ from synchro.reconcile import Pass
 from synchro.redis import connect
 
 SYNC_CLUSTER: dict[str, Any] = {
-    "apiVersion": api.API_VERSION, "kind": api.KIND,
-    "metadata": {"name": "web", "namespace": "ns", "generation": 3, "resourceVersion": "9",
-                 "labels": {"team": "a"}, "finalizers": [api.FINALIZER],
-                 "annotations": {"note": "x", f"{api.GROUP}/last-handled-configuration": "{}"},
-                 "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]},
+    "apiVersion": api.API_VERSION,
+    "kind": api.KIND,
+    "metadata": {
+        "name": "web",
+        "namespace": "ns",
+        "generation": 3,
+        "resourceVersion": "9",
+        "labels": {"team": "a"},
+        "finalizers": [api.FINALIZER],
+        "annotations": {"note": "x", f"{api.GROUP}/last-handled-configuration": "{}"},
+        "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+    },
     "spec": {"replicas": 2, "targets": [{"name": "web", "preset": "generic"}]},
     "status": {"conditions": [{"type": "Ready", "status": "True"}]},
 }
@@ -73,8 +80,9 @@ def test_concurrent_pings_share_one_and_a_fresh_answer_is_reused(scripted: Scrip
     assert all(r.ok for r in results) and scripted.calls == 1  # 51 passes, one PING
 
 
-def test_an_old_answer_is_asked_again_and_a_failure_is_never_reused(scripted: ScriptedPing,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_old_answer_is_asked_again_and_a_failure_is_never_reused(
+    scripted: ScriptedPing, monkeypatch: pytest.MonkeyPatch
+) -> None:
     scripted.answers = [True, False, False, True]
     clock = [100.0]
     monkeypatch.setattr(connect, "_clock", lambda: clock[0])
@@ -93,11 +101,23 @@ def test_an_old_answer_is_asked_again_and_a_failure_is_never_reused(scripted: Sc
 
 
 def status(ready: int, reason: str = "RollingOut", hash_: str = "h1") -> dict[str, Any]:
-    return {"replicas": 2, "readyReplicas": ready, "observedGeneration": 1, "redis": {"mode": "External"},
-            "targets": [{"kind": "Deployment", "name": "web", "configHash": hash_, "replicas": 2,
-                         "readyReplicas": ready}],
-            "conditions": [{"type": "Ready", "status": "False", "reason": reason, "message": "m",
-                            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}]}
+    return {
+        "replicas": 2,
+        "readyReplicas": ready,
+        "observedGeneration": 1,
+        "redis": {"mode": "External"},
+        "targets": [{"kind": "Deployment", "name": "web", "configHash": hash_, "replicas": 2, "readyReplicas": ready}],
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": reason,
+                "message": "m",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+                "observedGeneration": 1,
+            }
+        ],
+    }
 
 
 def test_only_a_change_of_replica_counts_may_wait() -> None:
@@ -140,8 +160,12 @@ def test_a_change_of_counts_alone_waits_its_turn_but_is_written(monkeypatch: pyt
         assert len(kube.patches) == 1 and loop.counts_waiting
         clock[0] += controller.COUNTS_EVERY_S
         await loop.publish(counts(1))  # its turn: written
-        done = Pass([Condition("RolloutComplete", True, "RolledOut", "m")],
-                    {"replicas": 2, "readyReplicas": 2, "targets": []}, False, None)
+        done = Pass(
+            [Condition("RolloutComplete", True, "RolledOut", "m")],
+            {"replicas": 2, "readyReplicas": 2, "targets": []},
+            False,
+            None,
+        )
         await loop.publish(done)  # a condition changed: written at once, however recent the last write
 
     asyncio.run(run())
@@ -153,8 +177,14 @@ def test_per_event_handlers_run_on_the_event_loop() -> None:
     asyncio.Event that wakes a loop must not be set from another thread."""
     registry = kopf.get_default_registry()
     per_event = [h for reg in (registry._indexing, registry._watching) for h in reg._handlers]
-    assert {h.id for h in per_event} >= {"claims", "deployments", "cluster_pods", "cluster_changed",
-                                         "workload_changed", "secret_changed"}
+    assert {h.id for h in per_event} >= {
+        "claims",
+        "deployments",
+        "cluster_pods",
+        "cluster_changed",
+        "workload_changed",
+        "secret_changed",
+    }
     assert [h.id for h in per_event if not asyncio.iscoroutinefunction(h.fn)] == []
 
 
@@ -165,8 +195,9 @@ def test_a_spec_change_wakes_the_waiting_loop_and_a_status_write_does_not() -> N
 
         async def event(generation: int) -> bool:
             woken.clear()
-            await handlers.cluster_changed(namespace="ns", name="web", meta={"generation": generation}, memo=memo,
-                                           type="MODIFIED")
+            await handlers.cluster_changed(
+                namespace="ns", name="web", meta={"generation": generation}, memo=memo, type="MODIFIED"
+            )
             try:
                 await asyncio.wait_for(woken.wait(), timeout=0.5)
                 return True
@@ -217,27 +248,45 @@ class FakeApi:
 
 
 def test_a_managed_pass_reads_its_secret_and_endpoints_again_only_when_they_may_have_changed(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     async def answered(addresses: Any, *_: Any, **__: Any) -> connect.PingResult:
         return connect.PingResult(pong, "Reachable" if pong else "Unreachable", "", addresses[-1] if pong else None)
 
     monkeypatch.setattr(connect, "ping", answered)
-    target = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "resourceVersion": "1"},
-              "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "app"}]}}}, "status": {}}
-    watched = {"web": target, "web-redis": {"metadata": {"name": "web-redis", "resourceVersion": "7"},
-                                            "status": {"availableReplicas": 1}}}
+    target = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "resourceVersion": "1"},
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "app"}]}}},
+        "status": {},
+    }
+    watched = {
+        "web": target,
+        "web-redis": {"metadata": {"name": "web-redis", "resourceVersion": "7"}, "status": {"availableReplicas": 1}},
+    }
     fake = FakeApi(watched)
-    body = {"apiVersion": api.API_VERSION, "kind": api.KIND,
-            "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "generation": 1},
-            "spec": {"replicas": 2, "targets": [{"name": "web", "preset": "generic"}]}}
+    body = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "generation": 1},
+        "spec": {"replicas": 2, "targets": [{"name": "web", "preset": "generic"}]},
+    }
     memory = reconcile.Memory()
 
     def one_pass() -> list[tuple[str, str]]:
         fake.reads.clear()
         reconciler = reconcile.Reconciler(
-            fake, body, {}, Config(), {}, lambda ns, kind, name: watched.get(name), memory,  # type: ignore[arg-type]
+            fake,
+            body,
+            {},
+            Config(),
+            {},
+            lambda ns, kind, name: watched.get(name),
+            memory,  # type: ignore[arg-type]
             logging.getLogger("t"),
-            lambda ns, name: fake.objects.get(("Secret", name), {}).get("metadata", {}).get("resourceVersion"))
+            lambda ns, name: fake.objects.get(("Secret", name), {}).get("metadata", {}).get("resourceVersion"),
+        )
         state = asyncio.run(reconciler.run())
         assert state.conditions[0].status is pong
         return [r for r in fake.reads if r[1] in ("Secret", "EndpointSlice")]

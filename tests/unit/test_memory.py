@@ -8,8 +8,12 @@ from synchro.reconcile import SETTLED_RESYNC_S, Memory
 
 
 def obj(rv: str, replicas: int = 1, kind: str = "Deployment") -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "web", "resourceVersion": rv},
-            "spec": {"replicas": replicas}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {"name": "web", "resourceVersion": rv},
+        "spec": {"replicas": replicas},
+    }
 
 
 def test_the_cache_is_trusted_once_it_moves_past_our_own_write() -> None:

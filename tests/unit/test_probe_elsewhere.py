@@ -14,8 +14,15 @@ from synchro.probe import checker
 from synchro.probe.checker import PodRecord
 from synchro.redis import connect
 
-ROGUE = PodRecord("rogue", True, "h1", "10.244.4.9", "redis://:$(SYNCHRO_REDIS_PASSWORD)@old.ns.svc:6379/0",
-                  "ns.web", ("old", "password"))
+ROGUE = PodRecord(
+    "rogue",
+    True,
+    "h1",
+    "10.244.4.9",
+    "redis://:$(SYNCHRO_REDIS_PASSWORD)@old.ns.svc:6379/0",
+    "ns.web",
+    ("old", "password"),
+)
 LOCAL = Config(redis_networks=(ipaddress.ip_network("127.0.0.0/8"),))
 
 
@@ -45,8 +52,9 @@ def elsewhere(monkeypatch: pytest.MonkeyPatch, config: Config) -> tuple[dict[str
         return "10.96.0.42", [("127.0.0.5", 6379)]
 
     monkeypatch.setattr(connect, "client_for", client_for)
-    found = asyncio.run(checker.alive_elsewhere([ROGUE], "redis://web-redis.ns.svc:6379/0", "ns", secret, service,
-                                                config))
+    found = asyncio.run(
+        checker.alive_elsewhere([ROGUE], "redis://web-redis.ns.svc:6379/0", "ns", secret, service, config)
+    )
     return found, tried
 
 

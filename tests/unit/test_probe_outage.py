@@ -17,15 +17,21 @@ from synchro.probe.checker import PodRecord
 from synchro.reconcile import Reconciler, RedisState, TargetState
 from synchro.redis import connect
 
-SPEC = api.parse("ns", "web", {"replicas": 2, "targets": [{"name": "web", "preset": "generic"}],
-                               "probe": {"interval": "2s", "timeout": "1s"}})
+SPEC = api.parse(
+    "ns",
+    "web",
+    {"replicas": 2, "targets": [{"name": "web", "preset": "generic"}], "probe": {"interval": "2s", "timeout": "1s"}},
+)
 WAITING = "waiting for the Redis pod of Deployment web-redis to be ready"
 
 
 def recreating_redis() -> RedisState:
     """What a pass sees while the managed Redis pod is being replaced: an endpoint, but no address or creds."""
-    return RedisState(conditions.Condition(conditions.REDIS_READY, False, conditions.Reason.PROVISIONING, WAITING),
-                      presets.Endpoint(host="web-redis.ns.svc", prefix="ns.web"), "web-redis.ns.svc:6379")
+    return RedisState(
+        conditions.Condition(conditions.REDIS_READY, False, conditions.Reason.PROVISIONING, WAITING),
+        presets.Endpoint(host="web-redis.ns.svc", prefix="ns.web"),
+        "web-redis.ns.svc:6379",
+    )
 
 
 def rolled_out() -> list[TargetState]:
@@ -43,8 +49,15 @@ def probe_verdict(redis: RedisState, config: Config) -> verdict.Verdict | None:
     assert plan is not None
     pods = [PodRecord(p, True, "h1", None, None, None, None) for p in ("web-a", "web-b")]
     body = {"metadata": {"namespace": "ns", "name": "web"}}
-    controller = Controller(None, config, body, {}, lambda: pods, lambda *_: None,  # type: ignore[arg-type]
-                            logging.getLogger("test"))
+    controller = Controller(
+        None,
+        config,
+        body,
+        {},
+        lambda: pods,
+        lambda *_: None,  # type: ignore[arg-type]
+        logging.getLogger("test"),
+    )
     asyncio.run(controller.probe(plan))
     return controller.verdict
 
@@ -59,13 +72,18 @@ def test_the_probe_reports_redis_unavailable_without_an_address() -> None:
 def test_the_probe_never_connects_outside_the_allowed_networks(monkeypatch: pytest.MonkeyPatch) -> None:
     """A failed PING leaves the Service's ClusterIP as the address; outside SYNCHRO_REDIS_NETWORKS the probe must
     not open a connection there either."""
+
     async def observe(*args: object) -> verdict.Observation:
         raise AssertionError(f"the probe connected to {args[0]}")
 
     monkeypatch.setattr(checker, "observe", observe)
     unreachable = "10.96.0.7:6379: outside SYNCHRO_REDIS_NETWORKS, not tried; 10.244.4.9:6379: Connection refused"
-    redis = RedisState(conditions.Condition(conditions.REDIS_READY, False, "Unreachable", unreachable),
-                       presets.Endpoint(host="web-redis.ns.svc", prefix="ns.web"), "web-redis.ns.svc:6379",
-                       address=("10.96.0.7", 6379), creds=connect.Credentials(None, "pw", 0, False))
+    redis = RedisState(
+        conditions.Condition(conditions.REDIS_READY, False, "Unreachable", unreachable),
+        presets.Endpoint(host="web-redis.ns.svc", prefix="ns.web"),
+        "web-redis.ns.svc:6379",
+        address=("10.96.0.7", 6379),
+        creds=connect.Credentials(None, "pw", 0, False),
+    )
     v = probe_verdict(redis, Config(redis_networks=(ipaddress.ip_network("127.0.0.0/8"),)))
     assert v is not None and v.reason == "RedisUnavailable" and unreachable in v.message

@@ -67,25 +67,45 @@ def test_client_list_names_the_pod_whose_app_does_not_subscribe() -> None:
 def test_pod_record_reads_the_sidecar_env_and_readiness() -> None:
     body = {
         "metadata": {"name": "p", "annotations": {"synchro.dev/config-hash": "h"}},
-        "spec": {"containers": [{"name": "app"}, {"name": "synchro-probe", "env": [
-            {"name": "SYNCHRO_REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "password"}}},
-            {"name": "SYNCHRO_PROBE_URL", "value": "redis://:$(SYNCHRO_REDIS_PASSWORD)@h:6379/0"},
-            {"name": "SYNCHRO_PROBE_PREFIX", "value": "ns.c"}]}]},
+        "spec": {
+            "containers": [
+                {"name": "app"},
+                {
+                    "name": "synchro-probe",
+                    "env": [
+                        {
+                            "name": "SYNCHRO_REDIS_PASSWORD",
+                            "valueFrom": {"secretKeyRef": {"name": "s", "key": "password"}},
+                        },
+                        {"name": "SYNCHRO_PROBE_URL", "value": "redis://:$(SYNCHRO_REDIS_PASSWORD)@h:6379/0"},
+                        {"name": "SYNCHRO_PROBE_PREFIX", "value": "ns.c"},
+                    ],
+                },
+            ]
+        },
         "status": {"podIP": "10.0.0.9", "conditions": [{"type": "Ready", "status": "True"}]},
     }
     record = checker.pod_record(body)
-    assert record == checker.PodRecord("p", True, "h", "10.0.0.9", "redis://:$(SYNCHRO_REDIS_PASSWORD)@h:6379/0",
-                                       "ns.c", ("s", "password"))
+    assert record == checker.PodRecord(
+        "p", True, "h", "10.0.0.9", "redis://:$(SYNCHRO_REDIS_PASSWORD)@h:6379/0", "ns.c", ("s", "password")
+    )
     body["metadata"]["deletionTimestamp"] = "now"
     assert not checker.pod_record(body).ready
 
 
 def test_a_sidecar_that_just_restarted_is_judged_only_after_its_grace() -> None:
     """The kubelet restarts a killed sidecar and the pod shows Ready before the new agent has subscribed."""
-    body = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "synchro-probe"}]},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}], "containerStatuses": [
+    body = {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "synchro-probe"}]},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [
                 {"name": "app", "state": {"running": {"startedAt": "2026-11-23T10:00:00Z"}}},
-                {"name": "synchro-probe", "state": {"running": {"startedAt": "2026-11-23T12:00:00Z"}}}]}}
+                {"name": "synchro-probe", "state": {"running": {"startedAt": "2026-11-23T12:00:00Z"}}},
+            ],
+        },
+    }
     record = checker.pod_record(body)
     assert record.probe_started == "2026-11-23T12:00:00Z"
     at = lambda s: datetime.datetime(2026, 11, 23, 12, 0, s, tzinfo=datetime.UTC)  # noqa: E731
@@ -97,9 +117,15 @@ def test_a_sidecar_that_just_restarted_is_judged_only_after_its_grace() -> None:
 
 def test_status_page_draws_the_matrix() -> None:
     v = verdict.judge(PODS[:2], Observation(pongs={"a": 0.001}, views={"a": {"b": 1.0}, "b": {}}))
-    page = statusview.render({"metadata": {"namespace": "ns", "name": "c"}, "status": {
-        "conditions": [{"type": "Ready", "status": "False", "reason": "PodsUnreachable", "message": "b"}],
-        "probe": v.status("t")}})
+    page = statusview.render(
+        {
+            "metadata": {"namespace": "ns", "name": "c"},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "False", "reason": "PodsUnreachable", "message": "b"}],
+                "probe": v.status("t"),
+            },
+        }
+    )
     lines = page.splitlines()
     assert any(line.startswith("a ") and line.rstrip().endswith("0 ok") and " x " in line for line in lines)
     assert any(line.startswith("b ") and line.rstrip().endswith("1 NoReply") for line in lines)

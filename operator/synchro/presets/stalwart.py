@@ -53,7 +53,7 @@ PRESET = Preset(
     name="stalwart",
     summary="Stalwart v0.15: STALWART_REDIS_URL for a TOML redis store (in-memory store and coordinator).",
     app_versions="Stalwart v0.15.x (TOML config); verified with stalwart-lite 0.16.0 (tracks v0.15.6); "
-                 "upstream v0.16+ is not automated",
+    "upstream v0.16+ is not automated",
     build_env=_env,
     probe_channels=_channels,
     notes=(

@@ -53,9 +53,13 @@ class Agent:
     async def run_once(self) -> None:
         """One connected session; returns or raises when the connection is lost."""
         c = self.config
-        client = aioredis.Redis.from_url(c.url, socket_connect_timeout=5, health_check_interval=0,
-                                         client_name=protocol.CLIENT_NAME,
-                                         maint_notifications_config=MaintNotificationsConfig(enabled=False))
+        client = aioredis.Redis.from_url(
+            c.url,
+            socket_connect_timeout=5,
+            health_check_interval=0,
+            client_name=protocol.CLIENT_NAME,
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        )
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(protocol.probe_channel(c.prefix))

@@ -59,9 +59,11 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord:
     env = {e["name"]: e for e in probe.get("env") or []}
     ref = ((env.get("SYNCHRO_REDIS_PASSWORD") or {}).get("valueFrom") or {}).get("secretKeyRef")
     ready = not meta.get("deletionTimestamp") and any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+    )
     probe_status: Mapping[str, Any] = next(
-        (c for c in status.get("containerStatuses") or [] if c.get("name") == protocol.CONTAINER), {})
+        (c for c in status.get("containerStatuses") or [] if c.get("name") == protocol.CONTAINER), {}
+    )
     return PodRecord(
         name=meta["name"],
         ready=bool(ready),
@@ -132,8 +134,14 @@ def app_subscriber_ips(clients: Sequence[Mapping[str, Any]]) -> frozenset[str]:
     return frozenset(found)
 
 
-async def alive_elsewhere(pods: Sequence[PodRecord], desired_url: str, namespace: str, secret: SecretLookup,
-                          service: ServiceLookup, config: Config) -> dict[str, str]:
+async def alive_elsewhere(
+    pods: Sequence[PodRecord],
+    desired_url: str,
+    namespace: str,
+    secret: SecretLookup,
+    service: ServiceLookup,
+    config: Config,
+) -> dict[str, str]:
     """Pods whose agent was given another Redis and is alive there (its view key exists). A Service is tried
     at its ClusterIP, then at its endpoints, as the operator reaches its own Redis."""
     found: dict[str, str] = {}
@@ -149,8 +157,9 @@ async def alive_elsewhere(pods: Sequence[PodRecord], desired_url: str, namespace
             addresses = [(cluster_ip, port)] if cluster_ip else addresses
             addresses += endpoints
         db = int(parts.path.strip("/") or 0)
-        creds = connect.Credentials(unquote(parts.username) if parts.username else None, password, db,
-                                    parts.scheme == "rediss")
+        creds = connect.Credentials(
+            unquote(parts.username) if parts.username else None, password, db, parts.scheme == "rediss"
+        )
         for host, host_port in addresses:
             if not config.may_connect(host):
                 continue
@@ -166,9 +175,16 @@ async def alive_elsewhere(pods: Sequence[PodRecord], desired_url: str, namespace
     return found
 
 
-async def observe(address: tuple[str, int], creds: connect.Credentials, prefix: str, expected: Sequence[str],
-                  timeout_s: float, expected_subscribers: Mapping[str, int], check_addresses: bool,
-                  legacy_channels: Mapping[str, str] | None = None) -> Observation:
+async def observe(
+    address: tuple[str, int],
+    creds: connect.Credentials,
+    prefix: str,
+    expected: Sequence[str],
+    timeout_s: float,
+    expected_subscribers: Mapping[str, int],
+    check_addresses: bool,
+    legacy_channels: Mapping[str, str] | None = None,
+) -> Observation:
     """`check_addresses`: Redis sees the pods' own IPs (it runs in the cluster), so CLIENT LIST can name a pod
     whose app holds no subscription."""
     client = connect.client_for(*address, creds, timeout=max(timeout_s, 1.0))
@@ -178,11 +194,19 @@ async def observe(address: tuple[str, int], creds: connect.Credentials, prefix: 
             read_views(client, prefix, expected),
             count_subscribers(client, list(expected_subscribers), legacy_channels or {}),
         )
-        ips = app_subscriber_ips(await client.client_list(_type="pubsub")) \
-            if check_addresses and expected_subscribers else None
+        ips = (
+            app_subscriber_ips(await client.client_list(_type="pubsub"))
+            if check_addresses and expected_subscribers
+            else None
+        )
     except (RedisError, OSError) as e:
         return Observation(redis_error=str(e) or type(e).__name__)
     finally:
         await client.aclose()
-    return Observation(pongs=pongs, views=views, subscribers=subscribers, expected_subscribers=expected_subscribers,
-                       app_subscriber_ips=ips)
+    return Observation(
+        pongs=pongs,
+        views=views,
+        subscribers=subscribers,
+        expected_subscribers=expected_subscribers,
+        app_subscriber_ips=ips,
+    )

@@ -44,7 +44,11 @@ class Message:
     def decode(cls, raw: bytes | str) -> Message | None:
         try:
             data: dict[str, Any] = json.loads(raw)
-            return cls(kind=str(data["kind"]), sender=str(data["sender"]), id=str(data.get("id", "")),
-                       sent=float(data.get("sent", 0.0)))
+            return cls(
+                kind=str(data["kind"]),
+                sender=str(data["sender"]),
+                id=str(data.get("id", "")),
+                sent=float(data.get("sent", 0.0)),
+            )
         except (ValueError, KeyError, TypeError):
             return None

@@ -57,8 +57,10 @@ class Verdict:
             "lastProbeTime": probe_time,
             "expected": self.expected,
             "healthy": len(self.healthy),
-            "rttMillis": {"p50": round(statistics.median(rtts), 3) if rtts else None,
-                          "p99": round(rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))], 3) if rtts else None},
+            "rttMillis": {
+                "p50": round(statistics.median(rtts), 3) if rtts else None,
+                "p99": round(rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))], 3) if rtts else None,
+            },
             "unhealthy": [{"pod": p, "reason": r} for p, r in self.unhealthy],
             "groups": [list(g) for g in self.groups],
             "hears": {p: list(peers) for p, peers in self.hears.items()},
@@ -72,8 +74,17 @@ def judge(pods: Sequence[Pod], seen: Observation) -> Verdict:
     hears = {p: tuple(sorted(q for q in seen.views.get(p, {}) if q in names)) for p in names}
     rtt_ms = {p: round(s * 1000, 3) for p, s in seen.pongs.items() if p in names}
     if seen.redis_error is not None:
-        return Verdict(False, REDIS_UNAVAILABLE, f"the probe cannot reach Redis: {seen.redis_error}", len(names), (),
-                       tuple((p, REDIS_UNAVAILABLE) for p in names), (), hears, {})
+        return Verdict(
+            False,
+            REDIS_UNAVAILABLE,
+            f"the probe cannot reach Redis: {seen.redis_error}",
+            len(names),
+            (),
+            tuple((p, REDIS_UNAVAILABLE) for p in names),
+            (),
+            hears,
+            {},
+        )
     unhealthy: dict[str, str] = {}
     for pod in pods:
         if pod.stale:
@@ -93,21 +104,45 @@ def judge(pods: Sequence[Pod], seen: Observation) -> Verdict:
             for p in group:
                 unhealthy[p] = ISOLATED
         named = " | ".join(" ".join(g) for g in groups)
-        return _verdict(SPLIT_BRAIN, f"{len(groups)} groups do not hear each other: {named}", names, unhealthy,
-                        groups, hears, rtt_ms)
+        return _verdict(
+            SPLIT_BRAIN,
+            f"{len(groups)} groups do not hear each other: {named}",
+            names,
+            unhealthy,
+            groups,
+            hears,
+            rtt_ms,
+        )
     short = {ch: n for ch, n in seen.subscribers.items() if n < seen.expected_subscribers.get(ch, 0)}
     if unhealthy or short:
         parts = [f"{p} ({r})" for p, r in sorted(unhealthy.items())]
-        parts += [f"app channel {ch} has {n} subscriber(s), expected {seen.expected_subscribers[ch]}"
-                  for ch, n in sorted(short.items())]
+        parts += [
+            f"app channel {ch} has {n} subscriber(s), expected {seen.expected_subscribers[ch]}"
+            for ch, n in sorted(short.items())
+        ]
         return _verdict(PODS_UNREACHABLE, "; ".join(parts), names, unhealthy, groups, hears, rtt_ms)
-    return _verdict(ALL_PODS_HEALTHY, f"all {len(names)} pod(s) answer through Redis", names, unhealthy, groups,
-                    hears, rtt_ms)
+    return _verdict(
+        ALL_PODS_HEALTHY, f"all {len(names)} pod(s) answer through Redis", names, unhealthy, groups, hears, rtt_ms
+    )
 
 
-def _verdict(reason: str, message: str, names: Sequence[str], unhealthy: Mapping[str, str],
-             groups: Sequence[tuple[str, ...]], hears: Mapping[str, tuple[str, ...]],
-             rtt_ms: Mapping[str, float]) -> Verdict:
-    return Verdict(reason == ALL_PODS_HEALTHY, reason, message, len(names),
-                   tuple(p for p in names if p not in unhealthy), tuple(sorted(unhealthy.items())),
-                   tuple(groups), hears, rtt_ms)
+def _verdict(
+    reason: str,
+    message: str,
+    names: Sequence[str],
+    unhealthy: Mapping[str, str],
+    groups: Sequence[tuple[str, ...]],
+    hears: Mapping[str, tuple[str, ...]],
+    rtt_ms: Mapping[str, float],
+) -> Verdict:
+    return Verdict(
+        reason == ALL_PODS_HEALTHY,
+        reason,
+        message,
+        len(names),
+        tuple(p for p in names if p not in unhealthy),
+        tuple(sorted(unhealthy.items())),
+        tuple(groups),
+        hears,
+        rtt_ms,
+    )

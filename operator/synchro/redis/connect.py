@@ -55,8 +55,14 @@ def service_addresses(service: Mapping[str, Any] | None, slices: Sequence[Mappin
 
 def client_for(host: str, port: int, creds: Credentials, timeout: float) -> aioredis.Redis:
     kwargs: dict[str, Any] = {
-        "host": host, "port": port, "db": creds.db, "username": creds.username, "password": creds.password,
-        "socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
+        "host": host,
+        "port": port,
+        "db": creds.db,
+        "username": creds.username,
+        "password": creds.password,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry_on_timeout": False,
         "maint_notifications_config": MaintNotificationsConfig(enabled=False),  # one round trip less per connect
     }
     if creds.tls:
@@ -92,8 +98,9 @@ _in_flight: dict[PingKey, asyncio.Future[PingResult]] = {}
 _clock = time.monotonic  # the age of answers (tests set their own)
 
 
-async def ping(addresses: Sequence[tuple[str, int]], creds: Credentials, config: Config,
-               timeout: float = 1.5) -> PingResult:
+async def ping(
+    addresses: Sequence[tuple[str, int]], creds: Credentials, config: Config, timeout: float = 1.5
+) -> PingResult:
     """PING the first address that answers. Passes that ask the same Redis at once share one PING, and an
     answer younger than PING_REUSE_S is reused: a burst of passes on one Redis then costs a PING a second, not
     one per pass. A failure is never reused, and it voids the last answer."""
@@ -113,8 +120,7 @@ async def ping(addresses: Sequence[tuple[str, int]], creds: Credentials, config:
     return result
 
 
-async def _ping(addresses: Sequence[tuple[str, int]], creds: Credentials, config: Config,
-                timeout: float) -> PingResult:
+async def _ping(addresses: Sequence[tuple[str, int]], creds: Credentials, config: Config, timeout: float) -> PingResult:
     if not addresses:
         return PingResult(False, "Unreachable", "no address to reach Redis at yet")
     errors = []

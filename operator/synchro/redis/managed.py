@@ -73,19 +73,35 @@ def config_map(spec: api.SyncClusterSpec) -> Obj:
 def deployment(spec: api.SyncClusterSpec, config_version: str) -> Obj:
     managed = spec.managed
     assert managed is not None
-    mounts: list[Obj] = [{"name": "config", "mountPath": "/etc/redis/redis.conf", "subPath": "redis.conf"},
-              {"name": "data", "mountPath": "/data"}]
+    mounts: list[Obj] = [
+        {"name": "config", "mountPath": "/etc/redis/redis.conf", "subPath": "redis.conf"},
+        {"name": "data", "mountPath": "/data"},
+    ]
     volumes: list[Obj] = [
         {"name": "config", "configMap": {"name": name(spec.name)}},
-        {"name": "data", **({"persistentVolumeClaim": {"claimName": name(spec.name)}}
-                            if managed.persistence_size else {"emptyDir": {}})},
+        {
+            "name": "data",
+            **(
+                {"persistentVolumeClaim": {"claimName": name(spec.name)}}
+                if managed.persistence_size
+                else {"emptyDir": {}}
+            ),
+        },
     ]
     if managed.auth:
         mounts.append({"name": "auth", "mountPath": "/etc/redis/auth", "readOnly": True})
-        volumes.append({"name": "auth", "secret": {"secretName": name(spec.name), "items": [
-            {"key": SECRET_AUTH_KEY, "path": SECRET_AUTH_KEY}]}})
-    ping = ["sh", "-c", "redis-cli -a \"$(sed -n 's/^requirepass //p' /etc/redis/auth/auth.conf 2>/dev/null)\" "
-            "--no-auth-warning ping | grep -q PONG"]
+        volumes.append(
+            {
+                "name": "auth",
+                "secret": {"secretName": name(spec.name), "items": [{"key": SECRET_AUTH_KEY, "path": SECRET_AUTH_KEY}]},
+            }
+        )
+    ping = [
+        "sh",
+        "-c",
+        "redis-cli -a \"$(sed -n 's/^requirepass //p' /etc/redis/auth/auth.conf 2>/dev/null)\" "
+        "--no-auth-warning ping | grep -q PONG",
+    ]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -95,25 +111,34 @@ def deployment(spec: api.SyncClusterSpec, config_version: str) -> Obj:
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": labels(spec.name)},
             "template": {
-                "metadata": {"labels": labels(spec.name),
-                             "annotations": {api.CONFIG_HASH_ANNOTATION: config_version}},
+                "metadata": {"labels": labels(spec.name), "annotations": {api.CONFIG_HASH_ANNOTATION: config_version}},
                 "spec": {
                     "enableServiceLinks": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [{
-                        "name": "redis",
-                        "image": managed.image,
-                        "imagePullPolicy": "IfNotPresent",
-                        "command": ["redis-server", "/etc/redis/redis.conf"],
-                        "ports": [{"name": "redis", "containerPort": api.REDIS_PORT}],
-                        "readinessProbe": {"exec": {"command": ping}, "periodSeconds": 2, "timeoutSeconds": 2},
-                        "livenessProbe": {"tcpSocket": {"port": api.REDIS_PORT}, "periodSeconds": 10},
-                        "resources": dict(managed.resources),
-                        "volumeMounts": mounts,
-                        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                            "capabilities": {"drop": ["ALL"]}},
-                    }],
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 999,
+                        "runAsGroup": 999,
+                        "fsGroup": 999,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "redis",
+                            "image": managed.image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["redis-server", "/etc/redis/redis.conf"],
+                            "ports": [{"name": "redis", "containerPort": api.REDIS_PORT}],
+                            "readinessProbe": {"exec": {"command": ping}, "periodSeconds": 2, "timeoutSeconds": 2},
+                            "livenessProbe": {"tcpSocket": {"port": api.REDIS_PORT}, "periodSeconds": 10},
+                            "resources": dict(managed.resources),
+                            "volumeMounts": mounts,
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
                     "volumes": volumes,
                 },
             },
@@ -126,8 +151,10 @@ def service(spec: api.SyncClusterSpec) -> Obj:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _meta(spec),
-        "spec": {"selector": labels(spec.name),
-                 "ports": [{"name": "redis", "port": api.REDIS_PORT, "targetPort": "redis"}]},
+        "spec": {
+            "selector": labels(spec.name),
+            "ports": [{"name": "redis", "port": api.REDIS_PORT, "targetPort": "redis"}],
+        },
     }
 
 
@@ -140,13 +167,15 @@ def network_policy(spec: api.SyncClusterSpec) -> Obj:
         "spec": {
             "podSelector": {"matchLabels": labels(spec.name)},
             "policyTypes": ["Ingress"],
-            "ingress": [{
-                "ports": [{"port": api.REDIS_PORT, "protocol": "TCP"}],
-                "from": [
-                    {"podSelector": {"matchLabels": {api.CLUSTER_LABEL: spec.name}}},
-                    {"namespaceSelector": {}, "podSelector": {"matchLabels": OPERATOR_POD_LABELS}},
-                ],
-            }],
+            "ingress": [
+                {
+                    "ports": [{"port": api.REDIS_PORT, "protocol": "TCP"}],
+                    "from": [
+                        {"podSelector": {"matchLabels": {api.CLUSTER_LABEL: spec.name}}},
+                        {"namespaceSelector": {}, "podSelector": {"matchLabels": OPERATOR_POD_LABELS}},
+                    ],
+                }
+            ],
         },
     }
 
@@ -156,8 +185,11 @@ def pod_disruption_budget(spec: api.SyncClusterSpec) -> Obj:
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": _meta(spec),
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": labels(spec.name)},
-                 "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        "spec": {
+            "minAvailable": 1,
+            "selector": {"matchLabels": labels(spec.name)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
     }
 
 
@@ -173,6 +205,12 @@ def persistent_volume_claim(spec: api.SyncClusterSpec) -> Obj | None:
 
 def applied_objects(spec: api.SyncClusterSpec, config_version: str) -> list[Obj]:
     """Everything but the Secret, in the order they should be applied."""
-    objects = [config_map(spec), persistent_volume_claim(spec), service(spec), network_policy(spec),
-               pod_disruption_budget(spec), deployment(spec, config_version)]
+    objects = [
+        config_map(spec),
+        persistent_volume_claim(spec),
+        service(spec),
+        network_policy(spec),
+        pod_disruption_budget(spec),
+        deployment(spec, config_version),
+    ]
     return [o for o in objects if o is not None]
