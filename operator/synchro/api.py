@@ -20,6 +20,7 @@ CLAIM_ANNOTATION = f"{GROUP}/claimed-by"  # on target workloads: which SyncClust
 FINALIZER = f"{GROUP}/finalizer"
 
 TARGET_KINDS = ("Deployment", "StatefulSet")
+DEFAULT_KIND = TARGET_KINDS[0]
 REDIS_MODES = ("Managed", "External")
 DELETION_POLICIES = ("Delete", "Retain")
 
@@ -29,6 +30,8 @@ DEFAULT_PROBE_INTERVAL_S = 10
 DEFAULT_PROBE_TIMEOUT_S = 2
 REDIS_PORT = 6379
 PASSWORD_KEY = "password"
+
+Obj = dict[str, Any]  # a Kubernetes object as the API server sends it: plain JSON
 
 
 class SpecError(ValueError):
@@ -45,7 +48,7 @@ class SecretRef:
 class Target:
     name: str
     preset: str
-    kind: str = "Deployment"
+    kind: str = DEFAULT_KIND
     containers: tuple[str, ...] = ()  # empty: every container of the pod
     env: tuple[Mapping[str, Any], ...] = ()
 
@@ -162,7 +165,7 @@ def parse(namespace: str, name: str, spec: Mapping[str, Any]) -> SyncClusterSpec
         Target(
             name=t["name"],
             preset=t["preset"],
-            kind=t.get("kind", "Deployment"),
+            kind=t.get("kind", DEFAULT_KIND),
             containers=tuple(t.get("containers") or ()),
             env=tuple(t.get("env") or ()),
         )

@@ -30,10 +30,18 @@ class Reason:
     TARGET_NOT_FOUND = "TargetNotFound"
     TARGET_CONFLICT = "TargetConflict"
     CONTAINER_NOT_FOUND = "ContainerNotFound"
+    APPLY_FAILED = "ApplyFailed"
     ROLLED_OUT = "RolledOut"
     ROLLING_OUT = "RollingOut"
     SCALE_HELD = "ScaleHeld"
     WAITING_FOR_ROLLOUT = "WaitingForRollout"
+    # Why a target is held at one replica (inject.decide_replicas): WAITING_FOR_ROLLOUT, or Redis not ready yet.
+    REDIS_NOT_READY = "RedisNotReady"
+    # PubSubHealthy, from the probe's verdict (synchro.probe.verdict)
+    ALL_PODS_HEALTHY = "AllPodsHealthy"
+    PODS_UNREACHABLE = "PodsUnreachable"
+    SPLIT_BRAIN = "SplitBrain"
+    REDIS_UNAVAILABLE = "RedisUnavailable"
 
 
 # Reasons for a False condition that only say "in progress": their changes are told by Ready's own events.

@@ -46,7 +46,7 @@ _TARGET: Schema = {
     "type": "object",
     "required": ["name", "preset"],
     "properties": {
-        "kind": _string("Workload kind.", enum=list(api.TARGET_KINDS), default="Deployment"),
+        "kind": _string("Workload kind.", enum=list(api.TARGET_KINDS), default=api.DEFAULT_KIND),
         "name": _string("Workload name, in the SyncCluster's namespace.", minLength=1, maxLength=253),
         "preset": _string("The app's Redis dialect.", enum=sorted(presets.PRESETS)),
         "containers": {

@@ -21,12 +21,14 @@ from typing import Any
 import kopf
 
 from synchro import api, inject, kube, metrics, reconcile
+from synchro.api import Obj
 from synchro.config import Config
 from synchro.controller import Controller
-from synchro.kube import Obj
 from synchro.probe import checker
-from synchro.reconcile import ClaimKey
+from synchro.reconcile import Sources
+from synchro.reconcile.model import ClaimKey
 from synchro.redis import managed as managed_redis
+from synchro.redis.connect import Connections
 
 Key = tuple[str, str]  # (namespace, name) of a SyncCluster
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -83,6 +85,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Blocking API calls run in the loop's default executor: size it for many SyncClusters at once.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=memo.config.api_threads))
     memo.kube = kube.Kube(kube.load_client(pool_size=memo.config.api_threads))
+    memo.redis = Connections()  # every loop's Redis connections and recent PING answers
     metrics.serve(memo.config.metrics_port)
     memo.wakers = {}
     memo.generations = {}  # (namespace, name) -> the SyncCluster generation its loop was last woken for
@@ -95,7 +98,7 @@ async def claims(
     """(namespace, kind, workload) -> (creationTimestamp, SyncCluster): who claims which target."""
     created = meta.get("creationTimestamp", "")
     targets = spec.get("targets") or []
-    return {(namespace or "", t.get("kind", "Deployment"), t["name"]): (created, name) for t in targets}
+    return {(namespace or "", t.get("kind", api.DEFAULT_KIND), t["name"]): (created, name) for t in targets}
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
@@ -206,17 +209,17 @@ async def controller(
 
     stopping = asyncio.create_task(wake_when_stopped())
     try:
-        pods = lambda: list(cluster_pods.get(key, ()))  # noqa: E731 - read live on every probe
-        await Controller(
+        sources = Sources(
             memo.kube,
             memo.config,
-            body,
+            memo.redis,
             claims,
-            pods,
-            cache_reader(deployments, statefulsets),
-            logger,
-            version_reader(secret_versions),
-        ).run(stopped, event)
+            cached=cache_reader(deployments, statefulsets),
+            secret_version=version_reader(secret_versions),
+            pods=lambda namespace, name: list(cluster_pods.get((namespace, name), ())),  # read live on every probe
+            logger=logger,
+        )
+        await Controller(sources, body).run(stopped, event)
     finally:
         stopping.cancel()
         memo.wakers.pop(key, None)
@@ -241,7 +244,7 @@ async def cluster_changed(
 async def workload_changed(
     namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any], **_: Any
 ) -> None:
-    key = (namespace or "", body.get("kind", "Deployment"), name)
+    key = (namespace or "", body.get("kind", api.DEFAULT_KIND), name)
     wake(memo, namespace, [c[1] for c in claims.get(key, ())])
     owner = managed_redis.owner_of(body.get("metadata", {}).get("labels"))
     if owner:
@@ -259,4 +262,4 @@ async def secret_changed(
 async def release(
     body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any], logger: Logger, **_: Any
 ) -> None:
-    await reconcile.release(memo.kube, body, claims, logger)
+    await reconcile.release(Sources(memo.kube, memo.config, memo.redis, claims, logger=logger), body)

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from synchro import api
+from synchro.api import Obj
+from synchro.conditions import Reason
 from synchro.probe.protocol import CONTAINER as PROBE_CONTAINER
 
-Obj = Mapping[str, Any]
 EnvVar = Mapping[str, Any]
 
 
@@ -267,4 +268,4 @@ def decide_replicas(wanted: int, redis_ready: bool, rolled_out_before: bool) -> 
     """
     if rolled_out_before:
         return ScaleDecision(wanted, None)
-    return ScaleDecision(min(1, wanted), "WaitingForRollout" if redis_ready else "RedisNotReady")
+    return ScaleDecision(min(1, wanted), Reason.WAITING_FOR_ROLLOUT if redis_ready else Reason.REDIS_NOT_READY)

@@ -11,8 +11,8 @@ from typing import Any
 from kubernetes import client, config
 
 from synchro import api
+from synchro.api import Obj
 
-Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 
 _PLURALS: Mapping[tuple[str, str], str] = {

@@ -96,7 +96,7 @@ def test_samples_match_the_schema_enums() -> None:
 
 def test_every_status_field_the_operator_writes_is_in_the_schema() -> None:
     """A field the schema lacks is pruned by the API server, so the operator would rewrite it forever."""
-    from synchro.reconcile import TargetState
+    from synchro.reconcile.model import TargetState
 
     status = crd.build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert set(TargetState("Deployment", "x").as_status()) <= set(status["targets"]["items"]["properties"])

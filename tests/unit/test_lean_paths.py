@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import logging
 from typing import Any
 
 import kopf
 import pytest
 
 from synchro import api, controller, handlers, reconcile
-from synchro.conditions import Condition
+from synchro.conditions import Condition, Reason
 from synchro.config import Config
-from synchro.reconcile import Pass
+from synchro.reconcile import Pass, Sources
 from synchro.redis import connect
+from synchro.redis.model import Credentials, PingResult
 
 SYNC_CLUSTER: dict[str, Any] = {
     "apiVersion": api.API_VERSION,
@@ -50,54 +50,57 @@ class ScriptedPing:
         self.answers: list[bool] = []
         self.calls = 0
 
-    async def __call__(self, addresses: Any, creds: Any, config: Any, timeout: float) -> connect.PingResult:
+    async def __call__(self, addresses: Any, creds: Any, config: Any, timeout: float) -> PingResult:
         await asyncio.sleep(0.01)
         self.calls += 1
         ok = self.answers.pop(0)
-        return connect.PingResult(ok, "Reachable" if ok else "Unreachable", "scripted")
+        return PingResult(ok, Reason.REDIS_REACHABLE if ok else Reason.UNREACHABLE, "scripted")
+
+
+class ScriptedConnections(connect.Connections):
+    """The operator's Connections with the network PING replaced, on a clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        super().__init__(clock=lambda: self.now)
+        self.scripted = ScriptedPing()
+        self._ping = self.scripted  # type: ignore[method-assign]
 
 
 @pytest.fixture()
-def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedPing:
-    fake = ScriptedPing()
-    monkeypatch.setattr(connect, "_ping", fake)
-    monkeypatch.setattr(connect, "_answered", {})
-    return fake
+def scripted() -> ScriptedConnections:
+    return ScriptedConnections()
 
 
-CREDS = connect.Credentials(None, None, 0, False)
+CREDS = Credentials(None, None, 0, False)
 REDIS = [("127.0.0.1", 6379)]
 
 
-def test_concurrent_pings_share_one_and_a_fresh_answer_is_reused(scripted: ScriptedPing) -> None:
-    scripted.answers = [True]
+def test_concurrent_pings_share_one_and_a_fresh_answer_is_reused(scripted: ScriptedConnections) -> None:
+    scripted.scripted.answers = [True]
 
-    async def run() -> list[connect.PingResult]:
-        together = await asyncio.gather(*(connect.ping(REDIS, CREDS, Config()) for _ in range(50)))
-        return [*together, await connect.ping(REDIS, CREDS, Config())]
+    async def run() -> list[PingResult]:
+        together = await asyncio.gather(*(scripted.ping(REDIS, CREDS, Config()) for _ in range(50)))
+        return [*together, await scripted.ping(REDIS, CREDS, Config())]
 
     results = asyncio.run(run())
-    assert all(r.ok for r in results) and scripted.calls == 1  # 51 passes, one PING
+    assert all(r.ok for r in results) and scripted.scripted.calls == 1  # 51 passes, one PING
 
 
-def test_an_old_answer_is_asked_again_and_a_failure_is_never_reused(
-    scripted: ScriptedPing, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    scripted.answers = [True, False, False, True]
-    clock = [100.0]
-    monkeypatch.setattr(connect, "_clock", lambda: clock[0])
+def test_an_old_answer_is_asked_again_and_a_failure_is_never_reused(scripted: ScriptedConnections) -> None:
+    scripted.scripted.answers = [True, False, False, True]
 
     async def run() -> list[bool]:
-        seen = [(await connect.ping(REDIS, CREDS, Config())).ok]
-        clock[0] += connect.PING_REUSE_S + 0.1  # the answer is too old now: Redis is asked again
-        seen.append((await connect.ping(REDIS, CREDS, Config())).ok)
-        seen.append((await connect.ping(REDIS, CREDS, Config())).ok)  # a failure is asked again at once
-        seen.append((await connect.ping(REDIS, CREDS, Config())).ok)
-        seen.append((await connect.ping([("127.0.0.2", 6379)], CREDS, Config())).ok is not None)
+        seen = [(await scripted.ping(REDIS, CREDS, Config())).ok]
+        scripted.now += connect.PING_REUSE_S + 0.1  # the answer is too old now: Redis is asked again
+        seen.append((await scripted.ping(REDIS, CREDS, Config())).ok)
+        seen.append((await scripted.ping(REDIS, CREDS, Config())).ok)  # a failure is asked again at once
+        seen.append((await scripted.ping(REDIS, CREDS, Config())).ok)
+        seen.append((await scripted.ping([("127.0.0.2", 6379)], CREDS, Config())).ok is not None)
         return seen
 
-    scripted.answers.append(True)
-    assert asyncio.run(run()) == [True, False, False, True, True] and scripted.calls == 5
+    scripted.scripted.answers.append(True)
+    assert asyncio.run(run()) == [True, False, False, True, True] and scripted.scripted.calls == 5
 
 
 def status(ready: int, reason: str = "RollingOut", hash_: str = "h1") -> dict[str, Any]:
@@ -144,7 +147,7 @@ class RecordingKube:
 def test_a_change_of_counts_alone_waits_its_turn_but_is_written(monkeypatch: pytest.MonkeyPatch) -> None:
     kube = RecordingKube()
     body = {"metadata": {"namespace": "ns", "name": "web", "generation": 1}}
-    loop = controller.Controller(kube, Config(), body, {}, list, lambda *_: None, logging.getLogger("t"))  # type: ignore[arg-type]
+    loop = controller.StatusWriter(kube, body)  # type: ignore[arg-type]
     rolling = [Condition("RolloutComplete", False, "RollingOut", "m")]
 
     def counts(ready: int) -> Pass:
@@ -247,13 +250,13 @@ class FakeApi:
         return self.stamp({**{k: v for k, v in obj.items() if k != "stringData"}, "data": data})
 
 
-def test_a_managed_pass_reads_its_secret_and_endpoints_again_only_when_they_may_have_changed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    async def answered(addresses: Any, *_: Any, **__: Any) -> connect.PingResult:
-        return connect.PingResult(pong, "Reachable" if pong else "Unreachable", "", addresses[-1] if pong else None)
+def test_a_managed_pass_reads_its_secret_and_endpoints_again_only_when_they_may_have_changed() -> None:
+    async def answered(addresses: Any, *_: Any, **__: Any) -> PingResult:
+        reason = Reason.REDIS_REACHABLE if pong else Reason.UNREACHABLE
+        return PingResult(pong, reason, "", addresses[-1] if pong else None)
 
-    monkeypatch.setattr(connect, "ping", answered)
+    redis = connect.Connections()
+    redis.ping = answered  # type: ignore[method-assign]
     target = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -272,22 +275,21 @@ def test_a_managed_pass_reads_its_secret_and_endpoints_again_only_when_they_may_
         "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "generation": 1},
         "spec": {"replicas": 2, "targets": [{"name": "web", "preset": "generic"}]},
     }
-    memory = reconcile.Memory()
+    sources = Sources(
+        fake,  # type: ignore[arg-type]
+        Config(),
+        redis,
+        {},
+        cached=lambda ns, kind, name: watched.get(name),
+        secret_version=lambda ns, name: fake.objects.get(("Secret", name), {})
+        .get("metadata", {})
+        .get("resourceVersion"),
+    )
+    reconciler = reconcile.Reconciler(sources)
 
     def one_pass() -> list[tuple[str, str]]:
         fake.reads.clear()
-        reconciler = reconcile.Reconciler(
-            fake,
-            body,
-            {},
-            Config(),
-            {},
-            lambda ns, kind, name: watched.get(name),
-            memory,  # type: ignore[arg-type]
-            logging.getLogger("t"),
-            lambda ns, name: fake.objects.get(("Secret", name), {}).get("metadata", {}).get("resourceVersion"),
-        )
-        state = asyncio.run(reconciler.run())
+        state = asyncio.run(reconciler.run(body, {}))
         assert state.conditions[0].status is pong
         return [r for r in fake.reads if r[1] in ("Secret", "EndpointSlice")]
 

@@ -13,6 +13,7 @@ from synchro.config import Config
 from synchro.probe import checker
 from synchro.probe.checker import PodRecord
 from synchro.redis import connect
+from synchro.redis.model import Credentials
 
 ROGUE = PodRecord(
     "rogue",
@@ -40,7 +41,7 @@ class FakeRedis:
 def elsewhere(monkeypatch: pytest.MonkeyPatch, config: Config) -> tuple[dict[str, str], list[str]]:
     tried: list[str] = []
 
-    def client_for(host: str, port: int, creds: connect.Credentials, timeout: float) -> Any:
+    def client_for(host: str, port: int, creds: Credentials, timeout: float) -> Any:
         tried.append(f"{host}:{port}")
         return FakeRedis(host, {"ns.web:synchro:view:rogue"})
 

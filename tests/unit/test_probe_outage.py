@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 
 import pytest
 
 from synchro import api, conditions, presets
 from synchro.config import Config
-from synchro.controller import Controller
+from synchro.controller import Prober
 from synchro.probe import checker, verdict
 from synchro.probe.checker import PodRecord
-from synchro.reconcile import Reconciler, RedisState, TargetState
-from synchro.redis import connect
+from synchro.reconcile import Sources, decide
+from synchro.reconcile.model import RedisState, TargetState
+from synchro.redis.connect import Connections
+from synchro.redis.model import Credentials
 
 SPEC = api.parse(
     "ns",
@@ -34,32 +35,24 @@ def recreating_redis() -> RedisState:
     )
 
 
-def rolled_out() -> list[TargetState]:
-    return [TargetState("Deployment", "web", config_hash="h1", rolled_out_hash="h1", replicas=2, ready_replicas=2)]
+def rolled_out() -> tuple[TargetState, ...]:
+    return (TargetState("Deployment", "web", config_hash="h1", rolled_out_hash="h1", replicas=2, ready_replicas=2),)
 
 
 def test_a_rolled_out_cluster_keeps_a_probe_plan_while_its_redis_has_no_address() -> None:
-    plan = Reconciler.probe_plan(SPEC, recreating_redis(), rolled_out())
+    plan = decide.probe_plan(SPEC, recreating_redis(), rolled_out())
     assert plan is not None
     assert (plan.address, plan.creds, plan.unavailable, plan.ready_pods) == (None, None, WAITING, 2)
 
 
 def probe_verdict(redis: RedisState, config: Config) -> verdict.Verdict | None:
-    plan = Reconciler.probe_plan(SPEC, redis, rolled_out())
+    plan = decide.probe_plan(SPEC, redis, rolled_out())
     assert plan is not None
     pods = [PodRecord(p, True, "h1", None, None, None, None) for p in ("web-a", "web-b")]
-    body = {"metadata": {"namespace": "ns", "name": "web"}}
-    controller = Controller(
-        None,
-        config,
-        body,
-        {},
-        lambda: pods,
-        lambda *_: None,  # type: ignore[arg-type]
-        logging.getLogger("test"),
-    )
-    asyncio.run(controller.probe(plan))
-    return controller.verdict
+    sources = Sources(None, config, Connections(), {}, pods=lambda *_: pods)  # type: ignore[arg-type]
+    prober = Prober(sources, ("ns", "web"))
+    asyncio.run(prober.probe(plan))
+    return prober.verdict
 
 
 def test_the_probe_reports_redis_unavailable_without_an_address() -> None:
@@ -83,7 +76,7 @@ def test_the_probe_never_connects_outside_the_allowed_networks(monkeypatch: pyte
         presets.Endpoint(host="web-redis.ns.svc", prefix="ns.web"),
         "web-redis.ns.svc:6379",
         address=("10.96.0.7", 6379),
-        creds=connect.Credentials(None, "pw", 0, False),
+        creds=Credentials(None, "pw", 0, False),
     )
     v = probe_verdict(redis, Config(redis_networks=(ipaddress.ip_network("127.0.0.0/8"),)))
     assert v is not None and v.reason == "RedisUnavailable" and unreachable in v.message

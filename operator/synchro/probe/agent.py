@@ -33,10 +33,10 @@ class AgentConfig:
     @classmethod
     def from_env(cls) -> AgentConfig:
         return cls(
-            url=os.environ["SYNCHRO_PROBE_URL"],
-            prefix=os.environ["SYNCHRO_PROBE_PREFIX"],
-            pod=os.environ["POD_NAME"],
-            interval_s=float(os.environ.get("SYNCHRO_PROBE_INTERVAL", "10")),
+            url=os.environ[protocol.URL_VAR],
+            prefix=os.environ[protocol.PREFIX_VAR],
+            pod=os.environ[protocol.POD_VAR],
+            interval_s=float(os.environ.get(protocol.INTERVAL_VAR, protocol.DEFAULT_INTERVAL_S)),
         )
 
 

@@ -15,12 +15,13 @@ from urllib.parse import unquote, urlsplit
 
 from redis.exceptions import RedisError
 
-from synchro import api
+from synchro import api, presets
 from synchro.config import Config
-from synchro.probe import protocol, sidecar
+from synchro.probe import protocol
 from synchro.probe.protocol import Message
 from synchro.probe.verdict import Observation
 from synchro.redis import connect
+from synchro.redis.model import Credentials
 
 SecretLookup = Callable[[str, str], Awaitable[str | None]]  # (secret name, key) -> value
 # (namespace, service) -> its ClusterIP and its ready endpoints: from outside the cluster only the latter answer
@@ -57,7 +58,7 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord:
     meta, spec, status = body.get("metadata", {}), body.get("spec", {}), body.get("status", {})
     probe: Mapping[str, Any] = next((c for c in spec.get("containers", []) if c.get("name") == protocol.CONTAINER), {})
     env = {e["name"]: e for e in probe.get("env") or []}
-    ref = ((env.get("SYNCHRO_REDIS_PASSWORD") or {}).get("valueFrom") or {}).get("secretKeyRef")
+    ref = ((env.get(presets.PASSWORD_VAR) or {}).get("valueFrom") or {}).get("secretKeyRef")
     ready = not meta.get("deletionTimestamp") and any(
         c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
     )
@@ -69,8 +70,8 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord:
         ready=bool(ready),
         config_hash=(meta.get("annotations") or {}).get(api.CONFIG_HASH_ANNOTATION),
         ip=status.get("podIP"),
-        probe_url=(env.get(sidecar.URL_VAR) or {}).get("value"),
-        probe_prefix=(env.get("SYNCHRO_PROBE_PREFIX") or {}).get("value"),
+        probe_url=(env.get(protocol.URL_VAR) or {}).get("value"),
+        probe_prefix=(env.get(protocol.PREFIX_VAR) or {}).get("value"),
         password_ref=(ref["name"], ref["key"]) if ref else None,
         probe_started=((probe_status.get("state") or {}).get("running") or {}).get("startedAt"),
     )
@@ -157,9 +158,7 @@ async def alive_elsewhere(
             addresses = [(cluster_ip, port)] if cluster_ip else addresses
             addresses += endpoints
         db = int(parts.path.strip("/") or 0)
-        creds = connect.Credentials(
-            unquote(parts.username) if parts.username else None, password, db, parts.scheme == "rediss"
-        )
+        creds = Credentials(unquote(parts.username) if parts.username else None, password, db, parts.scheme == "rediss")
         for host, host_port in addresses:
             if not config.may_connect(host):
                 continue
@@ -177,7 +176,7 @@ async def alive_elsewhere(
 
 async def observe(
     address: tuple[str, int],
-    creds: connect.Credentials,
+    creds: Credentials,
     prefix: str,
     expected: Sequence[str],
     timeout_s: float,

@@ -17,6 +17,15 @@ VIEW_TTL_INTERVALS = 3  # a view older than this many probe intervals has expire
 CLIENT_NAME = "synchro-probe"  # CLIENT SETNAME of every agent connection, so CLIENT LIST tells it from the app
 ALIVE_FIELD = "_alive"  # in a view: when its agent last wrote it (so a view exists even with no peers heard)
 
+# The agent's environment, written by the operator into the sidecar (synchro.probe.sidecar) and read back by the
+# agent (synchro.probe.agent) and by the operator from live pods (synchro.probe.checker). The password comes in
+# the presets' own variable, synchro.presets.PASSWORD_VAR, which SYNCHRO_PROBE_URL references.
+URL_VAR = "SYNCHRO_PROBE_URL"
+PREFIX_VAR = "SYNCHRO_PROBE_PREFIX"
+INTERVAL_VAR = "SYNCHRO_PROBE_INTERVAL"
+POD_VAR = "POD_NAME"
+DEFAULT_INTERVAL_S = 10.0
+
 
 def probe_channel(prefix: str) -> str:
     return f"{prefix}:synchro:probe"

@@ -5,18 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from synchro import presets
-from synchro.probe.protocol import CONTAINER
-
-URL_VAR = "SYNCHRO_PROBE_URL"
+from synchro.probe.protocol import CONTAINER, INTERVAL_VAR, POD_VAR, PREFIX_VAR, URL_VAR
 
 
 def container(endpoint: presets.Endpoint, image: str, interval_s: int) -> dict[str, Any]:
     env = [
         *presets.password_env(endpoint),
         presets.plain(URL_VAR, presets.redis_url(endpoint)),
-        presets.plain("SYNCHRO_PROBE_PREFIX", endpoint.prefix),
-        presets.plain("SYNCHRO_PROBE_INTERVAL", str(interval_s)),
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        presets.plain(PREFIX_VAR, endpoint.prefix),
+        presets.plain(INTERVAL_VAR, str(interval_s)),
+        {"name": POD_VAR, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     return {
         "name": CONTAINER,

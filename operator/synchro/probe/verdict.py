@@ -7,10 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-ALL_PODS_HEALTHY = "AllPodsHealthy"
-PODS_UNREACHABLE = "PodsUnreachable"
-SPLIT_BRAIN = "SplitBrain"
-REDIS_UNAVAILABLE = "RedisUnavailable"
+from synchro.conditions import Reason
 
 # Per-pod reasons in status.probe.unhealthy
 NO_REPLY = "NoReply"  # the agent did not answer the operator's ping in time
@@ -76,11 +73,11 @@ def judge(pods: Sequence[Pod], seen: Observation) -> Verdict:
     if seen.redis_error is not None:
         return Verdict(
             False,
-            REDIS_UNAVAILABLE,
+            Reason.REDIS_UNAVAILABLE,
             f"the probe cannot reach Redis: {seen.redis_error}",
             len(names),
             (),
-            tuple((p, REDIS_UNAVAILABLE) for p in names),
+            tuple((p, Reason.REDIS_UNAVAILABLE) for p in names),
             (),
             hears,
             {},
@@ -105,7 +102,7 @@ def judge(pods: Sequence[Pod], seen: Observation) -> Verdict:
                 unhealthy[p] = ISOLATED
         named = " | ".join(" ".join(g) for g in groups)
         return _verdict(
-            SPLIT_BRAIN,
+            Reason.SPLIT_BRAIN,
             f"{len(groups)} groups do not hear each other: {named}",
             names,
             unhealthy,
@@ -120,9 +117,15 @@ def judge(pods: Sequence[Pod], seen: Observation) -> Verdict:
             f"app channel {ch} has {n} subscriber(s), expected {seen.expected_subscribers[ch]}"
             for ch, n in sorted(short.items())
         ]
-        return _verdict(PODS_UNREACHABLE, "; ".join(parts), names, unhealthy, groups, hears, rtt_ms)
+        return _verdict(Reason.PODS_UNREACHABLE, "; ".join(parts), names, unhealthy, groups, hears, rtt_ms)
     return _verdict(
-        ALL_PODS_HEALTHY, f"all {len(names)} pod(s) answer through Redis", names, unhealthy, groups, hears, rtt_ms
+        Reason.ALL_PODS_HEALTHY,
+        f"all {len(names)} pod(s) answer through Redis",
+        names,
+        unhealthy,
+        groups,
+        hears,
+        rtt_ms,
     )
 
 
@@ -136,7 +139,7 @@ def _verdict(
     rtt_ms: Mapping[str, float],
 ) -> Verdict:
     return Verdict(
-        reason == ALL_PODS_HEALTHY,
+        reason == Reason.ALL_PODS_HEALTHY,
         reason,
         message,
         len(names),

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from synchro import api
+from synchro.api import Obj
 
-Obj = dict[str, Any]
 SECRET_AUTH_KEY = "auth.conf"  # a redis.conf fragment with `requirepass`; never put in the ConfigMap
 OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "synchro-operator"}
 
@@ -214,3 +213,13 @@ def applied_objects(spec: api.SyncClusterSpec, config_version: str) -> list[Obj]
         deployment(spec, config_version),
     ]
     return [o for o in objects if o is not None]
+
+
+def applied_kinds(spec: api.SyncClusterSpec) -> list[tuple[str, str]]:
+    """(apiVersion, kind) of every object applied_objects() builds, in its order; all carry the name name()."""
+    return [(o["apiVersion"], o["kind"]) for o in applied_objects(spec, "")]
+
+
+def available(deployment: Obj | None) -> bool:
+    """The Redis Deployment has a pod that passed its readiness probe (redis-cli PING)."""
+    return bool(((deployment or {}).get("status") or {}).get("availableReplicas"))

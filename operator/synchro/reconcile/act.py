@@ -1,0 +1,71 @@
+"""Act: write what decide found different, and nothing else. Every write is server-side apply as `synchro`,
+but for the managed Redis's Secret, which is created once, and the merge patches that orphan on deletion."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from synchro import api, inject
+from synchro.conditions import Reason
+from synchro.kube import KubeError
+from synchro.reconcile import decide
+from synchro.reconcile.memory import Memory
+from synchro.reconcile.model import Decision, Problem, Release, WorkloadKey
+from synchro.reconcile.sources import Sources, io
+from synchro.redis import managed
+
+
+class Actor:
+    def __init__(self, sources: Sources, memory: Memory) -> None:
+        self.sources, self.memory = sources, memory
+
+    async def create_secret(self, spec: api.SyncClusterSpec, body: Mapping[str, Any]) -> None:
+        """The managed Redis's password, generated once: it must survive operator restarts, so it is never
+        re-applied (a rerun finds it, and a 409 from a racing create is harmless)."""
+        fresh = managed.secret(spec, managed.new_password())
+        fresh["metadata"]["ownerReferences"] = [decide.owner_reference(body)]
+        await io(self.sources.kube.create, fresh)
+
+    async def write(self, decision: Decision) -> dict[WorkloadKey, Problem]:
+        """Apply each Write in order. A target that cannot be written is returned with why; anything else raises
+        (the pass is retried with backoff)."""
+        failures: dict[WorkloadKey, Problem] = {}
+        for write in decision.writes:
+            try:
+                answer = await io(self.sources.kube.apply, write.obj)
+            except KubeError as e:
+                if write.target is None:
+                    raise
+                failures[write.target] = (
+                    Reason.TARGET_NOT_FOUND if e.status == 404 else Reason.APPLY_FAILED,
+                    e.message,
+                )
+                continue
+            self.memory.note_applied(write.live, answer, time.monotonic())
+            if write.target is not None:
+                self.sources.logger.info("applied %s %s (%s)", *write.target, write.note)
+        return failures
+
+    async def release(self, spec: api.SyncClusterSpec, plan: Release) -> None:
+        kube, logger = self.sources.kube, self.sources.logger
+        for obj in plan.orphans:
+            await io(
+                kube.merge_patch,
+                obj["apiVersion"],
+                obj["kind"],
+                spec.namespace,
+                obj["metadata"]["name"],
+                {"metadata": {"ownerReferences": None}},
+            )
+        for kind, name in plan.targets:
+            try:
+                await io(kube.apply, inject.release_apply(kind, spec.namespace, name, 1))
+                await io(kube.apply, inject.release_apply(kind, spec.namespace, name, None))
+            except KubeError as e:
+                if not e.gone:
+                    raise
+                logger.info("%s %s went away with its namespace: nothing to give back", kind, name)
+                continue
+            logger.info("released %s %s: injected env removed, scaled to 1", kind, name)

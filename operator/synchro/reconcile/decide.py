@@ -1,0 +1,368 @@
+"""Pure: a Snapshot in, a Decision out; then the Decision and what act could not write in, the Pass out.
+
+No I/O and no clock: every function here is a plain function of its arguments, tested table-driven in
+tests/unit/test_decide.py. A layer contract (`make lint`) keeps kube, kopf, kubernetes and redis out.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from synchro import api, conditions, inject, presets
+from synchro.api import Obj
+from synchro.conditions import Condition, Reason
+from synchro.probe import sidecar
+from synchro.reconcile.model import (
+    ClaimKey,
+    Decision,
+    ExternalSeen,
+    ManagedSeen,
+    Pass,
+    ProbePlan,
+    Problem,
+    RedisState,
+    Release,
+    Snapshot,
+    TargetSeen,
+    TargetState,
+    WorkloadKey,
+    Write,
+)
+from synchro.redis import managed
+from synchro.redis.model import Credentials, PingResult, service_addresses
+
+
+def decide(seen: Snapshot) -> Decision:
+    spec = seen.spec
+    if isinstance(seen.redis, ManagedSeen):
+        redis = managed_redis(spec, seen.redis)
+        writes = managed_writes(spec, seen.body, seen.redis, redis.secret_version)
+    else:
+        redis, writes = external_redis(spec, seen.redis), []
+    targets = []
+    for target in seen.targets:
+        state, write = target_state(spec, target, redis, seen.rolled_out, seen.probe_image)
+        targets.append(state)
+        writes += [write] if write else []
+    no_secret = isinstance(seen.redis, ManagedSeen) and seen.redis.secret is None
+    return Decision(spec, redis, tuple(targets), tuple(writes), create_secret=no_secret)
+
+
+def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pass:
+    """The pass's outcome, with each target act could not write reported as its problem."""
+    spec, redis = decision.spec, decision.redis
+    targets = tuple(
+        failed(t, failures[(t.kind, t.name)]) if (t.kind, t.name) in failures else t for t in decision.targets
+    )
+    # The probe runs once every target has rolled out an injected config, and keeps running through a
+    # Redis outage: that is when it has the most to say.
+    probing = all(t.problem is None and t.rolled_out_hash for t in targets)
+    return Pass(
+        target_conditions(spec, redis, targets),
+        status_fields(spec, redis, targets),
+        busy=not redis.ready,  # rollouts report through the workloads' watch events; Redis coming up is polled
+        probe=probe_plan(spec, redis, targets) if probing else None,
+        probing=spec.probe.sidecar,
+    )
+
+
+def invalid(error: Exception) -> Pass:
+    return Pass([Condition(conditions.READY, False, Reason.INVALID_SPEC, str(error))], {}, False, None)
+
+
+def failed(state: TargetState, problem: Problem) -> TargetState:
+    return dataclasses.replace(state, problem=problem, replicas=0, ready_replicas=0, complete=False)
+
+
+# ------------------------------------------------------------------ small facts
+
+
+def owner_of(claims: Mapping[ClaimKey, Any], key: ClaimKey) -> str | None:
+    found: list[tuple[str, str]] = list(claims.get(key, ()))
+    return min(found)[1] if found else None
+
+
+def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def secret_value(secret: Mapping[str, Any] | None, key: str) -> str | None:
+    raw = ((secret or {}).get("data") or {}).get(key)
+    return base64.b64decode(raw).decode() if raw is not None else None
+
+
+def secret_version(secret: Mapping[str, Any] | None, key: str) -> str:
+    return inject.secret_version(secret["metadata"]["uid"], secret.get("data"), key) if secret else ""
+
+
+def rolled_out_hashes(*statuses: Mapping[str, Any] | None) -> dict[WorkloadKey, str]:
+    """(kind, name) -> rolledOutHash, from status dicts; later ones win where they know a hash."""
+    found: dict[WorkloadKey, str] = {}
+    for status in statuses:
+        for t in (status or {}).get("targets") or []:
+            if t.get("rolledOutHash"):
+                found[(t.get("kind", api.DEFAULT_KIND), t["name"])] = t["rolledOutHash"]
+    return found
+
+
+def redis_condition(result: PingResult) -> Condition:
+    reason = Reason.REDIS_REACHABLE if result.ok else result.reason
+    return Condition(conditions.REDIS_READY, result.ok, reason, result.message)
+
+
+# ------------------------------------------------------------------ Redis
+
+
+def managed_creds(spec: api.SyncClusterSpec, secret: Mapping[str, Any] | None) -> Credentials:
+    assert spec.managed is not None
+    return Credentials(None, secret_value(secret, api.PASSWORD_KEY) if spec.managed.auth else None, 0, False)
+
+
+def managed_redis(spec: api.SyncClusterSpec, seen: ManagedSeen) -> RedisState:
+    assert spec.managed is not None
+    name = managed.name(spec.name)
+    host = f"{name}.{spec.namespace}.svc"
+    display = f"{host}:{api.REDIS_PORT}"
+    if seen.secret is None:
+        return RedisState(
+            Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, f"creating Secret {name}"), display=display
+        )
+    auth = spec.managed.auth
+    version = secret_version(seen.secret, api.PASSWORD_KEY) if auth else ""
+    endpoint = presets.Endpoint(
+        host=host,
+        port=api.REDIS_PORT,
+        db=0,
+        prefix=spec.prefix,
+        password=presets.SecretKeyRef(name, api.PASSWORD_KEY) if auth else None,
+    )
+    if not managed.available(seen.live.get("Deployment")):
+        waiting = f"waiting for the Redis pod of Deployment {name} to be ready"
+        return RedisState(
+            Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, waiting), endpoint, display, version
+        )
+    result = seen.ping or PingResult.unreachable("not tried")
+    address = result.address or next(iter(service_addresses(seen.live.get("Service"), seen.slices)), None)
+    return RedisState(redis_condition(result), endpoint, display, version, address, managed_creds(spec, seen.secret))
+
+
+def managed_writes(spec: api.SyncClusterSpec, body: Mapping[str, Any], seen: ManagedSeen, version: str) -> list[Write]:
+    """The managed Redis objects that differ from what Synchro wants (the Secret is created, never applied)."""
+    if seen.secret is None:
+        return []
+    redis_version = inject.config_hash({"redis.conf": [{"conf": managed.redis_conf(spec)}]}, version)
+    writes = []
+    for obj in managed.applied_objects(spec, redis_version):
+        obj["metadata"]["ownerReferences"] = [owner_reference(body)]
+        live = seen.live.get(obj["kind"])
+        if live is None or not inject.subset_equal(obj, live):
+            writes.append(Write(obj, live))
+    return writes
+
+
+@dataclass(frozen=True)
+class ExternalAccess:
+    creds: Credentials | None  # None: a Secret or key is missing
+    version: str = ""  # the password's content version (inject.secret_version)
+    missing: str = ""  # what is missing, for RedisReady's message
+
+
+def external_access(spec: api.SyncClusterSpec, secrets: Mapping[str, Obj | None]) -> ExternalAccess:
+    ext = spec.external
+    assert ext is not None
+    values: dict[str, str | None] = {"password": None, "ca": None}
+    for what, ref in (("password", ext.password), ("ca", ext.ca)):
+        if ref is None:
+            continue
+        secret = secrets.get(ref.name)
+        values[what] = secret_value(secret, ref.key)
+        if values[what] is None:
+            found = "Secret" if secret is None else f"key {ref.key!r} in Secret"
+            return ExternalAccess(None, missing=f"{found} {ref.name!r} not found in namespace {spec.namespace}")
+    version = secret_version(secrets.get(ext.password.name), ext.password.key) if ext.password else ""
+    return ExternalAccess(Credentials(ext.username, values["password"], ext.db, ext.tls, values["ca"]), version)
+
+
+def external_redis(spec: api.SyncClusterSpec, seen: ExternalSeen) -> RedisState:
+    ext = spec.external
+    assert ext is not None
+    display = f"{ext.host}:{ext.port}/{ext.db}"
+    access = external_access(spec, seen.secrets)
+    if access.creds is None:
+        missing = Condition(conditions.REDIS_READY, False, Reason.SECRET_NOT_FOUND, access.missing)
+        return RedisState(missing, display=display)
+    endpoint = presets.Endpoint(
+        host=ext.host,
+        port=ext.port,
+        db=ext.db,
+        tls=ext.tls,
+        username=ext.username,
+        password=ext.password,
+        prefix=spec.prefix,
+    )
+    result = seen.ping or PingResult.unreachable("not tried")
+    return RedisState(redis_condition(result), endpoint, display, access.version, (ext.host, ext.port), access.creds)
+
+
+# ------------------------------------------------------------------ targets
+
+
+def target_state(
+    spec: api.SyncClusterSpec,
+    seen: TargetSeen,
+    redis: RedisState,
+    rolled_out: Mapping[WorkloadKey, str],
+    probe_image: str,
+) -> tuple[TargetState, Write | None]:
+    """What one target should carry, and the apply that makes it so (None: nothing to write)."""
+    t, workload = seen.target, seen.workload
+    state = TargetState(t.kind, t.name, rolled_out_hash=rolled_out.get((t.kind, t.name), ""))
+    problem = target_problem(spec, seen, redis)
+    if problem is not None or workload is None or redis.endpoint is None:
+        return dataclasses.replace(state, problem=problem), None
+    env = presets.env_for(presets.get(t.preset), redis.endpoint, t.env)
+    probe = sidecar.container(redis.endpoint, probe_image, spec.probe.interval_s) if spec.probe.sidecar else None
+    plan = inject.plan_env(workload, t.containers, env, probe)
+    if plan.missing_containers:
+        missing = f"{t.kind} {t.name} has no container {', '.join(plan.missing_containers)}"
+        return dataclasses.replace(state, problem=(Reason.CONTAINER_NOT_FOUND, missing)), None
+    config_hash = inject.config_hash(plan.env, redis.secret_version, plan.sidecar)
+    # Judge the rollout on the workload as observed, before this pass changes anything. It counts as
+    # the first safe rollout only while Redis answers: pods that came up against a dead Redis prove nothing.
+    rolled = inject.template_hash(workload) == config_hash and inject.rollout_complete(workload)
+    rolled_out_hash = config_hash if rolled and redis.ready else state.rolled_out_hash
+    scale = inject.decide_replicas(spec.replicas, redis.ready, bool(rolled_out_hash))
+    desired = inject.desired_apply(t.kind, spec.namespace, t.name, spec.name, plan, config_hash, scale.replicas)
+    applied = inject.is_applied(workload, desired)
+    status = workload.get("status") or {}
+    complete = applied and rolled and scale.held_because is None and workload["spec"].get("replicas") == spec.replicas
+    state = dataclasses.replace(
+        state,
+        config_hash=config_hash,
+        rolled_out_hash=rolled_out_hash,
+        replicas=status.get("replicas", 0),
+        ready_replicas=status.get("readyReplicas", 0),
+        complete=complete,
+        held_because=scale.held_because,
+        kept_user_vars=plan.kept_user_vars,
+    )
+    write = (
+        None
+        if applied
+        else Write(desired, workload, (t.kind, t.name), f"config {config_hash}, replicas {scale.replicas}")
+    )
+    return state, write
+
+
+def target_problem(spec: api.SyncClusterSpec, seen: TargetSeen, redis: RedisState) -> Problem | None:
+    t = seen.target
+    if seen.owner not in (None, spec.name):
+        return Reason.TARGET_CONFLICT, f"{t.kind} {t.name} is already claimed by SyncCluster {seen.owner}"
+    if seen.workload is None:
+        return Reason.TARGET_NOT_FOUND, f"{t.kind} {t.name} not found in {spec.namespace}"
+    if redis.endpoint is None:
+        return redis.condition.reason, "waiting for the Redis endpoint: " + redis.condition.message
+    return None
+
+
+# ------------------------------------------------------------------ status
+
+
+def target_conditions(
+    spec: api.SyncClusterSpec, redis: RedisState, targets: tuple[TargetState, ...]
+) -> list[Condition]:
+    """RedisReady, ConfigInjected and RolloutComplete (Ready and PubSubHealthy are the controller loop's)."""
+    problems = [t.problem for t in targets if t.problem is not None]
+    if problems:
+        message = "; ".join(message for _, message in problems)
+        injected = Condition(conditions.CONFIG_INJECTED, False, problems[0][0], message)
+    else:
+        kept = [f"{t.name}: {', '.join(t.kept_user_vars)}" for t in targets if t.kept_user_vars]
+        note = f"; the user's own values were kept for {'; '.join(kept)}" if kept else ""
+        injected = Condition(
+            conditions.CONFIG_INJECTED,
+            True,
+            Reason.INJECTED,
+            f"{len(targets)} target(s) carry the {spec.mode} Redis config{note}",
+        )
+    return [redis.condition, injected, rollout_condition(spec, targets)]
+
+
+def rollout_condition(spec: api.SyncClusterSpec, targets: tuple[TargetState, ...]) -> Condition:
+    held = [t for t in targets if t.held_because]
+    pending = [t for t in targets if not t.complete]
+    if held:
+        why = (
+            "Redis is ready" if held[0].held_because == Reason.REDIS_NOT_READY else "the injected config has rolled out"
+        )
+        return Condition(
+            conditions.ROLLOUT_COMPLETE,
+            False,
+            Reason.SCALE_HELD,
+            f"{', '.join(t.name for t in held)} held at 1 replica until {why}",
+        )
+    if pending:
+        return Condition(
+            conditions.ROLLOUT_COMPLETE,
+            False,
+            Reason.ROLLING_OUT,
+            f"waiting for {', '.join(t.name for t in pending)} to run {spec.replicas} "
+            "ready replica(s) of the injected config",
+        )
+    return Condition(
+        conditions.ROLLOUT_COMPLETE,
+        True,
+        Reason.ROLLED_OUT,
+        f"every target runs {spec.replicas} ready replica(s) of the injected config",
+    )
+
+
+def status_fields(spec: api.SyncClusterSpec, redis: RedisState, targets: tuple[TargetState, ...]) -> dict[str, Any]:
+    found = [t for t in targets if t.problem is None]
+    return {
+        "replicas": min((t.replicas for t in found), default=0),
+        "readyReplicas": min((t.ready_replicas for t in found), default=0),
+        "selector": f"{api.CLUSTER_LABEL}={spec.name}",
+        "redis": {"mode": spec.mode, "endpoint": redis.display},
+        "targets": [t.as_status() for t in targets],
+    }
+
+
+def probe_plan(spec: api.SyncClusterSpec, redis: RedisState, targets: tuple[TargetState, ...]) -> ProbePlan | None:
+    if not spec.probe.sidecar or redis.endpoint is None:
+        return None
+    return ProbePlan(spec, redis, tuple(targets))
+
+
+# ------------------------------------------------------------------ deletion
+
+
+def release(
+    spec: api.SyncClusterSpec, owners: Mapping[WorkloadKey, str | None], workloads: Mapping[WorkloadKey, Obj | None]
+) -> Release:
+    """With Retain, the managed Redis is orphaned so garbage collection keeps it, and targets keep their config.
+    Otherwise every target this SyncCluster injected (it carries the claim) is given back."""
+    if spec.retain_on_delete:
+        objects = [managed.secret(spec, ""), *managed.applied_objects(spec, "")] if spec.managed else []
+        return Release(orphans=tuple(objects))
+    given: list[WorkloadKey] = []
+    for t in spec.targets:
+        key = (t.kind, t.name)
+        workload = workloads.get(key)
+        if owners.get(key) not in (None, spec.name) or workload is None:
+            continue
+        if (workload["metadata"].get("annotations") or {}).get(api.CLAIM_ANNOTATION) == spec.name:
+            given.append(key)
+    return Release(targets=tuple(given))

@@ -1,0 +1,211 @@
+"""Pure: what a pass saw (the Snapshot), what it decided (the Decision), and what it hands back (the Pass).
+
+Plain frozen data, no I/O: observe fills a Snapshot, decide turns it into a Decision, act writes the Decision's
+Writes and decide.conclude folds what act could not write into the Pass the controller loop publishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from synchro import api, presets
+from synchro.api import Obj
+from synchro.conditions import Condition
+from synchro.redis.model import Address, Credentials, PingResult
+
+ClaimKey = tuple[str, str, str]  # (namespace, kind, name) of a target workload, a Secret, ...
+Claim = tuple[str, str]  # (creationTimestamp, SyncCluster name): the oldest claim wins
+WorkloadKey = tuple[str, str]  # (kind, name) of a target in the SyncCluster's namespace
+Problem = tuple[str, str]  # (condition reason, message)
+WORKLOAD_KINDS = api.TARGET_KINDS  # the kinds the watch cache holds (synchro.handlers' indexes)
+
+
+# ------------------------------------------------------------------ observed
+
+
+@dataclass(frozen=True)
+class ManagedSeen:
+    """The Redis Synchro runs, as observed. Without its Secret nothing else is read."""
+
+    secret: Obj | None  # the generated password; None until created
+    live: Mapping[str, Obj | None] = field(default_factory=dict)  # kind -> the managed object (None: absent)
+    slices: tuple[Obj, ...] = ()  # the Service's EndpointSlices, read once the Deployment has an available pod
+    ping: PingResult | None = None  # None: not tried yet (no available pod)
+
+
+@dataclass(frozen=True)
+class ExternalSeen:
+    """The user's Redis, as observed."""
+
+    secrets: Mapping[str, Obj | None]  # name -> the password's and the CA's Secrets (None: absent)
+    ping: PingResult | None = None  # None: not tried (a Secret or its key is missing)
+
+
+@dataclass(frozen=True)
+class TargetSeen:
+    target: api.Target
+    workload: Obj | None  # None: not found
+    owner: str | None  # the SyncCluster whose claim on it wins; None: nobody claims it
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one pass read. Decide needs nothing else."""
+
+    body: Mapping[str, Any]  # the SyncCluster (for owner references)
+    spec: api.SyncClusterSpec
+    redis: ManagedSeen | ExternalSeen
+    targets: tuple[TargetSeen, ...]
+    rolled_out: Mapping[WorkloadKey, str]  # the last config hash that completed a rollout, per target
+    probe_image: str
+
+
+# ------------------------------------------------------------------ decided
+
+
+@dataclass(frozen=True)
+class RedisState:
+    condition: Condition  # RedisReady
+    endpoint: presets.Endpoint | None = None  # what the apps get; None until it is known
+    display: str = ""
+    secret_version: str = ""
+    address: Address | None = None  # where the operator's PING was answered, else its first candidate
+    creds: Credentials | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.condition.status
+
+
+@dataclass(frozen=True)
+class TargetState:
+    kind: str
+    name: str
+    problem: Problem | None = None  # why it could not be injected
+    config_hash: str = ""
+    rolled_out_hash: str = ""
+    replicas: int = 0
+    ready_replicas: int = 0
+    complete: bool = False
+    held_because: str | None = None
+    kept_user_vars: tuple[str, ...] = ()
+
+    def as_status(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "configHash": self.config_hash,
+            "rolledOutHash": self.rolled_out_hash,
+            "replicas": self.replicas,
+            "readyReplicas": self.ready_replicas,
+        }
+
+
+@dataclass(frozen=True)
+class Write:
+    """One server-side apply that brings an object to what Synchro wants of it."""
+
+    obj: Obj  # the apply body: only the fields Synchro owns
+    live: Obj | None  # the object as observed; for a workload, memory keeps the answer until the watch moves past it
+    target: WorkloadKey | None = None  # a target's failure is reported on its condition; any other one is raised
+    note: str = ""  # for the log line once written
+
+
+@dataclass(frozen=True)
+class Decision:
+    spec: api.SyncClusterSpec
+    redis: RedisState
+    targets: tuple[TargetState, ...]
+    writes: tuple[Write, ...]  # in order: the managed Redis first, then the targets
+    create_secret: bool = False  # the managed Redis has no password yet: act creates it and the pass looks again
+
+
+@dataclass(frozen=True)
+class Release:
+    """What deleting a SyncCluster gives back."""
+
+    orphans: tuple[Obj, ...] = ()  # managed Redis objects that drop their owner reference (deletionPolicy Retain)
+    targets: tuple[WorkloadKey, ...] = ()  # targets whose injected fields are removed, at one replica
+
+
+# ------------------------------------------------------------------ handed to the controller loop
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """What the probe needs from a pass: where Redis answered, and what every pod should run."""
+
+    spec: api.SyncClusterSpec
+    redis: RedisState
+    targets: tuple[TargetState, ...]
+
+    @property
+    def address(self) -> Address | None:  # None while no Redis answers at all (a managed Redis pod re-created)
+        return self.redis.address
+
+    @property
+    def creds(self) -> Credentials | None:
+        return self.redis.creds
+
+    @property
+    def unavailable(self) -> str:  # RedisReady's message when not ready: the verdict if no address may be tried
+        return "" if self.redis.ready else self.redis.condition.message
+
+    @property
+    def prefix(self) -> str:
+        return self.spec.prefix
+
+    @property
+    def interval_s(self) -> int:
+        return self.spec.probe.interval_s
+
+    @property
+    def timeout_s(self) -> int:
+        return self.spec.probe.timeout_s
+
+    @property
+    def in_cluster_redis(self) -> bool:  # the managed Redis sees pod IPs; an external one may see only the nodes'
+        return self.spec.managed is not None
+
+    @property
+    def ready_pods(self) -> int:  # what the workloads report ready: the probe waits until it sees as many pods
+        return sum(t.ready_replicas for t in self.targets)
+
+    @cached_property
+    def desired_url(self) -> str:
+        assert self.redis.endpoint is not None
+        return presets.redis_url(self.redis.endpoint)
+
+    @cached_property
+    def desired_hashes(self) -> frozenset[str]:
+        return frozenset(t.config_hash for t in self.targets)
+
+    @cached_property
+    def expected_subscribers(self) -> Mapping[str, int]:
+        """App channel -> how many processes subscribe to it: every ready replica of each target using it."""
+        assert self.redis.endpoint is not None
+        channels: dict[str, int] = {}
+        for target, state in zip(self.spec.targets, self.targets, strict=True):
+            for channel in presets.get(target.preset).probe_channels(self.redis.endpoint):
+                channels[channel] = channels.get(channel, 0) + state.ready_replicas
+        return channels
+
+    @cached_property
+    def legacy_channels(self) -> Mapping[str, str]:  # app channel -> older releases' channel
+        assert self.redis.endpoint is not None
+        legacy: dict[str, str] = {}
+        for target in self.spec.targets:
+            legacy.update(presets.get(target.preset).legacy_channels(self.redis.endpoint))
+        return legacy
+
+
+@dataclass(frozen=True)
+class Pass:
+    conditions: list[Condition]  # without Ready: the caller folds the probe's verdict in first
+    fields: dict[str, Any]
+    busy: bool  # Redis does not answer yet: look again soon
+    probe: ProbePlan | None
+    probing: bool = False  # spec.probe.sidecar: PubSubHealthy is expected
