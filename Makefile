@@ -43,9 +43,12 @@ crds: deps ## Regenerate crds/ from the Python API definition, and the chart's c
 	$(PY) hack/chart_crds.py write
 
 .PHONY: lint
-lint: deps ## ruff, mypy --strict, and the chart's CRDs against crds/
+lint: deps ## ruff (lint and format check), mypy --strict, the layer contract, sizes, the chart's CRDs against crds/
 	$(VENV)/bin/ruff check operator tests hack bench
+	$(VENV)/bin/ruff format --check operator tests hack bench
 	$(VENV)/bin/mypy operator/synchro
+	cd operator && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
+	$(PY) hack/sizes.py
 	$(PY) hack/chart_crds.py check
 
 .PHONY: helm-lint

@@ -121,7 +121,7 @@ def reasons(result: Pass) -> dict[str, tuple[bool, str]]:
     return {c.type: (c.status, c.reason) for c in found}
 
 
-R, C, O, READY = conditions.REDIS_READY, conditions.CONFIG_INJECTED, conditions.ROLLOUT_COMPLETE, conditions.READY
+R, C, ROLL, READY = conditions.REDIS_READY, conditions.CONFIG_INJECTED, conditions.ROLLOUT_COMPLETE, conditions.READY
 CASES: dict[str, tuple[Case, dict[str, tuple[bool, str]], list[int]]] = {
     # name: (situation, {condition: (status, reason)}, the replicas of each target write, pass by pass)
     "managed Redis without its Secret yet": (
@@ -131,22 +131,22 @@ CASES: dict[str, tuple[Case, dict[str, tuple[bool, str]], list[int]]] = {
     ),
     "managed Redis pod not available: injected, held at 1": (
         Case(redis=ManagedSeen(PASSWORD, {"Deployment": {"status": {}}})),
-        {R: (False, Reason.PROVISIONING), C: (True, Reason.INJECTED), O: (False, Reason.SCALE_HELD)},
+        {R: (False, Reason.PROVISIONING), C: (True, Reason.INJECTED), ROLL: (False, Reason.SCALE_HELD)},
         [1],
     ),
     "Redis refuses connections: held at 1": (
         Case(redis=managed_up(REFUSED)),
-        {R: (False, Reason.UNREACHABLE), O: (False, Reason.SCALE_HELD), READY: (False, Reason.UNREACHABLE)},
+        {R: (False, Reason.UNREACHABLE), ROLL: (False, Reason.SCALE_HELD), READY: (False, Reason.UNREACHABLE)},
         [1],
     ),
     "Redis refuses the password": (
         Case(redis=managed_up(WRONGPASS)),
-        {R: (False, Reason.AUTH_FAILED), O: (False, Reason.SCALE_HELD)},
+        {R: (False, Reason.AUTH_FAILED), ROLL: (False, Reason.SCALE_HELD)},
         [1],
     ),
     "Redis ready, first rollout not done: still held at 1": (
         Case(),
-        {R: (True, Reason.REDIS_REACHABLE), O: (False, Reason.SCALE_HELD)},
+        {R: (True, Reason.REDIS_REACHABLE), ROLL: (False, Reason.SCALE_HELD)},
         [1],
     ),
     "first rollout done with Redis ready: scaled, then rolled out": (
@@ -154,14 +154,14 @@ CASES: dict[str, tuple[Case, dict[str, tuple[bool, str]], list[int]]] = {
         {
             R: (True, Reason.REDIS_REACHABLE),
             C: (True, Reason.INJECTED),
-            O: (True, Reason.ROLLED_OUT),
+            ROLL: (True, Reason.ROLLED_OUT),
             READY: (True, Reason.READY),
         },
         [1, 2],
     ),
     "a rollout done once: a later config rolls at full scale even while Redis is down": (
         Case(redis=managed_up(REFUSED), rolled_out=True, steps=2),
-        {R: (False, Reason.UNREACHABLE), O: (False, Reason.ROLLING_OUT)},
+        {R: (False, Reason.UNREACHABLE), ROLL: (False, Reason.ROLLING_OUT)},
         [1, 2],
     ),
     "external Redis, password Secret missing": (
@@ -179,7 +179,11 @@ CASES: dict[str, tuple[Case, dict[str, tuple[bool, str]], list[int]]] = {
         {R: (True, Reason.REDIS_REACHABLE), READY: (True, Reason.READY)},
         [1, 2],
     ),
-    "target not found": (Case(target=None), {C: (False, Reason.TARGET_NOT_FOUND), O: (False, Reason.ROLLING_OUT)}, []),
+    "target not found": (
+        Case(target=None),
+        {C: (False, Reason.TARGET_NOT_FOUND), ROLL: (False, Reason.ROLLING_OUT)},
+        [],
+    ),
     "target claimed by an older SyncCluster": (
         Case(owner="other"),
         {C: (False, Reason.TARGET_CONFLICT), READY: (False, Reason.TARGET_CONFLICT)},

@@ -71,31 +71,11 @@ def judge(pods: Sequence[Pod], seen: Observation) -> Verdict:
     hears = {p: tuple(sorted(q for q in seen.views.get(p, {}) if q in names)) for p in names}
     rtt_ms = {p: round(s * 1000, 3) for p, s in seen.pongs.items() if p in names}
     if seen.redis_error is not None:
-        return Verdict(
-            False,
-            Reason.REDIS_UNAVAILABLE,
-            f"the probe cannot reach Redis: {seen.redis_error}",
-            len(names),
-            (),
-            tuple((p, Reason.REDIS_UNAVAILABLE) for p in names),
-            (),
-            hears,
-            {},
-        )
-    unhealthy: dict[str, str] = {}
-    for pod in pods:
-        if pod.stale:
-            unhealthy[pod.name] = STALE_CONFIG
-        elif pod.name not in seen.pongs:
-            unhealthy[pod.name] = NO_REPLY
-        elif seen.app_subscriber_ips is not None and pod.ip and pod.ip not in seen.app_subscriber_ips:
-            unhealthy[pod.name] = APP_NOT_SUBSCRIBED
-    by_endpoint: dict[str, list[str]] = {}
-    for p in names:
-        if p not in seen.pongs and p in seen.elsewhere:
-            by_endpoint.setdefault(seen.elsewhere[p], []).append(p)
-    main = tuple(p for p in names if p in seen.pongs)
-    groups = tuple(g for g in (main, *(tuple(v) for _, v in sorted(by_endpoint.items()))) if g)
+        message = f"the probe cannot reach Redis: {seen.redis_error}"
+        every = tuple((p, Reason.REDIS_UNAVAILABLE) for p in names)
+        return Verdict(False, Reason.REDIS_UNAVAILABLE, message, len(names), (), every, (), hears, {})
+    unhealthy = unhealthy_pods(pods, seen)
+    groups = hearing_groups(names, seen)
     if len(groups) > 1:
         for group in groups[1:]:
             for p in group:
@@ -127,6 +107,29 @@ def judge(pods: Sequence[Pod], seen: Observation) -> Verdict:
         hears,
         rtt_ms,
     )
+
+
+def unhealthy_pods(pods: Sequence[Pod], seen: Observation) -> dict[str, str]:
+    """Each pod that fails on its own, with why: a stale config, no answer, or no app subscription from its IP."""
+    unhealthy: dict[str, str] = {}
+    for pod in pods:
+        if pod.stale:
+            unhealthy[pod.name] = STALE_CONFIG
+        elif pod.name not in seen.pongs:
+            unhealthy[pod.name] = NO_REPLY
+        elif seen.app_subscriber_ips is not None and pod.ip and pod.ip not in seen.app_subscriber_ips:
+            unhealthy[pod.name] = APP_NOT_SUBSCRIBED
+    return unhealthy
+
+
+def hearing_groups(names: Sequence[str], seen: Observation) -> tuple[tuple[str, ...], ...]:
+    """The pods that answered through this Redis, then one group per other Redis that silent pods are alive on."""
+    by_endpoint: dict[str, list[str]] = {}
+    for p in names:
+        if p not in seen.pongs and p in seen.elsewhere:
+            by_endpoint.setdefault(seen.elsewhere[p], []).append(p)
+    main = tuple(p for p in names if p in seen.pongs)
+    return tuple(g for g in (main, *(tuple(v) for _, v in sorted(by_endpoint.items()))) if g)
 
 
 def _verdict(

@@ -69,38 +69,52 @@ def config_map(spec: api.SyncClusterSpec) -> Obj:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(spec), "data": {"redis.conf": redis_conf(spec)}}
 
 
-def deployment(spec: api.SyncClusterSpec, config_version: str) -> Obj:
+def _volumes(spec: api.SyncClusterSpec) -> tuple[list[Obj], list[Obj]]:
+    """The Redis container's mounts and the pod's volumes: its config, its data, and the password's conf fragment."""
     managed = spec.managed
     assert managed is not None
     mounts: list[Obj] = [
         {"name": "config", "mountPath": "/etc/redis/redis.conf", "subPath": "redis.conf"},
         {"name": "data", "mountPath": "/data"},
     ]
-    volumes: list[Obj] = [
-        {"name": "config", "configMap": {"name": name(spec.name)}},
-        {
-            "name": "data",
-            **(
-                {"persistentVolumeClaim": {"claimName": name(spec.name)}}
-                if managed.persistence_size
-                else {"emptyDir": {}}
-            ),
-        },
-    ]
+    data = {"persistentVolumeClaim": {"claimName": name(spec.name)}} if managed.persistence_size else {"emptyDir": {}}
+    volumes: list[Obj] = [{"name": "config", "configMap": {"name": name(spec.name)}}, {"name": "data", **data}]
     if managed.auth:
         mounts.append({"name": "auth", "mountPath": "/etc/redis/auth", "readOnly": True})
-        volumes.append(
-            {
-                "name": "auth",
-                "secret": {"secretName": name(spec.name), "items": [{"key": SECRET_AUTH_KEY, "path": SECRET_AUTH_KEY}]},
-            }
-        )
+        items = [{"key": SECRET_AUTH_KEY, "path": SECRET_AUTH_KEY}]
+        volumes.append({"name": "auth", "secret": {"secretName": name(spec.name), "items": items}})
+    return mounts, volumes
+
+
+def _redis_container(spec: api.SyncClusterSpec, mounts: list[Obj]) -> Obj:
+    managed = spec.managed
+    assert managed is not None
     ping = [
         "sh",
         "-c",
         "redis-cli -a \"$(sed -n 's/^requirepass //p' /etc/redis/auth/auth.conf 2>/dev/null)\" "
         "--no-auth-warning ping | grep -q PONG",
     ]
+    return {
+        "name": "redis",
+        "image": managed.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["redis-server", "/etc/redis/redis.conf"],
+        "ports": [{"name": "redis", "containerPort": api.REDIS_PORT}],
+        "readinessProbe": {"exec": {"command": ping}, "periodSeconds": 2, "timeoutSeconds": 2},
+        "livenessProbe": {"tcpSocket": {"port": api.REDIS_PORT}, "periodSeconds": 10},
+        "resources": dict(managed.resources),
+        "volumeMounts": mounts,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+
+
+def deployment(spec: api.SyncClusterSpec, config_version: str) -> Obj:
+    mounts, volumes = _volumes(spec)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -120,24 +134,7 @@ def deployment(spec: api.SyncClusterSpec, config_version: str) -> Obj:
                         "fsGroup": 999,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "containers": [
-                        {
-                            "name": "redis",
-                            "image": managed.image,
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": ["redis-server", "/etc/redis/redis.conf"],
-                            "ports": [{"name": "redis", "containerPort": api.REDIS_PORT}],
-                            "readinessProbe": {"exec": {"command": ping}, "periodSeconds": 2, "timeoutSeconds": 2},
-                            "livenessProbe": {"tcpSocket": {"port": api.REDIS_PORT}, "periodSeconds": 10},
-                            "resources": dict(managed.resources),
-                            "volumeMounts": mounts,
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                        }
-                    ],
+                    "containers": [_redis_container(spec, mounts)],
                     "volumes": volumes,
                 },
             },
