@@ -607,7 +607,7 @@ def measure_thousand() -> dict[str, float | None]:
     ns = f"bench-k-{uuid.uuid4().hex[:5]}"
     core.create_namespace({"metadata": {"name": ns}})
     # Measure steady operation, not start-up: kopf holds every handler until its indexes have seen each object,
-    # and a burst of new objects before that first moment makes that wait quadratic (see the README).
+    # and a burst of new objects before that first moment makes that wait quadratic (see docs/performance.md).
     apps.create_namespaced_deployment(ns, deployment("warm-up"))
     create_sc(ns, sync_cluster("warm-up", "warm-up"))
     wait_until(lambda: condition(ns, "warm-up", "Ready") == "True")
@@ -623,7 +623,8 @@ def measure_thousand() -> dict[str, float | None]:
         f"{CLUSTERS} Ready in {ready_s:.1f}s (the same rollouts alone: {rollouts_alone_s:.1f}s); "
         f"measuring steady-state writes over {STEADY_WINDOW_S}s windows"
     )
-    # Settled means past the last replica-count write, which may wait up to 5 s after Ready (see the README).
+    # Settled means past the last replica-count write, which may wait up to 5 s after Ready
+    # (see docs/synccluster.md#status).
     time.sleep(15)
     # QUICK measures steady state only from the restart on (the stricter window), to stay under 5 minutes.
     running = None if QUICK else writes_in(STEADY_WINDOW_S)

@@ -17,7 +17,8 @@ FOLDED_INTO_READY = (REDIS_READY, CONFIG_INJECTED, ROLLOUT_COMPLETE, PUBSUB_HEAL
 
 
 class Reason:
-    """Every reason Synchro writes, in one place (the README's condition table mirrors this)."""
+    """Every reason Synchro writes, in one place. docs/synccluster.md's condition table mirrors it (a unit test
+    checks that)."""
 
     READY = "Ready"
     REDIS_REACHABLE = "Reachable"
@@ -36,6 +37,7 @@ class Reason:
     SCALE_HELD = "ScaleHeld"
     WAITING_FOR_ROLLOUT = "WaitingForRollout"
     # Why a target is held at one replica (inject.decide_replicas): WAITING_FOR_ROLLOUT, or Redis not ready yet.
+    # Never a condition's reason: ScaleHeld's message says which.
     REDIS_NOT_READY = "RedisNotReady"
     # PubSubHealthy, from the probe's verdict (synchro.probe.verdict)
     ALL_PODS_HEALTHY = "AllPodsHealthy"

@@ -85,3 +85,12 @@ def test_first_status_posts_problems_and_ready_but_not_progress() -> None:
     assert types(was((READY, False, Reason.INVALID_SPEC)), [Condition(READY, False, Reason.ROLLING_OUT, "")]) == [
         (READY, Reason.ROLLING_OUT)
     ]
+
+
+def test_the_documented_condition_table_names_every_reason() -> None:
+    """conditions.Reason is the one list of reasons; docs/synccluster.md must not fall behind it."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "synccluster.md").read_text()
+    reasons = {v for k, v in vars(Reason).items() if k.isupper()} - {Reason.REDIS_NOT_READY}  # shown in a message
+    assert sorted(r for r in reasons if f"`{r}`" not in doc) == []

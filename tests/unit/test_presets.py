@@ -1,4 +1,4 @@
-"""The app presets: exact env contracts (shared/APPS.md), password handling, registry and env_for."""
+"""The app presets: exact env contracts (docs/presets.md), password handling, registry and env_for."""
 
 from __future__ import annotations
 
