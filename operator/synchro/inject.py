@@ -17,9 +17,8 @@ from typing import Any
 from synchro import api
 from synchro.api import Obj
 from synchro.conditions import Reason
+from synchro.presets import EnvVar
 from synchro.probe.protocol import CONTAINER as PROBE_CONTAINER
-
-EnvVar = Mapping[str, Any]
 
 
 def config_hash(
