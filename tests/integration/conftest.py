@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from kit import CACHE, KUBECTL, REAL_NODE_TOLERATION, Env, RedisServer, cluster_cmd, fresh_namespace
 from kubernetes import client, config
+from leaks import LeakWatch
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+OPERATOR_LOG = ROOT / ".cluster" / "logs" / "operator.log"
 
 
 @pytest.fixture(scope="session")
@@ -28,13 +30,21 @@ def cluster() -> client.ApiClient:
     return config.new_client_from_config(config_file=str(KUBECONFIG))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_is_visible(cluster: client.ApiClient) -> Iterator[LeakWatch]:
+    """For the whole session, every password any Secret held must appear in no readable object and no log line."""
+    watcher = LeakWatch(cluster).start()
+    yield watcher
+    watcher.stop()
+    assert watcher.passwords, "the leak watch saw no password at all: it is not watching"
+    leaks = watcher.leaks([OPERATOR_LOG])
+    assert not leaks, f"passwords in plain text ({len(leaks)}):\n" + "\n".join(sorted(leaks)[:20])
+
+
 @pytest.fixture()
 def namespace(cluster: client.ApiClient) -> Iterator[str]:
     with fresh_namespace(cluster) as name:
         yield name
-
-
-OPERATOR_LOG = ROOT / ".cluster" / "logs" / "operator.log"
 
 
 @pytest.fixture(scope="session")
