@@ -199,6 +199,59 @@ class RedisServer:
             self.proc = None
 
 
+class TlsRedisServer:
+    """A redis-server of the test's own that speaks only TLS, on a free loopback port, with a certificate for
+    127.0.0.1 signed by a CA made for it (`ca`, a PEM file in `folder`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port, self.ca = folder, free_port(), folder / "ca.crt"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> TlsRedisServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        key = "-newkey rsa:2048 -nodes -days 2"
+        for args in (
+            f"req -x509 {key} -subj /CN=synchro-test-ca -keyout ca.key -out ca.crt",
+            f"req {key} -subj /CN=127.0.0.1 -keyout redis.key -out redis.csr",
+            "x509 -req -days 2 -in redis.csr -CA ca.crt -CAkey ca.key -CAcreateserial -extfile san.ext -out redis.crt",
+        ):
+            subprocess.run(["openssl", *args.split()], cwd=self.folder, check=True, capture_output=True)
+        # --port 0: no plain-text port; clients need no certificate of their own
+        options = "--port 0 --bind 127.0.0.1 --tls-auth-clients no --tls-cert-file redis.crt --tls-key-file redis.key"
+        options += " --tls-ca-cert-file ca.crt"
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--tls-port",
+                str(self.port),
+                "--save",
+                "",
+                *options.split(),
+            ],
+            cwd=self.folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: self.cli("PING") == "PONG", "TLS redis up", 10)
+        return self
+
+    def cli(self, *args: str) -> str:
+        out = subprocess.run(
+            ["redis-cli", "--tls", "--cacert", str(self.ca), "-p", str(self.port), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.strip()
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
 def redis_cli(port: int, password: str, *args: str) -> str:
     out = subprocess.run(
         ["redis-cli", "-p", str(port), "-a", password, "--no-auth-warning", *args],
