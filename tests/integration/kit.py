@@ -8,8 +8,9 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ KUBECTL = str(ROOT / ".cluster" / "bin" / "kubectl")
 LOCAL_REDIS_PORT = 6379 + int(os.environ.get("SYNCHRO_PORT_OFFSET", "0"))
 LOCAL_REDIS = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
 CACHE = Path(os.environ.get("SYNCHRO_CACHE", Path.home() / ".cache" / "synchro"))  # app installs, npm's cache
+# `git archive` snapshots of modules the Go module proxy refuses (relative paths are from the repo root; in CI the
+# clone has a copy of shared/ beside it).
+PEERS = ROOT / os.environ.get("SYNCHRO_PEERS", "../shared/peers")
 
 
 # ---------------------------------------------------------------- fixtures and helpers
@@ -195,6 +199,59 @@ class RedisServer:
             self.proc = None
 
 
+class TlsRedisServer:
+    """A redis-server of the test's own that speaks only TLS, on a free loopback port, with a certificate for
+    127.0.0.1 signed by a CA made for it (`ca`, a PEM file in `folder`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port, self.ca = folder, free_port(), folder / "ca.crt"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> TlsRedisServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        key = "-newkey rsa:2048 -nodes -days 2"
+        for args in (
+            f"req -x509 {key} -subj /CN=synchro-test-ca -keyout ca.key -out ca.crt",
+            f"req {key} -subj /CN=127.0.0.1 -keyout redis.key -out redis.csr",
+            "x509 -req -days 2 -in redis.csr -CA ca.crt -CAkey ca.key -CAcreateserial -extfile san.ext -out redis.crt",
+        ):
+            subprocess.run(["openssl", *args.split()], cwd=self.folder, check=True, capture_output=True)
+        # --port 0: no plain-text port; clients need no certificate of their own
+        options = "--port 0 --bind 127.0.0.1 --tls-auth-clients no --tls-cert-file redis.crt --tls-key-file redis.key"
+        options += " --tls-ca-cert-file ca.crt"
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--tls-port",
+                str(self.port),
+                "--save",
+                "",
+                *options.split(),
+            ],
+            cwd=self.folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: self.cli("PING") == "PONG", "TLS redis up", 10)
+        return self
+
+    def cli(self, *args: str) -> str:
+        out = subprocess.run(
+            ["redis-cli", "--tls", "--cacert", str(self.ca), "-p", str(self.port), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.strip()
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
 def redis_cli(port: int, password: str, *args: str) -> str:
     out = subprocess.run(
         ["redis-cli", "-p", str(port), "-a", password, "--no-auth-warning", *args],
@@ -293,6 +350,57 @@ def cargo_install(crate: str, version: str, binary: str, features: list[str]) ->
         env=env,
         check=True,
     )
+    if not (target / "bin" / binary).exists():  # another session may have finished the same build meanwhile
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    shutil.rmtree(partial, ignore_errors=True)
+    return target / "bin" / binary
+
+
+def _proxy_only_go_env(**extra: str) -> dict[str, str]:
+    """Go's environment with `direct` dropped from GOPROXY: modules come from the proxy (or the module cache),
+    never straight from their VCS host."""
+    configured = subprocess.run(["go", "env", "GOPROXY"], check=True, capture_output=True, text=True).stdout
+    proxies = [p for p in configured.strip().replace("|", ",").split(",") if p and p != "direct"]
+    return {**os.environ, "GOPROXY": ",".join(proxies) or "off", "GOFLAGS": "-buildvcs=false", **extra}
+
+
+def go_install(module: str, version: str, binary: str, snapshot: str, ldflags: Sequence[str] = ()) -> Path:
+    """`go install <module>@<version>` from the Go module proxy into ~/.cache/synchro/apps/<binary>-<version>/bin,
+    once per version; returns the binary. Where the proxy refuses the module (it answers 403 for some), the
+    source is `snapshot`, a `git archive` tarball in PEERS, unpacked and built there with `go build`; its
+    dependencies still come from the proxy. `source` beside bin/ says which way it was built and how long it
+    took. A half-done build is never used: it is installed into a `.partial-<pid>` folder and renamed when
+    complete; those left by dead processes are removed."""
+    target = CACHE / "apps" / f"{binary}-{version}"
+    if (target / "bin" / binary).exists():
+        return target / "bin" / binary
+    for stale in target.parent.glob(f"{target.name}.partial-*"):
+        if not Path("/proc", stale.name.rsplit("-", 1)[1]).exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "bin").mkdir(parents=True)
+    env = _proxy_only_go_env(CGO_ENABLED="0", GOBIN=str(partial / "bin"))
+    flags = ["-trimpath", "-ldflags", " ".join(("-s", "-w", *ldflags))]
+    started = time.monotonic()
+    proxy = subprocess.run(["go", "install", *flags, f"{module}@{version}"], env=env, capture_output=True, text=True)
+    if proxy.returncode == 0:
+        source = f"{module}@{version} from the Go module proxy ({env['GOPROXY']})"
+    else:
+        refusal = (proxy.stderr.strip().splitlines() or ["no output"])[-1]
+        tarball = PEERS / snapshot
+        if not tarball.exists():
+            raise RuntimeError(f"go install {module}@{version} failed ({refusal}) and {tarball} does not exist")
+        (partial / "src").mkdir()
+        subprocess.run(["tar", "-xzf", str(tarball), "-C", str(partial / "src")], check=True)
+        [folder] = (partial / "src").iterdir()
+        subprocess.run(
+            ["go", "build", *flags, "-o", str(partial / "bin" / binary), "."], cwd=folder, env=env, check=True
+        )
+        shutil.rmtree(partial / "src")
+        source = f"{tarball.resolve()} with go build; go install {module}@{version} failed: {refusal}"
+    (partial / "source").write_text(f"{source}\nbuilt in {time.monotonic() - started:.0f} s\n")
     if not (target / "bin" / binary).exists():  # another session may have finished the same build meanwhile
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
