@@ -37,7 +37,7 @@ PRESET = Preset(
         "TLS comes from the rediss:// scheme of the address (centrifuge enables TLS for it). "
         "The prefix covers every key and channel (<prefix>.control, <prefix>.node.<id>, "
         "<prefix>.client.*); Redis pub/sub ignores the db index, so the prefix is what keeps "
-        "SyncClusters on one Redis apart. That NUMSUB of <prefix>.control equals the node count is "
-        "inferred from centrifuge's broker code."
+        "SyncClusters on one Redis apart. Every node subscribes to <prefix>.control, so its NUMSUB "
+        "counts the nodes (checked with Centrifugo v6.9.1)."
     ),
 )
