@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -239,13 +240,16 @@ def test_a_target_act_could_not_write_is_reported_on_config_injected(status: int
     assert result.fields["targets"][0]["replicas"] == 0
 
 
-def test_a_settled_cluster_decides_no_write() -> None:
+def settled_external() -> tuple[Case, dict[str, Any], dict[tuple[str, str], str]]:
+    """An external-Redis SyncCluster whose target rolled out at full scale: the case, the workload, rolledOutHash."""
     case = Case(spec={"redis": EXTERNAL}, redis=ExternalSeen({"auth": PASSWORD}, PONG), steps=3)
     _, writes = run(case)
-    converged = landed(writes[-1])
-    rolled = {
-        ("Deployment", "web"): writes[-1].obj["spec"]["template"]["metadata"]["annotations"][api.CONFIG_HASH_ANNOTATION]
-    }
+    config_hash = writes[-1].obj["spec"]["template"]["metadata"]["annotations"][api.CONFIG_HASH_ANNOTATION]
+    return case, landed(writes[-1]), {("Deployment", "web"): config_hash}
+
+
+def test_a_settled_cluster_decides_no_write() -> None:
+    case, converged, rolled = settled_external()
     decision = decide.decide(snapshot(case, converged, rolled))
     assert decision.writes == () and not decision.create_secret
 
@@ -284,3 +288,37 @@ def test_deletion(policy: str, owner: str | None, claimed_by: str | None, given:
     plan = decide.release(spec, {("Deployment", "web"): owner}, {("Deployment", "web"): live})
     assert (list(plan.targets), len(plan.orphans)) == (given, orphans)
     assert decide.release(spec, {}, {("Deployment", "web"): None}).targets == ()
+
+
+ROTATED = {**PASSWORD, "data": {api.PASSWORD_KEY: base64.b64encode(b"pw2").decode()}}
+
+
+@pytest.mark.parametrize(
+    ("since_rollout_s", "rolls"),
+    [(None, True), (3.0, False), (decide.ROLLOUT_EVERY_S + 1, True)],
+)
+def test_a_target_rolls_again_at_most_once_per_window(since_rollout_s: float | None, rolls: bool) -> None:
+    """A rotation right after the last one waits its turn; the first one after a quiet spell, or after an operator
+    restart (nothing remembered), rolls at once. The first injection and scaling are never paced."""
+    _, converged, rolled = settled_external()
+    rotated = Case(spec={"redis": EXTERNAL}, redis=ExternalSeen({"auth": ROTATED}, PONG))
+    seen = snapshot(rotated, converged, rolled)
+    target = dataclasses.replace(seen.targets[0], since_rollout_s=since_rollout_s)
+    decision = decide.decide(dataclasses.replace(seen, targets=(target,)))
+    result = decide.conclude(decision, {})
+    assert [w.rollout for w in decision.writes] == ([True] if rolls else [])
+    assert result.busy is not rolls  # a paced target is looked at again soon
+    rollout = reasons(result)[ROLL]
+    assert rollout == (False, Reason.ROLLING_OUT)
+    assert ("the next rollout" in result.conditions[2].message) is not rolls
+
+
+def test_the_first_injection_and_a_scale_are_never_paced() -> None:
+    _, first = run(Case(spec={"redis": EXTERNAL}, redis=ExternalSeen({"auth": PASSWORD}, PONG)))
+    assert first and not first[0].rollout
+    _, converged, rolled = settled_external()
+    scaled = Case(spec={"redis": EXTERNAL, "replicas": 5}, redis=ExternalSeen({"auth": PASSWORD}, PONG))
+    seen = snapshot(scaled, converged, rolled)
+    target = dataclasses.replace(seen.targets[0], since_rollout_s=1.0)
+    decision = decide.decide(dataclasses.replace(seen, targets=(target,)))
+    assert [(w.obj["spec"]["replicas"], w.rollout) for w in decision.writes] == [(5, False)]

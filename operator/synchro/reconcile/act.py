@@ -44,6 +44,8 @@ class Actor:
                 )
                 continue
             self.memory.note_applied(write.live, answer, time.monotonic())
+            if write.rollout and write.target is not None:
+                self.memory.rolled[write.target] = time.monotonic()
             if write.target is not None:
                 self.sources.logger.info("applied %s %s (%s)", *write.target, write.note)
         return failures

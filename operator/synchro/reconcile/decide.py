@@ -35,6 +35,8 @@ from synchro.reconcile.model import (
 from synchro.redis import managed
 from synchro.redis.model import Credentials, PingResult, service_addresses
 
+ROLLOUT_EVERY_S = 10.0  # a target that runs an injected config starts at most one new rollout in this long
+
 
 def decide(seen: Snapshot) -> Decision:
     spec = seen.spec
@@ -64,7 +66,8 @@ def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pas
     return Pass(
         target_conditions(spec, redis, targets),
         status_fields(spec, redis, targets),
-        busy=not redis.ready,  # rollouts report through the workloads' watch events; Redis coming up is polled
+        # Rollouts report through the workloads' watch events; Redis coming up, and a paced rollout's turn, are polled.
+        busy=not redis.ready or any(t.paced_s for t in targets),
         probe=probe_plan(spec, redis, targets) if probing else None,
         probing=spec.probe.sidecar,
     )
@@ -248,6 +251,10 @@ def target_state(
     applied = inject.is_applied(workload, desired)
     status = workload.get("status") or {}
     complete = applied and rolled and scale.held_because is None and workload["spec"].get("replicas") == spec.replicas
+    # A target that already runs an injected config rolls again at most once per ROLLOUT_EVERY_S: a burst of
+    # rotations (a secrets manager refreshing, a script retrying) rolls it twice, the latest config last.
+    again = bool(rolled_out_hash) and inject.template_hash(workload) not in (None, config_hash)
+    wait = ROLLOUT_EVERY_S - seen.since_rollout_s if again and seen.since_rollout_s is not None else 0.0
     state = dataclasses.replace(
         state,
         config_hash=config_hash,
@@ -257,13 +264,12 @@ def target_state(
         complete=complete,
         held_because=scale.held_because,
         kept_user_vars=plan.kept_user_vars,
+        paced_s=max(wait, 0.0),
     )
-    write = (
-        None
-        if applied
-        else Write(desired, workload, (t.kind, t.name), f"config {config_hash}, replicas {scale.replicas}")
-    )
-    return state, write
+    if applied or state.paced_s:
+        return state, None
+    note = f"config {config_hash}, replicas {scale.replicas}"
+    return state, Write(desired, workload, (t.kind, t.name), note, rollout=again)
 
 
 def target_problem(spec: api.SyncClusterSpec, seen: TargetSeen, redis: RedisState) -> Problem | None:
@@ -314,12 +320,14 @@ def rollout_condition(spec: api.SyncClusterSpec, targets: tuple[TargetState, ...
             f"{', '.join(t.name for t in held)} held at 1 replica until {why}",
         )
     if pending:
+        paced = [f"{t.name} in {t.paced_s:.0f}s" for t in pending if t.paced_s]
+        turn = f"; the next rollout (one per {ROLLOUT_EVERY_S:.0f}s per target): {', '.join(paced)}" if paced else ""
         return Condition(
             conditions.ROLLOUT_COMPLETE,
             False,
             Reason.ROLLING_OUT,
             f"waiting for {', '.join(t.name for t in pending)} to run {spec.replicas} "
-            "ready replica(s) of the injected config",
+            f"ready replica(s) of the injected config{turn}",
         )
     return Condition(
         conditions.ROLLOUT_COMPLETE,

@@ -27,6 +27,11 @@ class Memory:
     seen: dict[WorkloadKey, tuple[float, Obj]] = field(default_factory=dict)  # (kind, name) -> (when, live)
     secrets: dict[str, Obj] = field(default_factory=dict)  # name -> the Secret as last read
     endpoints: tuple[str, str, list[Obj]] | None = None  # (the Redis Deployment, its version when listed, slices)
+    rolled: dict[WorkloadKey, float] = field(default_factory=dict)  # when Synchro last rolled a target again
+
+    def since_rollout(self, kind: str, name: str, now: float) -> float | None:
+        when = self.rolled.get((kind, name))
+        return None if when is None else now - when
 
     def known_secret(self, name: str, latest: str | None) -> Obj | None:
         known = self.secrets.get(name)

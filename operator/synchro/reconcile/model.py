@@ -49,6 +49,7 @@ class TargetSeen:
     target: api.Target
     workload: Obj | None  # None: not found
     owner: str | None  # the SyncCluster whose claim on it wins; None: nobody claims it
+    since_rollout_s: float | None = None  # since Synchro last rolled it again (None: not since the operator started)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class TargetState:
     complete: bool = False
     held_because: str | None = None
     kept_user_vars: tuple[str, ...] = ()
+    paced_s: float = 0.0  # its next rollout waits this long (decide.ROLLOUT_EVERY_S)
 
     def as_status(self) -> dict[str, Any]:
         return {
@@ -112,6 +114,7 @@ class Write:
     live: Obj | None  # the object as observed; for a workload, memory keeps the answer until the watch moves past it
     target: WorkloadKey | None = None  # a target's failure is reported on its condition; any other one is raised
     note: str = ""  # for the log line once written
+    rollout: bool = False  # rolls a target that already runs an injected config again: memory notes when
 
 
 @dataclass(frozen=True)

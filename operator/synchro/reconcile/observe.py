@@ -89,8 +89,14 @@ class Observer:
     async def targets(self, spec: api.SyncClusterSpec) -> tuple[TargetSeen, ...]:
         ns = spec.namespace
         workloads = await asyncio.gather(*(self.read("apps/v1", t.kind, ns, t.name) for t in spec.targets))
+        now = time.monotonic()
         return tuple(
-            TargetSeen(t, w, decide.owner_of(self.sources.claims, (ns, t.kind, t.name)))
+            TargetSeen(
+                t,
+                w,
+                decide.owner_of(self.sources.claims, (ns, t.kind, t.name)),
+                self.memory.since_rollout(t.kind, t.name, now),
+            )
             for t, w in zip(spec.targets, workloads, strict=True)
         )
 
