@@ -36,6 +36,7 @@ from podenv import resolve_env, secret_reader, start_agent  # noqa: E402
 
 from synchro.kube import Kube, load_client  # noqa: E402
 from synchro.probe import checker  # noqa: E402
+from synchro.reconcile.decide import ROLLOUT_EVERY_S  # noqa: E402
 
 QUICK = os.environ.get("QUICK") == "1"
 REPS = 5 if QUICK else 20
@@ -356,7 +357,11 @@ def measure_rotation(ns: str) -> list[float]:
         r = redis.Redis(port=server.port, password=server.password)
         out = []
         with watching(apps.list_namespaced_deployment, ns) as events:
+            last = 0.0
             for _ in range(REPS):
+                # Synchro rolls a target again at most once per ROLLOUT_EVERY_S (a burst rolls twice): each sample
+                # is a single rotation after a quiet spell, what a user's rotation is.
+                time.sleep(max(last + ROLLOUT_EVERY_S - time.monotonic(), 0))
                 before = config_hash(apps.read_namespaced_deployment("rot", ns))
                 new = uuid.uuid4().hex
                 r.config_set("requirepass", new)
@@ -366,6 +371,7 @@ def measure_rotation(ns: str) -> list[float]:
                 out.append(
                     wait_event(events, lambda o, b=before: o.metadata.name == "rot" and config_hash(o) != b) - t0
                 )
+                last = time.monotonic()
                 wait_until(lambda: condition(ns, "rot", "Ready") == "True")
         return out
     finally:
