@@ -284,6 +284,30 @@ def pod_env(env: Env, pod: str, container: str) -> dict[str, str]:
     return resolve_env(obj, container, secret_reader(env.core, env.ns))
 
 
+def fresh_partial(target: Path) -> Path:
+    """An empty `<target>.partial-<pid>` folder to build into, after removing those left by dead processes."""
+    for stale in target.parent.glob(f"{target.name}.partial-*"):
+        if not Path("/proc", stale.name.rsplit("-", 1)[1]).exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    return partial
+
+
+def tls_external_redis(env: Env, server: TlsRedisServer, db: int) -> dict[str, Any]:
+    """spec.redis for `server`, with its CA in the Secret `redis-ca` of the test's namespace."""
+    env.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "redis-ca"},
+            "stringData": {"ca.crt": server.ca.read_text()},
+        }
+    )
+    url = f"rediss://127.0.0.1:{server.port}/{db}"
+    return {"mode": "External", "external": {"url": url, "tls": {"caSecretRef": {"name": "redis-ca", "key": "ca.crt"}}}}
+
+
 def cached_install(app: Path, install: Callable[[Path], None]) -> Path:
     """apps/<name>'s package.json and lock, installed by `install(folder)` into
     ~/.cache/synchro/apps/<name>-<lock hash>, once per lock. A half-done install is never used: it is built
@@ -292,11 +316,7 @@ def cached_install(app: Path, install: Callable[[Path], None]) -> Path:
     target = CACHE / "apps" / f"{app.name}-{hashlib.sha256(lock).hexdigest()[:16]}"
     if (target / ".installed").exists():
         return target
-    for stale in target.parent.glob(f"{target.name}.partial-*"):
-        if not Path("/proc", stale.name.rsplit("-", 1)[1]).exists():
-            shutil.rmtree(stale, ignore_errors=True)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = fresh_partial(target)
     partial.mkdir(parents=True)
     for name in ("package.json", "package-lock.json"):
         shutil.copy(app / name, partial / name)
@@ -318,11 +338,7 @@ def cargo_install(crate: str, version: str, binary: str, features: list[str]) ->
     target = CACHE / "apps" / f"{crate}-{version}"
     if (target / "bin" / binary).exists():
         return target / "bin" / binary
-    for stale in target.parent.glob(f"{target.name}.partial-*"):
-        if not Path("/proc", stale.name.rsplit("-", 1)[1]).exists():
-            shutil.rmtree(stale, ignore_errors=True)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = fresh_partial(target)
     env = {
         **os.environ,
         "CARGO_TARGET_DIR": str(CACHE / "cargo-target" / f"{crate}-{version}"),
@@ -375,11 +391,7 @@ def go_install(module: str, version: str, binary: str, snapshot: str, ldflags: S
     target = CACHE / "apps" / f"{binary}-{version}"
     if (target / "bin" / binary).exists():
         return target / "bin" / binary
-    for stale in target.parent.glob(f"{target.name}.partial-*"):
-        if not Path("/proc", stale.name.rsplit("-", 1)[1]).exists():
-            shutil.rmtree(stale, ignore_errors=True)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = fresh_partial(target)
     (partial / "bin").mkdir(parents=True)
     env = _proxy_only_go_env(CGO_ENABLED="0", GOBIN=str(partial / "bin"))
     flags = ["-trimpath", "-ldflags", " ".join(("-s", "-w", *ldflags))]

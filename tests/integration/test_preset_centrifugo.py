@@ -53,6 +53,7 @@ from kit import (
     redis_cli,
     secret,
     sync_cluster,
+    tls_external_redis,
 )
 
 from poll import wait_for
@@ -320,14 +321,6 @@ def tls_redis(tmp_path: Path) -> Iterator[TlsRedisServer]:
 def test_nodes_reach_a_tls_only_redis_through_the_injected_rediss_address(
     env: Env, tls_redis: TlsRedisServer, nodes: Nodes
 ) -> None:
-    env.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "redis-ca"},
-            "stringData": {"ca.crt": tls_redis.ca.read_text()},
-        }
-    )
     # Trusting a private CA is the user's part: Go reads extra roots from SSL_CERT_FILE (a mounted file in a
     # pod). TLS itself is on only because of the preset's rediss:// address.
     env.create(app("realtime", plain_env({**APP_ENV, "SSL_CERT_FILE": str(tls_redis.ca)}), container="centrifugo"))
@@ -336,13 +329,7 @@ def test_nodes_reach_a_tls_only_redis_through_the_injected_rediss_address(
             "realtime",
             [{"name": "realtime", "preset": "centrifugo"}],
             replicas=2,
-            redis={
-                "mode": "External",
-                "external": {
-                    "url": f"rediss://127.0.0.1:{tls_redis.port}/3",
-                    "tls": {"caSecretRef": {"name": "redis-ca", "key": "ca.crt"}},
-                },
-            },
+            redis=tls_external_redis(env, tls_redis, 3),
         )
     )
     env.wait_condition("realtime", "ConfigInjected", "True")

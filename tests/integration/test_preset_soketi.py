@@ -32,6 +32,7 @@ from kit import (
     CACHE,
     Env,
     RedisServer,
+    TlsRedisServer,
     app,
     cached_install,
     container_env,
@@ -40,6 +41,7 @@ from kit import (
     redis_cli,
     secret,
     sync_cluster,
+    tls_external_redis,
 )
 
 from poll import wait_for
@@ -169,95 +171,8 @@ def replicas(soketi_app: Path, tmp_path: Path) -> Iterator[Replicas]:
     r.stop()
 
 
-class TlsRedis:
-    """A redis-server that speaks only TLS, with a certificate for 127.0.0.1 from a CA of the test's own."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.dir, self.port = tmp, free_port()
-        self.ca = tmp / "ca.crt"
-
-        def openssl(*args: str) -> None:
-            subprocess.run(["openssl", *args], cwd=tmp, check=True, capture_output=True)
-
-        openssl(
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=synchro-test-ca",
-        )
-        openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "redis.key",
-            "-out",
-            "redis.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        )
-        (tmp / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-        openssl(
-            "x509",
-            "-req",
-            "-in",
-            "redis.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "redis.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        )
-        self.proc = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                "0",
-                "--tls-port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--tls-cert-file",
-                "redis.crt",
-                "--tls-key-file",
-                "redis.key",
-                "--tls-ca-cert-file",
-                "ca.crt",
-                "--tls-auth-clients",
-                "no",
-            ],
-            cwd=tmp,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: self.cli("PING") == "PONG", "TLS redis up", 10)
-
-    def cli(self, *args: str) -> str:
-        out = subprocess.run(
-            ["redis-cli", "--tls", "--cacert", str(self.ca), "-p", str(self.port), *args],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return out.stdout.strip()
+class TlsRedis(TlsRedisServer):
+    """kit's TLS-only redis-server, which can also count the clients of given processes."""
 
     def clients_of(self, pids: set[int]) -> int:
         """Redis clients (so past the TLS handshake) whose TCP connection belongs to one of these processes."""
@@ -276,15 +191,10 @@ class TlsRedis:
             and int(m.group(2)) in pids
         )
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
 
 @pytest.fixture()
 def tls_redis(tmp_path: Path) -> Iterator[TlsRedis]:
-    (tmp_path / "tls").mkdir()
-    server = TlsRedis(tmp_path / "tls")
+    server = TlsRedis(tmp_path / "tls").start()
     yield server
     server.stop()
 
@@ -339,14 +249,6 @@ def test_an_event_triggered_on_one_replica_reaches_a_client_of_the_other_only_wi
 def test_every_redis_connection_of_soketi_speaks_tls_with_the_injected_options(
     env: Env, tls_redis: TlsRedis, replicas: Replicas
 ) -> None:
-    env.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "redis-ca"},
-            "stringData": {"ca.crt": tls_redis.ca.read_text()},
-        }
-    )
     # Trusting a private CA is the user's part: Node reads it from NODE_EXTRA_CA_CERTS (a mounted file in a pod).
     user_env = {**APP_ENV, "NODE_EXTRA_CA_CERTS": str(tls_redis.ca)}
     env.create(app("soketi", plain_env(user_env), container="soketi"))
@@ -355,13 +257,7 @@ def test_every_redis_connection_of_soketi_speaks_tls_with_the_injected_options(
             "chat",
             [{"name": "soketi", "preset": "soketi"}],
             replicas=2,
-            redis={
-                "mode": "External",
-                "external": {
-                    "url": f"rediss://127.0.0.1:{tls_redis.port}/6",
-                    "tls": {"caSecretRef": {"name": "redis-ca", "key": "ca.crt"}},
-                },
-            },
+            redis=tls_external_redis(env, tls_redis, 6),
         )
     )
     env.wait_condition("chat", "ConfigInjected", "True")
