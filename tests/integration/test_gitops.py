@@ -7,6 +7,7 @@ a tug of war: no field flips, no rollout. A field someone removes by hand comes 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from typing import Any
@@ -30,7 +31,7 @@ def kubectl(env: Env, *args: str, stdin: str | None = None, extra: dict[str, str
         input=stdin,
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", **(extra or {})},
+        env={**os.environ, **(extra or {})},
     )
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -228,7 +228,14 @@ def test_a_pod_on_a_second_redis_is_split_brain(real_env: Env) -> None:
                         "name": "redis",
                         "image": "synchro.local/redis:7",
                         "imagePullPolicy": "IfNotPresent",
-                        "command": ["redis-server", "--bind", "0.0.0.0", "--save", "", "--requirepass", password],
+                        # The password from the Secret, never in the pod spec (tests/integration/leaks.py checks).
+                        "command": ["sh", "-c", 'exec redis-server --bind 0.0.0.0 --save "" --requirepass "$PASSWORD"'],
+                        "env": [
+                            {
+                                "name": "PASSWORD",
+                                "valueFrom": {"secretKeyRef": {"name": "other-redis", "key": "password"}},
+                            }
+                        ],
                         "ports": [{"name": "redis", "containerPort": 6379}],
                         "securityContext": {"runAsUser": 999, "runAsGroup": 999},
                     }
