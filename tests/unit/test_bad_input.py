@@ -34,6 +34,16 @@ def test_parse_rejects_every_row_and_the_pass_says_invalid_spec(row: Row) -> Non
     assert ready.message == str(e.value)
 
 
+@pytest.mark.parametrize(
+    "url", ["redis://app:s3cret@cache:6379/0", "redis://cache:6379/0?password=s3cret", "redis://s3cret:x/0"]
+)
+def test_invalid_spec_never_quotes_a_url(url: str) -> None:
+    """InvalidSpec's message goes into status: a password put in the URL must not travel with it."""
+    with pytest.raises(api.SpecError) as e:
+        api.parse("ns", "web", {"redis": {"mode": "External", "external": {"url": url}}, "targets": []})
+    assert "s3cret" not in str(e.value)
+
+
 @pytest.mark.parametrize("row", GOOD, ids=[r.id for r in GOOD])
 def test_parse_accepts_every_edge_case_that_is_valid(row: Row) -> None:
     parse(row)
