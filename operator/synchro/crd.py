@@ -19,27 +19,113 @@ def _string(description: str, **extra: Any) -> Schema:
     return {"type": "string", "description": description, **extra}
 
 
-def _secret_ref(description: str, default_key: str) -> Schema:
+def _rule(rule: str, message: str) -> dict[str, str]:
+    return {"rule": rule, "message": message}
+
+
+def _matches(regex: str, subject: str = "self") -> str:
+    """A CEL `matches`, the regex (RE2, as Python reads it too) in a CEL string literal."""
+    assert "'" not in regex, regex
+    return f"{subject}.matches('{regex.replace(chr(92), chr(92) * 2)}')"
+
+
+def _checked(description: str, regex: str, message: str, max_length: int, **extra: Any) -> Schema:
+    """A string that must match `regex`, said with `message` (a CEL rule: a pattern's message shows the regex)."""
+    return _string(
+        description, maxLength=max_length, **extra, **{"x-kubernetes-validations": [_rule(_matches(regex), message)]}
+    )
+
+
+def _object_name(description: str) -> Schema:
+    return _checked(description, api.OBJECT_NAME_RE, api.Msg.OBJECT_NAME, api.MAX_OBJECT_NAME)
+
+
+def _quantity(description: str, positive: bool = False) -> Schema:
+    """A Kubernetes quantity; an integer too, unless `positive` (a volume size), which must also be above zero."""
+    if positive:
+        rule = "isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))"
+        return _string(
+            description, maxLength=api.MAX_QUANTITY, **{"x-kubernetes-validations": [_rule(rule, api.Msg.SIZE)]}
+        )
+    rule = "type(self) == int ? self >= 0 : isQuantity(self) && !quantity(self).isLessThan(quantity('0'))"
+    return {
+        "description": description,
+        "x-kubernetes-int-or-string": True,
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "maxLength": api.MAX_QUANTITY,  # of a string
+        "x-kubernetes-validations": [_rule(rule, api.Msg.QUANTITY)],
+    }
+
+
+def _key_ref(description: str, default_key: str | None = None, optional: bool = False) -> Schema:
+    """A key of a Secret or ConfigMap in the SyncCluster's namespace; `optional` as in a Kubernetes EnvVarSource."""
+    key = _checked("Key within it.", api.KEY_RE, api.Msg.KEY, api.MAX_FIELD)
+    if default_key is not None:
+        key["default"] = default_key
+    properties = {"name": _object_name("Its name, in the SyncCluster's namespace."), "key": key}
+    if optional:
+        properties["optional"] = {"type": "boolean", "description": "Start the pod even if it is missing."}
     return {
         "type": "object",
         "description": description,
-        "required": ["name"],
-        "properties": {
-            "name": _string("Name of a Secret in the SyncCluster's namespace.", minLength=1),
-            "key": _string("Key within the Secret.", default=default_key),
-        },
+        "required": ["name"] if default_key is not None else ["name", "key"],
+        "properties": properties,
     }
 
+
+def _field_path_rule() -> str:
+    known = ", ".join(f"'{p}'" for p in api.FIELD_PATHS)
+    keyed = " || ".join(f"self.startsWith('{p}')" for p in api.FIELD_PATH_KEYED)
+    return f"self in [{known}] || (({keyed}) && self.endsWith(']'))"
+
+
+_VALUE_FROM: Schema = {
+    "type": "object",
+    "description": "Where the value comes from, as in a Kubernetes EnvVarSource: exactly one source.",
+    "properties": {
+        "configMapKeyRef": _key_ref("A key of a ConfigMap.", optional=True),
+        "secretKeyRef": _key_ref("A key of a Secret.", optional=True),
+        "fieldRef": {
+            "type": "object",
+            "description": "A field of the pod, such as metadata.name.",
+            "required": ["fieldPath"],
+            "properties": {
+                "fieldPath": _string(
+                    "The field's path.",
+                    maxLength=api.MAX_FIELD,
+                    **{"x-kubernetes-validations": [_rule(_field_path_rule(), api.Msg.FIELD_PATH)]},
+                ),
+                "apiVersion": _string("The version the path is in.", enum=["v1"]),
+            },
+        },
+        "resourceFieldRef": {
+            "type": "object",
+            "description": "A resource of a container, such as limits.memory.",
+            "required": ["resource"],
+            "properties": {
+                "resource": _checked("The resource.", api.RESOURCE_FIELD_RE, api.Msg.RESOURCE_FIELD, api.MAX_FIELD),
+                "containerName": _checked(
+                    "The container.", api.DNS_LABEL_RE, api.Msg.CONTAINER, api.MAX_CONTAINER_NAME
+                ),
+                "divisor": _quantity("The unit of the value."),
+            },
+        },
+    },
+    "x-kubernetes-validations": [
+        _rule(" + ".join(f"(has(self.{k}) ? 1 : 0)" for k in api.VALUE_SOURCES) + " == 1", api.Msg.VALUE_FROM)
+    ],
+}
 
 _ENV_VAR: Schema = {
     "type": "object",
     "required": ["name"],
     "description": "A Kubernetes EnvVar; it overrides the preset's variable of the same name or adds one.",
     "properties": {
-        "name": _string("Variable name.", minLength=1),
-        "value": _string("Literal value."),
-        "valueFrom": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "name": _checked("Variable name.", api.ENV_NAME_RE, api.Msg.ENV_NAME, api.MAX_ENV_NAME),
+        "value": _string("Literal value.", maxLength=api.MAX_ENV_VALUE),
+        "valueFrom": _VALUE_FROM,
     },
+    "x-kubernetes-validations": [_rule("!has(self.value) || !has(self.valueFrom)", api.Msg.ENV_VALUE_OR_FROM)],
 }
 
 _TARGET: Schema = {
@@ -47,17 +133,38 @@ _TARGET: Schema = {
     "required": ["name", "preset"],
     "properties": {
         "kind": _string("Workload kind.", enum=list(api.TARGET_KINDS), default=api.DEFAULT_KIND),
-        "name": _string("Workload name, in the SyncCluster's namespace.", minLength=1, maxLength=253),
+        "name": _object_name("Workload name, in the SyncCluster's namespace."),
         "preset": _string("The app's Redis dialect.", enum=sorted(presets.PRESETS)),
         "containers": {
             "type": "array",
-            "description": "Containers to inject; default: every container of the pod.",
-            "items": {"type": "string"},
-            "maxItems": 16,
+            "description": "Containers to inject, each once; default: every container of the pod.",
+            "items": _checked("A container name.", api.DNS_LABEL_RE, api.Msg.CONTAINER, api.MAX_CONTAINER_NAME),
+            "maxItems": api.MAX_CONTAINERS,
+            "x-kubernetes-list-type": "set",
         },
-        "env": {"type": "array", "items": _ENV_VAR, "maxItems": 64},
+        "env": {
+            "type": "array",
+            "items": _ENV_VAR,
+            "maxItems": api.MAX_ENV,
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
     },
 }
+
+_URL_RULES = [
+    _rule("!" + _matches(api.URL_PASSWORD_RE), api.Msg.URL_PASSWORD),
+    _rule(_matches(api.URL_PATH_RE), api.Msg.URL_DB),
+    # Said only when the rules above hold, so that one mistake gets one message.
+    _rule(f"!{_matches(api.URL_PATH_RE)} || {_matches(api.URL_PASSWORD_RE)} || isURL(self)", api.Msg.URL),
+    _rule(_matches(api.URL_HOST_RE), api.Msg.URL_HOST),
+    # Bounds from the url() library are unknown to the cost estimate: size() is cheap, matches() on them is not.
+    _rule(
+        "!isURL(self) || url(self).getPort() == '' || (url(self).getPort().size() <= 5 && "
+        "int(url(self).getPort()) >= 1 && int(url(self).getPort()) <= 65535)",
+        api.Msg.URL_PORT,
+    ),
+]
 
 _REDIS: Schema = {
     "type": "object",
@@ -72,15 +179,16 @@ _REDIS: Schema = {
             "properties": {
                 "url": _string(
                     "redis[s]://[user@]host[:port][/db]; the password comes from passwordSecretRef.",
-                    pattern="^rediss?://",
-                    maxLength=2048,
+                    pattern=api.URL_SCHEME_RE,
+                    maxLength=api.MAX_URL,
+                    **{"x-kubernetes-validations": _URL_RULES},
                 ),
-                "passwordSecretRef": _secret_ref("Secret holding the Redis password.", api.PASSWORD_KEY),
+                "passwordSecretRef": _key_ref("Secret holding the Redis password.", api.PASSWORD_KEY),
                 "tls": {
                     "type": "object",
                     "properties": {
                         "enabled": {"type": "boolean", "default": False},
-                        "caSecretRef": _secret_ref("Secret holding the CA bundle that signed Redis.", "ca.crt"),
+                        "caSecretRef": _key_ref("Secret holding the CA bundle that signed Redis.", "ca.crt"),
                     },
                 },
             },
@@ -88,33 +196,70 @@ _REDIS: Schema = {
         "managed": {
             "type": "object",
             "properties": {
-                "image": _string("Redis image.", default=api.DEFAULT_REDIS_IMAGE),
+                "image": _checked(
+                    "Redis image.", api.IMAGE_RE, api.Msg.IMAGE, api.MAX_IMAGE, default=api.DEFAULT_REDIS_IMAGE
+                ),
                 "auth": {"type": "boolean", "default": True, "description": "Require a generated password."},
-                "resources": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                "resources": {
+                    "type": "object",
+                    "description": "The Redis container's resources.",
+                    "properties": {
+                        part: {
+                            "type": "object",
+                            "properties": {name: _quantity(f"An amount of {name}.") for name in api.RESOURCES},
+                        }
+                        for part in ("limits", "requests")
+                    },
+                },
                 "persistence": {
                     "type": "object",
                     "properties": {
                         "enabled": {"type": "boolean", "default": False},
-                        "size": _string("Volume size.", default="1Gi"),
-                        "storageClassName": _string("Storage class; default: the cluster's."),
+                        "size": {**_quantity("Volume size.", positive=True), "default": "1Gi"},
+                        "storageClassName": _object_name("Storage class; default: the cluster's."),
                     },
                 },
             },
         },
     },
     "x-kubernetes-validations": [
-        {
-            "rule": "self.mode != 'External' || has(self.external)",
-            "message": "redis.mode External needs redis.external.url",
-        },
-        {
-            "rule": "self.mode != 'External' || !has(self.managed)",
-            "message": "redis.mode External takes no redis.managed fields",
-        },
-        {
-            "rule": "self.mode != 'Managed' || !has(self.external)",
-            "message": "redis.mode Managed takes no redis.external fields; set mode: External to adopt a Redis",
-        },
+        _rule("self.mode != 'External' || has(self.external)", api.Msg.EXTERNAL_NEEDS_URL),
+        _rule("self.mode != 'External' || !has(self.managed)", api.Msg.EXTERNAL_NO_MANAGED),
+        _rule("self.mode != 'Managed' || !has(self.external)", api.Msg.MANAGED_NO_EXTERNAL),
+    ],
+}
+
+
+def _seconds(field: str) -> str:
+    """CEL: a probe duration as a CEL duration (a bare number is seconds)."""
+    return f"duration(self.{field}.matches('^[0-9]+$') ? self.{field} + 's' : self.{field})"
+
+
+def _duration(description: str, default: str) -> Schema:
+    return _checked(description, api.DURATION_RE, api.Msg.DURATION, api.MAX_DURATION, default=default)
+
+
+_PROBE: Schema = {
+    "type": "object",
+    "properties": {
+        "sidecar": {"type": "boolean", "default": True},
+        "interval": _duration("Probe interval.", f"{api.DEFAULT_PROBE_INTERVAL_S}s"),
+        "timeout": _duration("Probe reply timeout.", f"{api.DEFAULT_PROBE_TIMEOUT_S}s"),
+    },
+    "x-kubernetes-validations": [
+        _rule(
+            f"!has(self.interval) || !{_matches(api.DURATION_RE, 'self.interval')} || "
+            f"({_seconds('interval')} >= duration('{api.MIN_PROBE_INTERVAL_S}s')"
+            f" && {_seconds('interval')} <= duration('{api.MAX_PROBE_INTERVAL_S}s'))",
+            api.Msg.INTERVAL,
+        ),
+        _rule(
+            "!has(self.interval) || !has(self.timeout) || "
+            f"!{_matches(api.DURATION_RE, 'self.interval')} || !{_matches(api.DURATION_RE, 'self.timeout')} || "
+            f"({_seconds('timeout')} >= duration('{api.MIN_PROBE_TIMEOUT_S}s')"
+            f" && {_seconds('timeout')} < {_seconds('interval')})",
+            api.Msg.TIMEOUT,
+        ),
     ],
 }
 
@@ -125,32 +270,23 @@ _SPEC: Schema = {
         "replicas": {
             "type": "integer",
             "minimum": 0,
-            "maximum": 1000,
+            "maximum": api.MAX_REPLICAS,
             "default": api.DEFAULT_REPLICAS,
             "description": "Desired replicas of every target, once Redis is ready.",
         },
-        "prefix": _string(
-            "Channel and key namespace; default: <namespace>.<name>.",
-            pattern="^[A-Za-z0-9][A-Za-z0-9._:-]*$",
-            maxLength=64,
+        "prefix": _checked(
+            "Channel and key namespace; default: <namespace>.<name>.", api.PREFIX_RE, api.Msg.PREFIX, api.MAX_PREFIX
         ),
         "redis": _REDIS,
         "targets": {
             "type": "array",
             "items": _TARGET,
             "minItems": 1,
-            "maxItems": 32,
+            "maxItems": api.MAX_TARGETS,
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["name"],
         },
-        "probe": {
-            "type": "object",
-            "properties": {
-                "sidecar": {"type": "boolean", "default": True},
-                "interval": _string("Probe interval.", pattern="^[0-9]+[smh]?$", default="10s"),
-                "timeout": _string("Probe reply timeout.", pattern="^[0-9]+[smh]?$", default="2s"),
-            },
-        },
+        "probe": _PROBE,
         "deletionPolicy": _string(
             "Delete: undo the injection on deletion. Retain: leave targets as they are.",
             enum=list(api.DELETION_POLICIES),
@@ -158,6 +294,17 @@ _SPEC: Schema = {
         ),
     },
 }
+
+# On the whole object: its name becomes a label value, and with a managed Redis part of a Service's name.
+_NAME_RULES = [
+    _rule(f"self.metadata.name.size() <= {api.MAX_LABEL_VALUE}", api.Msg.NAME),
+    _rule(
+        "(has(self.spec.redis) && has(self.spec.redis.mode) && self.spec.redis.mode == 'External') || "
+        f"(self.metadata.name.size() <= {api.MAX_MANAGED_NAME} && "
+        f"{_matches(api.SERVICE_NAME_RE, 'self.metadata.name')})",
+        api.Msg.MANAGED_NAME,
+    ),
+]
 
 _CONDITION: Schema = {
     "type": "object",
@@ -260,6 +407,7 @@ def build() -> dict[str, Any]:
                             "type": "object",
                             "required": ["spec"],
                             "properties": {"spec": _SPEC, "status": _STATUS},
+                            "x-kubernetes-validations": _NAME_RULES,
                         }
                     },
                 }

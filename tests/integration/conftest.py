@@ -48,10 +48,8 @@ def namespace(cluster: client.ApiClient) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: client.ApiClient) -> Iterator[None]:
-    """The CRD applied and the operator running on the host, authenticated as the Helm chart's ServiceAccount
-    with only the chart's RBAC: every test that uses it also proves the chart grants enough. At the end, a
-    single Forbidden answer in the operator's log fails the session."""
+def synccluster_crd(cluster: client.ApiClient) -> None:
+    """The SyncCluster CRD of this checkout (crds/), applied and established."""
     subprocess.run(
         [
             KUBECTL,
@@ -76,6 +74,13 @@ def operator(cluster: client.ApiClient) -> Iterator[None]:
         check=True,
         capture_output=True,
     )
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: client.ApiClient, synccluster_crd: None) -> Iterator[None]:
+    """The CRD applied and the operator running on the host, authenticated as the Helm chart's ServiceAccount
+    with only the chart's RBAC: every test that uses it also proves the chart grants enough. At the end, a
+    single Forbidden answer in the operator's log fails the session."""
     cluster_cmd("stop-operator")  # one left by `make demo` runs as cluster admin
     start = OPERATOR_LOG.stat().st_size if OPERATOR_LOG.exists() else 0
     cluster_cmd("start-operator", "--as-service-account")
