@@ -322,3 +322,28 @@ def test_the_first_injection_and_a_scale_are_never_paced() -> None:
     target = dataclasses.replace(seen.targets[0], since_rollout_s=1.0)
     decision = decide.decide(dataclasses.replace(seen, targets=(target,)))
     assert [(w.obj["spec"]["replicas"], w.rollout) for w in decision.writes] == [(5, False)]
+
+
+def test_a_spec_that_no_longer_parses_can_still_be_deleted() -> None:
+    """Stored before a rule existed (a 2h probe interval), it must not keep its finalizer forever: deletion gives
+    back what it names and claims, and a name that could not be an object's is never used."""
+    raw = {
+        "probe": {"interval": "2h"},
+        "deletionPolicy": "Delete",
+        "targets": [
+            {"name": "web"},
+            {"name": "../secrets/x"},
+            5,
+            {"name": "db", "kind": "StatefulSet"},
+            {"name": "pod", "kind": "Pod"},
+        ],
+    }
+    with pytest.raises(api.SpecError):
+        api.parse(NS, NAME, raw)
+    spec = decide.release_view(NS, NAME, raw)
+    assert [(t.kind, t.name) for t in spec.targets] == [("Deployment", "web"), ("StatefulSet", "db")]
+    live = workload()
+    live["metadata"]["annotations"] = {api.CLAIM_ANNOTATION: NAME}
+    plan = decide.release(spec, {}, {("Deployment", "web"): live, ("StatefulSet", "db"): workload("db")})
+    assert plan.targets == (("Deployment", "web"),)  # db carries no claim of ours
+    assert decide.release_view(NS, NAME, {"deletionPolicy": "Retain", "targets": "x"}).retain_on_delete

@@ -54,7 +54,11 @@ async def release(sources: Sources, body: Mapping[str, Any]) -> None:
     """On deletion: give back every target (env, annotations, label removed; one replica), or with Retain
     leave targets and the managed Redis exactly as they are."""
     meta = body["metadata"]
-    spec = api.parse(meta["namespace"], meta["name"], body.get("spec") or {})
+    try:
+        spec = api.parse(meta["namespace"], meta["name"], body.get("spec") or {})
+    except (api.SpecError, KeyError) as e:  # never a finalizer stuck on a spec that cannot be served
+        sources.logger.warning("deleting a SyncCluster whose spec is invalid (%s): giving back what it claims", e)
+        spec = decide.release_view(meta["namespace"], meta["name"], body.get("spec") or {})
     memory = Memory()
     owners, workloads = await Observer(sources, memory).release(spec)
     await Actor(sources, memory).release(spec, decide.release(spec, owners, workloads))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -374,3 +375,31 @@ def release(
         if (workload["metadata"].get("annotations") or {}).get(api.CLAIM_ANNOTATION) == spec.name:
             given.append(key)
     return Release(targets=tuple(given))
+
+
+def release_view(namespace: str, name: str, raw: Mapping[str, Any]) -> api.SyncClusterSpec:
+    """What deletion needs of a spec that no longer parses (stored before a rule existed, say): the targets it
+    names, its deletionPolicy and whether its Redis is managed. Only targets that carry this SyncCluster's claim
+    are given back (`release`), so a name read from a broken spec can touch nothing else."""
+    raw_targets = raw.get("targets")
+    targets = tuple(
+        api.Target(name=t["name"], preset="generic", kind=t.get("kind", api.DEFAULT_KIND))
+        for t in (raw_targets if isinstance(raw_targets, list) else [])
+        if isinstance(t, Mapping)
+        and isinstance(t.get("name"), str)
+        and re.fullmatch(api.OBJECT_NAME_RE, t["name"]) is not None  # it becomes part of an API path
+        and t.get("kind", api.DEFAULT_KIND) in api.TARGET_KINDS
+    )
+    redis = raw.get("redis")
+    external = isinstance(redis, Mapping) and redis.get("mode") == "External"
+    return api.SyncClusterSpec(
+        namespace=namespace,
+        name=name,
+        replicas=api.DEFAULT_REPLICAS,
+        prefix=api.default_prefix(namespace, name),
+        targets=targets,
+        managed=None if external else api.ManagedRedis(),
+        external=None,
+        probe=api.Probe(),
+        retain_on_delete=raw.get("deletionPolicy") == "Retain",
+    )
