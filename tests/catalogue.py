@@ -1,7 +1,7 @@
 """A catalogue of invalid SyncClusters, in the style of Gateway API's CEL tests: a valid base, one mutation per
 row, and what must be said about it.
 
-- tests/integration/test_bad_input.py creates every row against the real kube-apiserver and expects the 422
+- tests/integration/test_bad_input_apiserver.py creates every row against the real kube-apiserver and expects the 422
   answer's message to contain `server`;
 - tests/unit/test_bad_input.py expects `api.parse` to raise SpecError containing `parse` (by default the same
   words): a spec that reaches the operator without the API server's check still ends as `InvalidSpec`.

@@ -1,7 +1,7 @@
 """The second line: api.parse rejects every invalid SyncCluster of the catalogue (tests/catalogue.py) with SpecError,
 and the pass turns that into Ready=False, InvalidSpec. The first line, the API server, runs the same catalogue in
-tests/integration/test_bad_input.py. Also: the CRD's rules and the catalogue cover each other, and every CEL rule's
-inputs are bounded, which the API server needs to accept the rule's cost."""
+tests/integration/test_bad_input_apiserver.py. Also: the CRD's rules and the catalogue cover each other, and every
+CEL rule's inputs are bounded, which the API server needs to accept the rule's cost."""
 
 from __future__ import annotations
 
