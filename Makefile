@@ -47,7 +47,7 @@ lint: deps ## ruff (lint and format check), mypy --strict, the layer contract, s
 	$(VENV)/bin/ruff check operator tests hack bench
 	$(VENV)/bin/ruff format --check operator tests hack bench
 	$(VENV)/bin/mypy operator/synchro
-	cd operator && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
+	cd operator && ../$(VENV)/bin/lint-imports ../pyproject.toml
 	$(PY) hack/sizes.py
 	$(PY) hack/chart_crds.py check
 

@@ -1,4 +1,5 @@
-"""`synchro run` runs the operator, `synchro probe-agent` the sidecar, `synchro status NAME` shows the probe.
+"""`synchro run` runs the operator, `synchro probe-agent` the sidecar, `synchro status NAME` shows the probe,
+`synchro release NAME` does the operator's deletion work when the operator is gone.
 
 Installed as `kubectl-synchro` on the PATH, the last one also works as `kubectl synchro status NAME`.
 """
@@ -46,6 +47,29 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def release(args: argparse.Namespace) -> int:
+    """What the operator's delete handler does (give the targets back, or with Retain orphan the managed Redis),
+    then the finalizer removed: for a SyncCluster deleted while no operator runs, e.g. with its namespace."""
+    import asyncio
+
+    from synchro import api, kube, reconcile
+    from synchro.config import Config
+    from synchro.redis.connect import Connections
+
+    namespace = args.namespace or current_namespace()
+    gateway = kube.Kube(kube.load_client())
+    body = gateway.get(api.API_VERSION, api.KIND, namespace, args.name)
+    if body is None:
+        print(f"SyncCluster {args.name} not found in {namespace}", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    asyncio.run(reconcile.release(reconcile.Sources(gateway, Config(), Connections(), {}), body))
+    finalizers = [f for f in body["metadata"].get("finalizers") or [] if f != api.FINALIZER]
+    gateway.merge_patch(api.API_VERSION, api.KIND, namespace, args.name, {"metadata": {"finalizers": finalizers}})
+    print(f"SyncCluster {namespace}/{args.name} released; its finalizer is removed")
+    return 0
+
+
 def api_version() -> str:
     from synchro import api
 
@@ -76,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("name")
     st.add_argument("-n", "--namespace")
     st.set_defaults(func=status)
+    rl = sub.add_parser("release", help="the operator's deletion work for a SyncCluster, when no operator runs")
+    rl.add_argument("name")
+    rl.add_argument("-n", "--namespace")
+    rl.set_defaults(func=release)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
