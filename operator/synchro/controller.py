@@ -143,8 +143,7 @@ class Prober:
     async def service_addresses(self, namespace: str, name: str) -> tuple[str | None, list[tuple[str, int]]]:
         kube = self.sources.kube
         service = await io(kube.get, "v1", "Service", namespace, name)
-        selector = f"kubernetes.io/service-name={name}"
-        slices = await io(kube.list, "discovery.k8s.io/v1", "EndpointSlice", namespace, selector)
+        slices = await io(kube.endpoint_slices, namespace, name)
         ip = (service or {}).get("spec", {}).get("clusterIP")
         return (str(ip) if ip and ip != "None" else None), service_addresses(None, slices)
 

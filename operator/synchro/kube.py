@@ -96,6 +96,10 @@ class Kube:
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         return self._request("GET", path(api_version, kind, namespace, name))
 
+    def endpoint_slices(self, namespace: str, service: str) -> list[Obj]:
+        """The EndpointSlices of a Service: where its pods answer."""
+        return self.list("discovery.k8s.io/v1", "EndpointSlice", namespace, f"kubernetes.io/service-name={service}")
+
     def list(self, api_version: str, kind: str, namespace: str, selector: str = "") -> list[Obj]:
         query = [("labelSelector", selector)] if selector else []
         result = self._request("GET", path(api_version, kind, namespace), query)

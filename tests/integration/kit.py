@@ -169,7 +169,19 @@ def fresh_namespace(api: client.ApiClient, annotations: dict[str, str] | None = 
             raise
 
 
-class RedisServer:
+class ServerProcess:
+    """A server process of the test's own: `start` sets `proc`, `stop` ends it (and may be called again)."""
+
+    proc: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+class RedisServer(ServerProcess):
     """A real redis-server of the test's own, with a password, on a free loopback port; it can be stopped and
     started again on the same port."""
 
@@ -196,14 +208,8 @@ class RedisServer:
         wait_for(lambda: socket.create_connection(("127.0.0.1", self.port), timeout=0.5), "redis up", 10)
         return self
 
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
 
-
-class TlsRedisServer:
+class TlsRedisServer(ServerProcess):
     """A redis-server of the test's own that speaks only TLS, on a free loopback port, with a certificate for
     127.0.0.1 signed by a CA made for it (`ca`, a PEM file in `folder`)."""
 
@@ -248,12 +254,6 @@ class TlsRedisServer:
             text=True,
         )
         return out.stdout.strip()
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
 
 
 def redis_cli(port: int, password: str, *args: str) -> str:

@@ -40,6 +40,7 @@ class LeakWatch:
         self.passwords: set[str] = set()
         self.lock = threading.Lock()
         self.watches: list[watch.Watch] = []
+        self.stopped = threading.Event()
         self.lists: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = [
             ("Secret", core.list_secret_for_all_namespaces, ()),
             ("Event", core.list_event_for_all_namespaces, ()),
@@ -57,6 +58,7 @@ class LeakWatch:
         return self
 
     def stop(self) -> None:
+        self.stopped.set()
         for w in list(self.watches):
             w.stop()
         for t in self.threads:
@@ -66,7 +68,7 @@ class LeakWatch:
         w = watch.Watch()
         self.watches.append(w)
         version = ""
-        while not w._stop:  # a watch the server closes (timeout, compaction) is opened again
+        while not self.stopped.is_set():  # a watch the server closes (timeout, compaction) is opened again
             try:
                 for event in w.stream(list_fn, *args, resource_version=version, timeout_seconds=60):
                     obj = event["object"]

@@ -238,6 +238,9 @@ class FakeApi:
         self.reads.append(("list", kind))
         return [{"endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]}]
 
+    def endpoint_slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
+        return self.list("discovery.k8s.io/v1", "EndpointSlice", namespace, f"kubernetes.io/service-name={service}")
+
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         answer = self.stamp(obj)
         if obj["kind"] == "Deployment":  # the controller-manager's status stays; the watch delivers the write

@@ -18,6 +18,7 @@ from synchro.api import Obj
 from synchro.conditions import Condition, Reason
 from synchro.probe import sidecar
 from synchro.reconcile.model import (
+    Claim,
     ClaimKey,
     Decision,
     ExternalSeen,
@@ -86,7 +87,7 @@ def failed(state: TargetState, problem: Problem) -> TargetState:
 
 
 def owner_of(claims: Mapping[ClaimKey, Any], key: ClaimKey) -> str | None:
-    found: list[tuple[str, str]] = list(claims.get(key, ()))
+    found: list[Claim] = list(claims.get(key, ()))
     return min(found)[1] if found else None
 
 

@@ -68,8 +68,7 @@ class Observer:
             return ManagedSeen(secret, live)
         slices = self.memory.known_endpoints(deployment)
         if slices is None:
-            selector = f"kubernetes.io/service-name={name}"
-            slices = await io(self.sources.kube.list, "discovery.k8s.io/v1", "EndpointSlice", ns, selector)
+            slices = await io(self.sources.kube.endpoint_slices, ns, name)
         addresses = service_addresses(live.get("Service"), slices)
         result = await self.sources.redis.ping(addresses, decide.managed_creds(spec, secret), self.sources.config)
         self.memory.remember_endpoints(deployment, slices, result.ok)
