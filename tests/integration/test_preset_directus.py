@@ -22,9 +22,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import urllib.request
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,18 @@ def http(method: str, url: str, body: Any = None) -> Any:
         return json.load(response)
 
 
+# What a replica's log says when its start was lost to the test harness, not to Directus or the injected env.
+HARNESS_RACES = ("is already in use", "SQLITE_BUSY")
+
+
+class HarnessRace(Exception):
+    pass
+
+
+class Exited(AssertionError):
+    pass
+
+
 class Replicas:
     """Directus processes on the host, each on its own port, all on the database file they are given."""
 
@@ -170,19 +184,34 @@ class Replicas:
         }
 
     def start(self, env: Mapping[str, str], db: Path) -> int:
+        """Start one replica and wait for its /server/ping. A start lost to the harness itself (the free port taken
+        by another process before Directus binds it, or SQLite busy under the replica already running) is retried
+        once on a new port; any other exit fails with the end of the replica's log."""
+        try:
+            return self.start_once(env, db)
+        except HarnessRace:
+            return self.start_once(env, db)
+
+    def start_once(self, env: Mapping[str, str], db: Path) -> int:
         port = free_port()
-        log = (self.tmp / f"directus-{port}.log").open("wb")
-        proc = subprocess.Popen(
-            self.cli("start"), cwd=self.tmp, env=self.host_env(env, db, port), stdout=log, stderr=subprocess.STDOUT
-        )
+        path = self.tmp / f"directus-{port}.log"
+        with path.open("wb") as log:
+            proc = subprocess.Popen(
+                self.cli("start"), cwd=self.tmp, env=self.host_env(env, db, port), stdout=log, stderr=subprocess.STDOUT
+            )
         self.procs.append(proc)
 
         def up() -> bool:
-            assert proc.poll() is None, f"directus on {port} exited: see {log.name}"
+            if proc.poll() is not None:
+                self.procs.remove(proc)
+                tail = path.read_text(errors="replace")[-3000:]
+                if any(race in tail for race in HARNESS_RACES):
+                    raise HarnessRace(tail)
+                raise Exited(f"directus on {port} exited with {proc.returncode}; the end of {path}:\n{tail}")
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/server/ping", timeout=2) as r:
                 return bool(r.read() == b"pong")
 
-        wait_for(up, f"directus on {port}", 120, interval=0.5)
+        wait_for(up, f"directus on {port}", 120, interval=0.5, fatal=(Exited, HarnessRace))
         return port
 
     def bootstrap(self, env: Mapping[str, str], db: Path) -> None:
@@ -247,8 +276,12 @@ def database(replicas: Replicas, tmp_path: Path) -> Path:
 
 
 def copy_of(db: Path, name: str) -> Path:
+    """A copy of the template for one pair of replicas, in WAL mode, so one replica's reads do not make the other's
+    start fail with SQLITE_BUSY (two processes on one SQLite file stand in for the shared SQL database)."""
     target = db.with_name(name)
     shutil.copy(db, target)
+    with closing(sqlite3.connect(target)) as conn:
+        assert conn.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
     return target
 
 
