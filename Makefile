@@ -78,6 +78,7 @@ run: deps ## Run the operator against $$KUBECONFIG (on the local cluster: Redis 
 
 .PHONY: bench
 bench: cluster-up ## Speed and memory against same-run baselines: bench/results.json and .png (QUICK=1: < 5 min)
+	python3 hack/build.py reloader
 	QUICK=$(QUICK) $(PY) bench/bench.py
 
 .PHONY: kind-e2e

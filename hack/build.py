@@ -9,7 +9,11 @@ Binaries land in ~/.cache/synchro/bin/<component>-<version>/ and are linked
 from .cluster/bin/. A component whose cache directory is complete is not
 rebuilt.
 
-Usage: hack/build.py [component ...]   (default: every component)
+Peers that `make bench` compares Synchro with (Reloader) are built by hack/goinstall.py instead: `go install`
+from the proxy, or `go build` in a snapshot from ../shared/peers where the proxy refuses the module. They are
+cached in ~/.cache/synchro/apps/<name>-<version>/ and linked from .cluster/bin/ too, but only when named.
+
+Usage: hack/build.py [component or peer ...]   (default: every component, no peer)
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from goinstall import go_install
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("SYNCHRO_CACHE", Path.home() / ".cache" / "synchro"))
@@ -200,8 +206,32 @@ def link(c: Component) -> None:
         target.symlink_to(bin_dir(c) / binary)
 
 
+def peers() -> dict[str, tuple[str, str, str]]:
+    """Name -> (module, version, snapshot in PEERS) of the programs only the bench runs."""
+    v = read_versions()["RELOADER_VERSION"]
+    return {"reloader": ("github.com/stakater/Reloader", v, f"reloader-{v}.tar.gz")}
+
+
+def build_peer(name: str) -> None:
+    module, version, snapshot = peers()[name]
+    started = time.monotonic()
+    binary = go_install(module, version, name, snapshot)
+    print(f"{name} {version}: {binary} ({time.monotonic() - started:.0f} s)", flush=True)
+    LINKS.mkdir(parents=True, exist_ok=True)
+    (LINKS / name).unlink(missing_ok=True)
+    (LINKS / name).symlink_to(binary)
+
+
 def main(argv: list[str]) -> int:
     wanted = set(argv)
+    unknown = wanted - {c.name for c in components()} - set(peers())
+    if unknown:
+        raise SystemExit(f"build.py: no component or peer named {', '.join(sorted(unknown))}")
+    for name in sorted(wanted & set(peers())):
+        build_peer(name)
+    wanted -= set(peers())
+    if argv and not wanted:
+        return 0
     for c in components():
         if wanted and c.name not in wanted:
             continue

@@ -8,13 +8,13 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from goinstall import fresh_partial
 from kubernetes import client
 from podenv import resolve_env, secret_reader
 
@@ -27,9 +27,6 @@ KUBECTL = str(ROOT / ".cluster" / "bin" / "kubectl")
 LOCAL_REDIS_PORT = 6379 + int(os.environ.get("SYNCHRO_PORT_OFFSET", "0"))
 LOCAL_REDIS = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
 CACHE = Path(os.environ.get("SYNCHRO_CACHE", Path.home() / ".cache" / "synchro"))  # app installs, npm's cache
-# `git archive` snapshots of modules the Go module proxy refuses (relative paths are from the repo root; in CI the
-# clone has a copy of shared/ beside it).
-PEERS = ROOT / os.environ.get("SYNCHRO_PEERS", "../shared/peers")
 
 
 # ---------------------------------------------------------------- fixtures and helpers
@@ -288,16 +285,6 @@ def pod_env(env: Env, pod: str, container: str) -> dict[str, str]:
     return resolve_env(obj, container, secret_reader(env.core, env.ns))
 
 
-def fresh_partial(target: Path) -> Path:
-    """An empty `<target>.partial-<pid>` folder to build into, after removing those left by dead processes."""
-    for stale in target.parent.glob(f"{target.name}.partial-*"):
-        if not Path("/proc", stale.name.rsplit("-", 1)[1]).exists():
-            shutil.rmtree(stale, ignore_errors=True)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    return partial
-
-
 def tls_external_redis(env: Env, server: TlsRedisServer, db: int) -> dict[str, Any]:
     """spec.redis for `server`, with its CA in the Secret `redis-ca` of the test's namespace."""
     env.create(
@@ -370,53 +357,6 @@ def cargo_install(crate: str, version: str, binary: str, features: list[str]) ->
         env=env,
         check=True,
     )
-    if not (target / "bin" / binary).exists():  # another session may have finished the same build meanwhile
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-    shutil.rmtree(partial, ignore_errors=True)
-    return target / "bin" / binary
-
-
-def _proxy_only_go_env(**extra: str) -> dict[str, str]:
-    """Go's environment with `direct` dropped from GOPROXY: modules come from the proxy (or the module cache),
-    never straight from their VCS host."""
-    configured = subprocess.run(["go", "env", "GOPROXY"], check=True, capture_output=True, text=True).stdout
-    proxies = [p for p in configured.strip().replace("|", ",").split(",") if p and p != "direct"]
-    return {**os.environ, "GOPROXY": ",".join(proxies) or "off", "GOFLAGS": "-buildvcs=false", **extra}
-
-
-def go_install(module: str, version: str, binary: str, snapshot: str, ldflags: Sequence[str] = ()) -> Path:
-    """`go install <module>@<version>` from the Go module proxy into ~/.cache/synchro/apps/<binary>-<version>/bin,
-    once per version; returns the binary. Where the proxy refuses the module (it answers 403 for some), the
-    source is `snapshot`, a `git archive` tarball in PEERS, unpacked and built there with `go build`; its
-    dependencies still come from the proxy. `source` beside bin/ says which way it was built and how long it
-    took. A half-done build is never used: it is installed into a `.partial-<pid>` folder and renamed when
-    complete; those left by dead processes are removed."""
-    target = CACHE / "apps" / f"{binary}-{version}"
-    if (target / "bin" / binary).exists():
-        return target / "bin" / binary
-    partial = fresh_partial(target)
-    (partial / "bin").mkdir(parents=True)
-    env = _proxy_only_go_env(CGO_ENABLED="0", GOBIN=str(partial / "bin"))
-    flags = ["-trimpath", "-ldflags", " ".join(("-s", "-w", *ldflags))]
-    started = time.monotonic()
-    proxy = subprocess.run(["go", "install", *flags, f"{module}@{version}"], env=env, capture_output=True, text=True)
-    if proxy.returncode == 0:
-        source = f"{module}@{version} from the Go module proxy ({env['GOPROXY']})"
-    else:
-        refusal = (proxy.stderr.strip().splitlines() or ["no output"])[-1]
-        tarball = PEERS / snapshot
-        if not tarball.exists():
-            raise RuntimeError(f"go install {module}@{version} failed ({refusal}) and {tarball} does not exist")
-        (partial / "src").mkdir()
-        subprocess.run(["tar", "-xzf", str(tarball), "-C", str(partial / "src")], check=True)
-        [folder] = (partial / "src").iterdir()
-        subprocess.run(
-            ["go", "build", *flags, "-o", str(partial / "bin" / binary), "."], cwd=folder, env=env, check=True
-        )
-        shutil.rmtree(partial / "src")
-        source = f"{tarball.resolve()} with go build; go install {module}@{version} failed: {refusal}"
-    (partial / "source").write_text(f"{source}\nbuilt in {time.monotonic() - started:.0f} s\n")
     if not (target / "bin" / binary).exists():  # another session may have finished the same build meanwhile
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)

@@ -1,6 +1,6 @@
 """The centrifugo preset with the real Centrifugo v6.9.1 server.
 
-kit.go_install builds it once into ~/.cache/synchro/apps/centrifugo-v6.9.1: `go install
+hack/goinstall.go_install builds it once into ~/.cache/synchro/apps/centrifugo-v6.9.1: `go install
 github.com/centrifugal/centrifugo/v6@v6.9.1` from the Go module proxy or, where the proxy refuses the module
 (it answered 403 when issue 19 was filed), `go build` in the snapshot `centrifugo-v6.9.1.tar.gz` under
 SYNCHRO_PEERS (default ../shared/peers beside the repo), whose dependencies the proxy serves. Either way takes
@@ -41,6 +41,7 @@ from typing import Any
 
 import pytest
 import websocket
+from goinstall import go_install
 from kit import (
     Env,
     RedisServer,
@@ -48,7 +49,6 @@ from kit import (
     app,
     container_env,
     free_port,
-    go_install,
     plain_env,
     redis_cli,
     secret,
