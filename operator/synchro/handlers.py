@@ -78,6 +78,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.enabled = False  # Synchro posts its own events, on transitions only
     settings.peering.standalone = True
+    # Only the pods of SyncClusters' targets, filtered by the API server on the LIST and the WATCH: every other
+    # pod of the cluster would be decoded and pass through kopf's per-event machinery only to be dropped by
+    # cluster_pods' filter. A pod that loses the label arrives as DELETED and leaves the index.
+    settings.watching.label_selectors["v1", "pods"] = api.CLUSTER_LABEL
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     logging.getLogger("kopf.objects").addFilter(_QuietRoutineHandlers())
