@@ -22,6 +22,13 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 FIELD_MANAGER = "synchro"
 CLUSTER_LABEL = f"{GROUP}/cluster"  # on target pods (the /scale selector) and managed objects
+# Secret types the operator does not watch (a server-side field selector): none holds a Redis password or CA.
+UNWATCHED_SECRET_TYPES = (
+    "helm.sh/release.v1",
+    "kubernetes.io/service-account-token",
+    "kubernetes.io/dockerconfigjson",
+    "kubernetes.io/dockercfg",
+)
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"  # on target pod templates: a change rolls the pods
 CLAIM_ANNOTATION = f"{GROUP}/claimed-by"  # on target workloads: which SyncCluster injects them
 FINALIZER = f"{GROUP}/finalizer"

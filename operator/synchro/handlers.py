@@ -82,6 +82,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # pod of the cluster would be decoded and pass through kopf's per-event machinery only to be dropped by
     # cluster_pods' filter. A pod that loses the label arrives as DELETED and leaves the index.
     settings.watching.label_selectors["v1", "pods"] = api.CLUSTER_LABEL
+    # Secrets of the types that never hold a Redis password or CA are left on the server: Helm's release records
+    # (large, and one more per upgrade), ServiceAccount tokens and registry credentials. A passwordSecretRef to
+    # one of them still works, read on each pass, but a change to it waits for the next resync.
+    settings.watching.field_selectors["v1", "secrets"] = ",".join(f"type!={t}" for t in api.UNWATCHED_SECRET_TYPES)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     logging.getLogger("kopf.objects").addFilter(_QuietRoutineHandlers())
