@@ -176,9 +176,9 @@ def test_chart_deployment_serves_the_watched_namespaces(helm_bin: str) -> None:
 
 def test_chart_rejects_unknown_values(helm_bin: str) -> None:
     result = subprocess.run(
-        [helm_bin, "template", "dry", str(CHART), "--set", "replicas=2"], capture_output=True, text=True
+        [helm_bin, "template", "dry", str(CHART), "--set", "replicaCount=2"], capture_output=True, text=True
     )
-    assert result.returncode != 0 and "additional properties 'replicas' not allowed" in result.stderr
+    assert result.returncode != 0 and "additional properties 'replicaCount' not allowed" in result.stderr
 
 
 # ---------------------------------------------------------------- the chart's RBAC is enough
