@@ -5,9 +5,10 @@ passes through untouched, and the API server's certificate names 127.0.0.1), the
 
     with BlackHole(("127.0.0.1", api_port)) as hole:
         url = f"https://127.0.0.1:{hole.port}"      # what the client dials
-        hole.freeze()   # nothing flows either way; every socket stays open, so the client sees only silence
+        hole.freeze()   # nothing flows either way once it returns; every socket stays open: the client hears silence
         hole.thaw()     # forwarding resumes with whatever the kernel buffered meanwhile
         hole.upstream_bytes                          # bytes forwarded to the server so far (count after a cut)
+        hole.pumps                                   # 0 once every connection ended both ways (all drained)
 
 `source` names the loopback address the proxy dials from (say 127.0.0.2): the server then sees every request of
 that one client, whatever library made it, from that address (e.g. the API server's audit log `sourceIPs`).
@@ -36,9 +37,12 @@ class BlackHole:
         self._flowing.set()
         self._closed = threading.Event()
         self._lock = threading.Lock()
+        self._quiet = threading.Condition(self._lock)  # notified whenever a forward ends
+        self._forwarding = 0  # pumps between their read and the end of their write
         self._sockets: list[socket.socket] = []
         self.upstream_bytes = 0  # forwarded client -> server
         self.connections = 0  # accepted so far
+        self.pumps = 0  # directions still open (two per live connection): 0 once every connection ended
         threading.Thread(target=self._accept, name=f"blackhole-{self.port}", daemon=True).start()
 
     @property
@@ -46,7 +50,10 @@ class BlackHole:
         return not self._flowing.is_set()
 
     def freeze(self) -> None:
-        self._flowing.clear()
+        """Stop forwarding; returns once no pump is mid-forward, so from then on not a byte reaches either side."""
+        with self._quiet:
+            self._flowing.clear()
+            self._quiet.wait_for(lambda: self._forwarding == 0, timeout=10)
 
     def thaw(self) -> None:
         self._flowing.set()
@@ -86,6 +93,7 @@ class BlackHole:
             with self._lock:
                 self._sockets += [client, server]
                 self.connections += 1
+                self.pumps += 2
             threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
 
@@ -94,17 +102,28 @@ class BlackHole:
             while not self._closed.is_set():
                 self._flowing.wait()
                 readable, _, _ = select.select([source], [], [], 0.1)
-                if not readable or not self._flowing.is_set():
-                    continue  # frozen between the wait and the read: leave the bytes in the kernel
-                data = source.recv(65536)
+                if not readable:
+                    continue
+                with self._lock:
+                    if not self._flowing.is_set():
+                        continue  # frozen between the wait and the read: leave the bytes in the kernel
+                    self._forwarding += 1
+                data = b""
+                try:
+                    data = source.recv(65536)
+                    if data:
+                        sink.sendall(data)
+                finally:
+                    with self._quiet:
+                        self._forwarding -= 1
+                        self.upstream_bytes += len(data) if upward and data else 0
+                        self._quiet.notify_all()
                 if not data:
                     break
-                sink.sendall(data)
-                if upward:
-                    with self._lock:
-                        self.upstream_bytes += len(data)
         except OSError:
             pass
         finally:
             with contextlib.suppress(OSError):
                 sink.shutdown(socket.SHUT_WR)  # pass the end on (a FIN), as a real path would
+            with self._lock:
+                self.pumps -= 1
