@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from blackhole import BlackHole
@@ -98,7 +99,7 @@ def test_a_killed_leader_is_replaced_and_a_scale_made_meanwhile_reaches_the_targ
     assert lease_holder(cluster, lease) == ("b", 1)
 
 
-def audited_writes(source: str, since: datetime.datetime) -> list[dict[str, object]]:
+def audited_writes(source: str, since: datetime.datetime) -> list[dict[str, Any]]:
     """The API server's audit lines (hack/cluster.py: every write by the operator's ServiceAccount) of writes that
     came from `source` after `since` and were carried out (any answer below 400)."""
     found = []
@@ -157,6 +158,7 @@ def test_both_replicas_restarted_at_once_change_nothing(
     leader_and_standby(cluster, env, lease, sa_kubeconfig, tmp_path, replicas)
     env.wait_condition("web", "Ready", "True")
     before = (env.deployment("web").metadata.resource_version, env.sc("web")["metadata"]["resourceVersion"])
+    restarted = datetime.datetime.now(datetime.UTC)
 
     for replica in replicas:  # SIGTERM both at once, as a rollout of every pod or a node restart would
         replica.proc.terminate()  # type: ignore[union-attr]
@@ -168,3 +170,12 @@ def test_both_replicas_restarted_at_once_change_nothing(
     env.wait_condition("marker", "Ready", "True")  # whichever took the Lease has made its first passes
 
     assert (env.deployment("web").metadata.resource_version, env.sc("web")["metadata"]["resourceVersion"]) == before
+    seen = [e for e in audited_writes("127.0.0.1", restarted) if e["objectRef"].get("namespace") == env.ns]
+    assert any(e["objectRef"].get("name") == "marker" for e in seen), "the audit log shows not even the marker's"
+    written = [  # anything but the marker's objects and events (posted only on the marker's transitions)
+        (e["verb"], e["requestURI"])
+        for e in seen
+        if e["objectRef"].get("name") != "marker"
+        and e["objectRef"]["resource"] != "events"
+    ]  # fmt: skip
+    assert written == []
