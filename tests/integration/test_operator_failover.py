@@ -1,6 +1,6 @@
 """Two operator replicas behind one Lease (issue 16): the leader killed, the leader cut off from the API server,
 both restarted at once. The replicas run on the host as the chart's ServiceAccount (replicas.py), with the tests'
-short Lease timings (6 s duration, 4 s renew deadline, 1 s retry); the session's operator is stopped meanwhile,
+short Lease timings (8 s duration, 4 s renew deadline, 1 s retry); the session's operator is stopped meanwhile,
 so that only the pair serves (cluster-wide, like the chart)."""
 
 from __future__ import annotations
