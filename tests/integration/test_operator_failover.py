@@ -105,6 +105,7 @@ def test_a_killed_leader_is_replaced_and_a_scale_made_meanwhile_reaches_the_targ
 def audited_writes(source: str, since: datetime.datetime) -> list[dict[str, Any]]:
     """The API server's audit lines (hack/cluster.py: every write by the operator's ServiceAccount) of writes that
     came from `source` after `since` and were carried out (any answer below 400)."""
+    assert AUDIT_LOG.exists(), "no audit log: this API server predates it; `python3 hack/cluster.py down` then `up`"
     found = []
     for line in AUDIT_LOG.read_text().splitlines():
         event = json.loads(line)
