@@ -79,7 +79,7 @@ run: deps ## Run the operator against $$KUBECONFIG (on the local cluster: Redis 
 .PHONY: bench
 bench: cluster-up ## Speed and memory against same-run baselines: bench/results.json and .png (QUICK=1: < 5 min)
 	python3 hack/build.py reloader
-	QUICK=$(QUICK) $(PY) bench/bench.py
+	QUICK=$(QUICK) $(PY) bench/bench.py $(ONLY)
 
 .PHONY: kind-e2e
 kind-e2e: ## For users with Docker: kind cluster, image, helm install, e2e tests (cannot run on the CI machine)

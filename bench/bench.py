@@ -33,6 +33,8 @@ import redis  # noqa: E402
 from kit import LOCAL_REDIS_PORT, RedisServer  # noqa: E402
 from kubernetes import client, config, watch  # noqa: E402
 from podenv import resolve_env, secret_reader, start_agent  # noqa: E402
+from replicas import DEFAULT as LEASE_TIMINGS  # noqa: E402
+from replicas import Replica, service_account_kubeconfig  # noqa: E402
 
 from synchro.kube import Kube, load_client  # noqa: E402
 from synchro.probe import checker  # noqa: E402
@@ -55,6 +57,9 @@ GOALS = {
     "probe_rtt_ratio_p50": ("<=", 2),
     "detect_intervals": ("<=", 2),
     "steady_writes_per_min": ("<=", 0),
+    # The standby's first write after the leader's SIGKILL, over the Lease duration (the floor: the Lease has to
+    # run out first).
+    "operator_failover_ratio": ("<=", 1.5),
 }
 # The earlier round's keys and goals, still written for continuity.
 OLD_GOALS = {
@@ -490,6 +495,32 @@ def measure_reloader_rotation(ns: str) -> tuple[list[float], list[float]]:
     return changed, done
 
 
+def measure_failover(ns: str) -> list[float]:
+    """Two replicas behind one Lease with the chart's timings (15 s duration); the leader SIGKILLed and a scale
+    made at once: the time until the standby's first write, that scale on the Deployment."""
+    cluster_cmd("stop-operator")
+    kubeconfig, logs = service_account_kubeconfig(), ROOT / ".cluster" / "logs"
+    apps.create_namespaced_deployment(ns, deployment("fo"))
+    create_sc(ns, sync_cluster("fo", "fo", replicas=2))
+    out = []
+    for i in range(1 if QUICK else 3):
+        lease = f"bench-failover-{uuid.uuid4().hex[:5]}"
+        leader = Replica("a", lease, kubeconfig, logs, timings=LEASE_TIMINGS).start()
+        wait_until(leader.leads)
+        standby = Replica("b", lease, kubeconfig, logs, timings=LEASE_TIMINGS).start()
+        wait_until(lambda b=standby: b.role() == "standby b; leader: a")
+        wait_until(lambda: condition(ns, "fo", "Ready") == "True")
+        want = 3 + i % 2
+        with watching(apps.list_namespaced_deployment, ns) as events:
+            t0 = time.monotonic()
+            leader.kill()
+            custom.patch_namespaced_custom_object_scale(GROUP, VERSION, ns, PLURAL, "fo", {"spec": {"replicas": want}})
+            out.append(wait_event(events, lambda o, w=want: o.metadata.name == "fo" and o.spec.replicas == w) - t0)
+        standby.stop()
+        log(f"  failover {i + 1}: {out[-1]:.1f} s")
+    return out
+
+
 def measure_probe_rtt() -> tuple[list[float], list[float]]:
     """The probe's ping through Redis to three agents and back, and a plain PING on the same server."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
@@ -854,7 +885,25 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def only_failover() -> int:
+    """`bench.py operator_failover`: that measurement alone, printed (results.json is left as it is)."""
+    cluster_cmd("up")
+    ns = f"bench-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": ns}})
+    try:
+        samples = measure_failover(ns)
+    finally:
+        core.delete_namespace(ns)
+    median = statistics.median(samples)
+    print(json.dumps({"operator_failover_s": round(median, 1), "lease_duration_s": LEASE_TIMINGS["duration"],
+                      "operator_failover_ratio": round(median / LEASE_TIMINGS["duration"], 2),
+                      "samples_s": [round(x, 2) for x in samples]}))  # fmt: skip
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["operator_failover"]:
+        return only_failover()
     started = time.monotonic()
     cluster_cmd("up")
     subprocess.run(
@@ -895,6 +944,8 @@ def main() -> int:
         raw["probe_rtt_s"], raw["ping_rtt_s"] = measure_probe_rtt()
         log("detection of a killed and a paused agent")
         raw["detect_intervals"] = measure_detect(ns)
+        log("operator failover: leader SIGKILLed -> the standby's first write")
+        raw["failover_s"] = measure_failover(ns)
         log(f"{CLUSTERS} SyncClusters")
         raw["thousand"] = measure_thousand()
     finally:
@@ -918,7 +969,11 @@ def main() -> int:
         "inject_ratio_p50": round(med["inject_s"] / med["floor_s"], 2),
         "scale_ratio_p50": round(med["scale_s"] / med["scale_floor_s"], 2),
         "thousand_ready_s": round(t["ready_s"], 1),
+        "operator_failover_s": round(med["failover_s"], 1),
+        "operator_failover_ratio": round(med["failover_s"] / LEASE_TIMINGS["duration"], 2),
         "details": {
+            "operator_failover_s": summary(raw["failover_s"]),
+            "lease_timings_s": LEASE_TIMINGS,
             "floor_s": summary(raw["floor_s"]),
             "inject_s": summary(raw["inject_s"]),
             "scale_floor_s": summary(raw["scale_floor_s"]),

@@ -36,6 +36,22 @@ PKI = STATE / "pki"
 LOGS = STATE / "logs"
 PIDS = STATE / "pids"
 KUBECONFIG = STATE / "kubeconfig"
+AUDIT_LOG = LOGS / "audit.log"
+# The audit log holds one line per write by the operator's ServiceAccount (never a body): the tests count who wrote
+# what, and when (tests/integration/test_operator_failover.py counts a cut-off leader's writes by source address).
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {
+            "level": "Metadata",
+            "users": ["system:serviceaccount:synchro-system:synchro"],
+            "verbs": ["create", "update", "patch", "delete"],
+        },
+        {"level": "None"},
+    ],
+}
 
 # A second cluster (say, a bench in another git worktree while tests run here) moves every port by this offset.
 # Only the cluster at offset 0 may run the real node: the kubelet, containerd and iptables are machine-wide.
@@ -48,6 +64,7 @@ OPERATOR_HEALTH_PORT, OPERATOR_METRICS_PORT = 18080 + PORT_OFFSET, 9090 + PORT_O
 KWOK_NODES = int(os.environ.get("SYNCHRO_KWOK_NODES", "3"))
 SERVICE_CIDR = "10.96.0.0/16"
 CLUSTER_CIDR = "10.244.0.0/16"
+LEASE_NAMESPACE = "synchro-system"  # the operator's Lease (leader election) and ServiceAccount
 # Real pods reach the apiserver through the `kubernetes` Service, so the real-node tier binds beyond loopback.
 API_BIND = os.environ.get("SYNCHRO_API_BIND", "0.0.0.0" if os.environ.get("NODE") == "real" else "127.0.0.1")
 API_URL = f"https://127.0.0.1:{API_PORT}"
@@ -251,7 +268,14 @@ def operator_env() -> dict[str, str]:
     return {
         "SYNCHRO_REDIS_NETWORKS": os.environ.get("SYNCHRO_REDIS_NETWORKS", ",".join(networks)),
         "SYNCHRO_METRICS_PORT": os.environ.get("SYNCHRO_METRICS_PORT", str(OPERATOR_METRICS_PORT)),
+        # The Lease where the chart keeps it (its release namespace), which the chart's RBAC lets it write.
+        "SYNCHRO_LEASE_NAMESPACE": LEASE_NAMESPACE,
     }
+
+
+def ensure_lease_namespace() -> None:
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LEASE_NAMESPACE}}
+    kubectl("apply", "-f", "-", stdin=json.dumps(namespace))
 
 
 def processes() -> list[Proc]:
@@ -299,6 +323,10 @@ def processes() -> list[Proc]:
                 # how namespace `real` reaches the real node.
                 "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
                 "--endpoint-reconciler-type=lease",
+                f"--audit-policy-file={STATE / 'audit-policy.json'}",
+                f"--audit-log-path={AUDIT_LOG}",
+                "--audit-log-maxsize=50",
+                "--audit-log-maxbackup=1",
             ],
             API_PORT,
         ),
@@ -534,6 +562,7 @@ def up() -> None:
     write_kubeconfig(KUBECONFIG, "admin")
     for who in ("controller-manager", "scheduler", "kwok"):
         write_kubeconfig(PKI / f"{who}.kubeconfig", who)
+    (STATE / "audit-policy.json").write_text(json.dumps(AUDIT_POLICY, indent=2) + "\n")
     procs = {p.name: p for p in processes()}
     start(procs["etcd"])
     start(procs["kube-apiserver"])
@@ -612,6 +641,7 @@ def main(argv: list[str]) -> int:
         down()
     elif command == "start-operator":
         as_sa = "--as-service-account" in argv[1:]
+        ensure_lease_namespace()
         kubeconfig = service_account_kubeconfig() if as_sa else KUBECONFIG
         os.environ.update(KUBECONFIG=str(kubeconfig), PYTHONPATH=str(ROOT / "operator"), **operator_env())
         start(operator_proc())

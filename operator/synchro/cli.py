@@ -7,25 +7,72 @@ Installed as `kubectl-synchro` on the PATH, the last one also works as `kubectl 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
+import socket
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from synchro.config import Config
+    from synchro.elector import Elector
+
+log = logging.getLogger("synchro")
 
 
 def run(args: argparse.Namespace) -> int:
-    import kopf
+    import asyncio
 
-    import synchro.handlers  # noqa: F401 - registers the handlers
+    from synchro.config import Config
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    kopf.run(
-        standalone=True,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace or (),
-        liveness_endpoint=args.liveness or None,
-    )
+    config = Config.from_env()
+    if args.no_leader_election:
+        config = dataclasses.replace(config, leader_election=False)
+    asyncio.run(operate(args, config))
     return 0
+
+
+async def operate(args: argparse.Namespace, config: Config) -> None:
+    """Serve health and metrics, take the Lease (unless election is off), then run kopf while holding it."""
+    import kopf
+
+    import synchro.handlers  # noqa: F401 - registers the handlers
+    from synchro import elector, health, kube, metrics
+
+    metrics.serve(config.metrics_port)
+    identity = config.identity or f"{socket.gethostname()}-{os.getpid()}"
+    namespace = config.lease_namespace or pod_namespace() or (args.namespace or ["default"])[0]
+    gateway = kube.Kube(kube.load_client(), timeout=config.lease.renew_deadline / 2)
+    lead = elector.Elector(gateway, namespace, config.lease_name, identity, config.lease)
+    if args.liveness:
+        await health.serve(args.liveness, lambda: role(lead, config.leader_election))
+    operator = kopf.operator(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace or ())
+    if not config.leader_election:
+        metrics.LEADER.set(1)
+        await operator
+        return
+    log.info("waiting for Lease %s/%s as %s", namespace, config.lease_name, identity)
+    if await elector.stand_by(lead):
+        await elector.lead_while(lead, operator)
+    else:
+        operator.close()
+
+
+def role(lead: Elector, election: bool) -> str:
+    if not election:
+        return f"leader {lead.identity} (leader election off)"
+    if lead.leading:
+        return f"leader {lead.identity}"
+    return f"standby {lead.identity}; leader: {lead.holder or 'none'}"
+
+
+def pod_namespace() -> str:
+    path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+    return open(path).read().strip() if os.path.exists(path) else ""
 
 
 def probe_agent(args: argparse.Namespace) -> int:
@@ -92,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster config")
     p.add_argument("-n", "--namespace", action="append", help="serve only this namespace (repeatable)")
     p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint URL ('' to disable)")
+    p.add_argument(
+        "--no-leader-election", action="store_true", help="reconcile at once, without the Lease (one replica only)"
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run)
     a = sub.add_parser("probe-agent", help="the synchro-probe sidecar (configured by its environment)")

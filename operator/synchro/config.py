@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from synchro.lease import Timings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -18,6 +20,12 @@ class Config:
     probe_image: str = "synchro.local/operator:0.1.0"  # the image of the synchro-probe sidecar
     metrics_port: int = 9090  # /metrics; 0 turns it off
     api_threads: int = 32  # concurrent blocking Kubernetes API calls
+    # Leader election: only the replica that holds the Lease runs kopf. Off, this process reconciles at once.
+    leader_election: bool = True
+    lease_name: str = "synchro"
+    lease_namespace: str = ""  # empty: the pod's namespace (POD_NAMESPACE), else the one the CLI picks
+    identity: str = ""  # empty: the pod's name (POD_NAME), else hostname-pid
+    lease: Timings = field(default_factory=Timings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -27,6 +35,15 @@ class Config:
             probe_image=environ.get("SYNCHRO_PROBE_IMAGE", cls.probe_image),
             metrics_port=int(environ.get("SYNCHRO_METRICS_PORT", cls.metrics_port)),
             api_threads=int(environ.get("SYNCHRO_API_THREADS", cls.api_threads)),
+            leader_election=environ.get("SYNCHRO_LEADER_ELECTION", "true").lower() not in ("false", "0", "no", "off"),
+            lease_name=environ.get("SYNCHRO_LEASE_NAME", cls.lease_name),
+            lease_namespace=environ.get("SYNCHRO_LEASE_NAMESPACE") or environ.get("POD_NAMESPACE", ""),
+            identity=environ.get("SYNCHRO_IDENTITY") or environ.get("POD_NAME", ""),
+            lease=Timings(
+                duration=float(environ.get("SYNCHRO_LEASE_DURATION_S", Timings.duration)),
+                renew_deadline=float(environ.get("SYNCHRO_LEASE_RENEW_DEADLINE_S", Timings.renew_deadline)),
+                retry=float(environ.get("SYNCHRO_LEASE_RETRY_S", Timings.retry)),
+            ),
         )
 
     def may_connect(self, address: str) -> bool:

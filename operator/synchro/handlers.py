@@ -20,7 +20,7 @@ from typing import Any
 
 import kopf
 
-from synchro import api, inject, kube, metrics, reconcile
+from synchro import api, inject, kube, reconcile
 from synchro.api import Obj
 from synchro.config import Config
 from synchro.controller import Controller
@@ -94,7 +94,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=memo.config.api_threads))
     memo.kube = kube.Kube(kube.load_client(pool_size=memo.config.api_threads))
     memo.redis = Connections()  # every loop's Redis connections and recent PING answers
-    metrics.serve(memo.config.metrics_port)
     memo.wakers = {}
     memo.generations = {}  # (namespace, name) -> the SyncCluster generation its loop was last woken for
 

@@ -27,6 +27,7 @@ _PLURALS: Mapping[tuple[str, str], str] = {
     ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("discovery.k8s.io/v1", "EndpointSlice"): "endpointslices",
+    ("coordination.k8s.io/v1", "Lease"): "leases",
     (api.API_VERSION, api.KIND): api.PLURAL,
 }
 
@@ -62,8 +63,9 @@ def load_client(pool_size: int = 10) -> client.ApiClient:
 
 
 class Kube:
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, timeout: float = 30) -> None:
         self._api = api_client
+        self._timeout = timeout  # seconds for one request, from connect to the end of the answer
 
     def _request(
         self,
@@ -80,7 +82,9 @@ class Kube:
             header_params={"Content-Type": content_type, "Accept": "application/json"},
             auth_settings=["BearerToken"],
         )
-        response = self._api.call_api(method_, full_url, header_params=headers, body=body, _request_timeout=30)
+        response = self._api.call_api(
+            method_, full_url, header_params=headers, body=body, _request_timeout=self._timeout
+        )
         data = response.read()
         if response.status == 404:
             return None
@@ -123,6 +127,14 @@ class Kube:
             if e.status == 409:
                 return None
             raise
+
+    def replace(self, obj: Mapping[str, Any]) -> Obj:
+        """PUT the whole object; its metadata.resourceVersion makes it conditional (409 if it changed since)."""
+        meta = obj["metadata"]
+        result = self._request("PUT", path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"]), body=obj)
+        if result is None:
+            raise KubeError(404, f"{obj['kind']} {meta['namespace']}/{meta['name']} is gone")
+        return result
 
     def merge_patch(self, api_version: str, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         self._request(

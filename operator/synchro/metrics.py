@@ -16,6 +16,7 @@ PODS_EXPECTED = Gauge("synchro_pods_expected", "Ready target pods the probe expe
 PODS_HEALTHY = Gauge("synchro_pods_healthy", "Target pods that answer through Redis", ["namespace", "synccluster"])
 RECONCILES = Counter("synchro_reconcile_total", "Reconcile passes", ["result"])
 RECONCILE_SECONDS = Histogram("synchro_reconcile_duration_seconds", "Duration of one reconcile pass")
+LEADER = Gauge("synchro_leader", "1 while this replica holds the Lease and reconciles, 0 while it stands by")
 
 
 def serve(port: int) -> None:

@@ -174,11 +174,36 @@ def test_chart_deployment_serves_the_watched_namespaces(helm_bin: str) -> None:
     ]
 
 
+def test_chart_runs_two_replicas_behind_a_lease_by_default(helm_bin: str) -> None:
+    chart = objects(template(helm_bin))
+    deployment = chart[("Deployment", "dry-synchro")]
+    assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in pod["containers"][0]["env"]}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert (env["SYNCHRO_LEASE_NAME"], env["SYNCHRO_LEASE_DURATION_S"]) == ("dry-synchro", "15")
+    assert pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert chart[("PodDisruptionBudget", "dry-synchro")]["spec"]["minAvailable"] == 1
+    assert chart[("Role", "dry-synchro-leader-election")]["metadata"]["namespace"] == NS
+    single = objects(template(helm_bin, "leaderElection.enabled=false", "replicas=1"))
+    assert single[("Deployment", "dry-synchro")]["spec"]["strategy"]["type"] == "Recreate"
+    assert ("PodDisruptionBudget", "dry-synchro") not in single and (
+        "Role",
+        "dry-synchro-leader-election",
+    ) not in single
+    refused = subprocess.run(
+        [helm_bin, "template", "dry", str(CHART), "--set", "leaderElection.enabled=false"],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0 and "replicas > 1 needs leaderElection.enabled" in refused.stderr
+
+
 def test_chart_rejects_unknown_values(helm_bin: str) -> None:
     result = subprocess.run(
-        [helm_bin, "template", "dry", str(CHART), "--set", "replicas=2"], capture_output=True, text=True
+        [helm_bin, "template", "dry", str(CHART), "--set", "replicaCount=2"], capture_output=True, text=True
     )
-    assert result.returncode != 0 and "additional properties 'replicas' not allowed" in result.stderr
+    assert result.returncode != 0 and "additional properties 'replicaCount' not allowed" in result.stderr
 
 
 # ---------------------------------------------------------------- the chart's RBAC is enough

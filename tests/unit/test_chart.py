@@ -83,3 +83,12 @@ def test_values_schema_describes_every_value() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert schema["additionalProperties"] is False
     assert set(values) == set(schema["properties"])
+
+
+def test_chart_and_kustomize_grant_the_same_lease_rules() -> None:
+    docs = yaml.safe_load_all((BASE / "leader-election.yaml").read_text())
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert helper("synchro.leaderElectionRules") == role["rules"]
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+    ]

@@ -60,6 +60,13 @@ finalizer and progress annotations on them (patch). */}}
 {{- end }}
 {{- end -}}
 
+{{/* Leader election (operator/synchro/elector.py): read, create and renew its Lease. */}}
+{{- define "synchro.leaderElectionRules" -}}
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update]
+{{- end -}}
+
 {{/* What Synchro's code does: operator/synchro/{handlers,reconcile,kube}.py. It never deletes. */}}
 {{- define "synchro.appRules" -}}
 - apiGroups: [apps]
