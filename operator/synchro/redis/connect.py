@@ -69,6 +69,18 @@ class Connections:
         if client is not None:
             await client.aclose()
 
+    async def acl_setuser(
+        self, address: Address, creds: Credentials, rules: Sequence[Sequence[str]], timeout: float = 1.5
+    ) -> None:
+        """`ACL SETUSER` each rule, as `creds`; an error raises (the pass is retried)."""
+        client = self.shared_client(*address, creds, timeout)
+        try:
+            for rule in rules:
+                await client.execute_command("ACL", "SETUSER", *rule)  # type: ignore[no-untyped-call]
+        except (RedisError, OSError):
+            await self.forget(*address, creds, timeout)
+            raise
+
     async def ping(
         self, addresses: Sequence[Address], creds: Credentials, config: Config, timeout: float = 1.5
     ) -> PingResult:
