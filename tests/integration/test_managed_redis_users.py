@@ -167,3 +167,57 @@ def test_rotate_password_rolls_the_apps_once_and_redis_refuses_the_old_one_witho
     env.wait_condition("chat", "Ready", "True")
     assert {rs.metadata.name for rs in env.replica_sets("chat")} == settled
     assert as_app(host_redis, new).ping()
+
+
+def rotation(env: Env, name: str) -> dict[str, str]:
+    return dict((env.sc(name).get("status") or {}).get("redis", {}).get("passwordRotation") or {})
+
+
+def test_a_rotation_staged_while_redis_is_down_survives_an_operator_restart_and_ends_once_redis_answers(
+    env: Env, host_redis: HostRedis
+) -> None:
+    env.wait_condition("chat", "Ready", "True")
+    old = container_env(env, "chat", "c0")
+    host_redis.stop()
+    patch = {"metadata": {"annotations": {api.ROTATE_PASSWORD_ANNOTATION: "while-down"}}}
+    env.custom.patch_namespaced_custom_object("synchro.dev", "v1alpha1", env.ns, "syncclusters", "chat", patch)
+    wait_for(lambda: rotation(env, "chat").get("phase") == "Staged", "the rotation staged")
+    staged = host_redis.secret()
+    assert "next-password" in staged.data and "next-operator-password" in staged.data
+    cluster_cmd("stop-operator")  # killed between two steps: the next one knows where it was from the Secret
+    cluster_cmd("start-operator", "--as-service-account")
+    host_redis.start()  # the pod again, with the Secret's auth.conf: still the old passwords only
+    wait_for(lambda: rotation(env, "chat").get("phase") == "Done", "the rotation done", 60)
+    new = container_env(env, "chat", "c0")
+    assert new["SOKETI_DB_REDIS_PASSWORD"] != old["SOKETI_DB_REDIS_PASSWORD"]
+    assert host_redis.secret().data["password"] != staged.data["password"]
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        as_app(host_redis, old).ping()
+    assert as_app(host_redis, new).ping()
+
+
+def test_a_secret_made_before_acl_users_keeps_the_apps_password_for_the_app_user(env: Env, tmp_path: Path) -> None:
+    password = "legacy0password0of0an0earlier0synchro"
+    legacy = {  # what the previous Synchro created: one password, for the default user
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "old-redis"},
+        "stringData": {api.PASSWORD_KEY: password, managed.SECRET_AUTH_KEY: f"requirepass {password}\n"},
+    }
+    env.core.create_namespaced_secret(env.ns, legacy)
+    env.create(app("old"))
+    env.create(sync_cluster("old", [{"name": "old", "preset": "soketi"}], replicas=1, redis={"mode": "Managed"}))
+    server = HostRedis(env, "old", tmp_path)
+    wait_for(lambda: managed.OPERATOR_PASSWORD_KEY in (server.secret().data or {}), "the Secret moved to ACL users")
+    moved = server.secret()
+    assert base64.b64decode(moved.data[api.PASSWORD_KEY]).decode() == password  # the apps' password is kept
+    assert "user default off" in base64.b64decode(moved.data[managed.SECRET_AUTH_KEY]).decode()
+    wait_for(lambda: "AclUsers" in [e.reason for e in env.events("old")], "the AclUsers event")
+    server.start()  # the Redis pod restarted by its new Deployment, reading the moved Secret
+    server.publish_address()
+    try:
+        env.wait_condition("old", "Ready", "True")
+        injected = container_env(env, "old", "c0")
+        assert as_app(server, injected).ping() and injected["SOKETI_DB_REDIS_PASSWORD"].strip('"') == password
+    finally:
+        server.stop()
