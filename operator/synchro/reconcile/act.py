@@ -49,6 +49,8 @@ class Actor:
             else:
                 patch = managed.switch_patch(step.request, step.passwords, step.resource_version)
         await io(self.sources.kube.merge_patch, "v1", "Secret", spec.namespace, managed.name(spec.name), patch)
+        if step.kind == SecretStep.SWITCH and redis.creds is not None:
+            await self.sources.redis.forget_login(redis.creds)  # the operator's old password, done with
         self.memory.remember_secret(managed.name(spec.name), None)  # the next read is a GET, not the old copy
         await self.rotation_event(body, step)
 
