@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import redis
-from kit import Env, app, cluster_cmd, container_env, free_port, sync_cluster
+from kit import ROOT, Env, app, cluster_cmd, container_env, free_port, sync_cluster
 from kubernetes import client
 
 from poll import wait_for
@@ -179,8 +179,13 @@ def test_a_rotation_staged_while_redis_is_down_survives_an_operator_restart_and_
     env.wait_condition("chat", "Ready", "True")
     old = container_env(env, "chat", "c0")
     host_redis.stop()
-    patch = {"metadata": {"annotations": {api.ROTATE_PASSWORD_ANNOTATION: "while-down"}}}
-    env.custom.patch_namespaced_custom_object("synchro.dev", "v1alpha1", env.ns, "syncclusters", "chat", patch)
+    asked = subprocess.run(  # the CLI verb: it sets the annotation to the time now
+        [str(ROOT / "hack" / "kubectl-synchro"), "rotate-password", "chat", "-n", env.ns],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(ROOT / ".cluster" / "kubeconfig")},
+    )
+    assert asked.returncode == 0, asked.stderr
     wait_for(lambda: rotation(env, "chat").get("phase") == "Staged", "the rotation staged")
     staged = host_redis.secret()
     assert "next-password" in staged.data and "next-operator-password" in staged.data
