@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from kit import ROOT, Env, app, cluster_cmd, container_env, free_port, sync_cluster
 from kubernetes import client
 
@@ -104,7 +106,12 @@ def host_redis(env: Env, tmp_path: Path) -> Iterator[HostRedis]:
 
 def as_app(server: HostRedis, env: dict[str, str]) -> redis.Redis:
     user, password = (env[f"SOKETI_DB_REDIS_{k}"].strip('"') for k in ("USERNAME", "PASSWORD"))
-    return redis.Redis(HOST, server.port, username=user, password=password)
+    return login(server, user, password)
+
+
+def login(server: HostRedis, username: str | None = None, password: str | None = None) -> redis.Redis:
+    """A client that gives up on the first refusal (redis-py retries a failed AUTH, with backoff, by default)."""
+    return redis.Redis(HOST, server.port, username=username, password=password, retry=Retry(NoBackoff(), 0))
 
 
 def test_the_apps_log_in_as_a_user_without_the_dangerous_commands_and_the_default_user_is_off(
@@ -121,7 +128,7 @@ def test_the_apps_log_in_as_a_user_without_the_dangerous_commands_and_the_defaul
         with pytest.raises(redis.exceptions.NoPermissionError):
             app_user.execute_command(*command)
     password = injected["SOKETI_DB_REDIS_PASSWORD"].strip('"')
-    for default in (redis.Redis(HOST, host_redis.port), redis.Redis(HOST, host_redis.port, password=password)):
+    for default in (login(host_redis), login(host_redis, None, password)):
         with pytest.raises((redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)):
             default.set("kept", "2")
     assert app_user.get("kept") == b"1"

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from poll import wait_for
 from synchro import api
@@ -39,6 +41,11 @@ FORBIDDEN = {
     "module": ["MODULE", "LIST"],
     "failover": ["FAILOVER", "ABORT"],
 }
+
+
+def login(port: int, username: str | None = None, password: str | None = None) -> redis.Redis:
+    """A client that gives up on the first refusal (redis-py retries a failed AUTH, with backoff, by default)."""
+    return redis.Redis(port=port, username=username, password=password, retry=Retry(NoBackoff(), 0))
 
 
 def free_port() -> int:
@@ -69,10 +76,10 @@ def test_the_app_user_is_refused_each_forbidden_command_and_the_default_user_is_
     server: tuple[int, dict[str, str]],
 ) -> None:
     port, passwords = server
-    app = redis.Redis(port=port, username=APP, password=passwords[APP])
+    app = login(port, APP, passwords[APP])
     assert app.set("k", "v") and app.get("k") == b"v" and app.publish("c", "m") == 0  # what the apps do
     assert set(FORBIDDEN) == set(managed.APP_FORBIDDEN)
-    operator = redis.Redis(port=port, username=OPERATOR, password=passwords[OPERATOR])
+    operator = login(port, OPERATOR, passwords[OPERATOR])
     for command, args in FORBIDDEN.items():
         refusal = f"no permissions to run the '{command}[|']"
         assert re.search(refusal, operator.execute_command("ACL", "DRYRUN", APP, *args).decode()), command
@@ -81,7 +88,7 @@ def test_the_app_user_is_refused_each_forbidden_command_and_the_default_user_is_
             app.execute_command(*args)
     assert operator.execute_command("ACL", "DRYRUN", APP, "PUBLISH", "c", "m") == b"OK"
     assert app.get("k") == b"v"  # nothing was flushed
-    for default in (redis.Redis(port=port), redis.Redis(port=port, password=passwords[APP])):
+    for default in (login(port), login(port, None, passwords[APP])):
         with pytest.raises((redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)):
             default.ping()
     assert operator.execute_command("ACL", "WHOAMI") == OPERATOR.encode()
@@ -92,20 +99,20 @@ def test_redis_takes_the_next_password_beside_the_old_then_refuses_the_old_and_k
     server: tuple[int, dict[str, str]],
 ) -> None:
     port, passwords = server
-    operator = redis.Redis(port=port, username=OPERATOR, password=passwords[OPERATOR])
-    redis.Redis(port=port, username=APP, password=passwords[APP]).set("kept", "1")
+    operator = login(port, OPERATOR, passwords[OPERATOR])
+    login(port, APP, passwords[APP]).set("kept", "1")
     following = managed.new_passwords()
     for user in (APP, OPERATOR):  # what act does on a switch, as the operator
         operator.execute_command("ACL", "SETUSER", *managed.setuser(user, following[user], only=False))
     for password in (passwords[APP], following[APP]):
-        assert redis.Redis(port=port, username=APP, password=password).get("kept") == b"1"
-    operator = redis.Redis(port=port, username=OPERATOR, password=following[OPERATOR])
+        assert login(port, APP, password).get("kept") == b"1"
+    operator = login(port, OPERATOR, following[OPERATOR])
     for user in (APP, OPERATOR):  # and on the finish
         operator.execute_command("ACL", "SETUSER", *managed.setuser(user, following[user], only=True))
     for user in (APP, OPERATOR):
         with pytest.raises(redis.exceptions.AuthenticationError):
-            redis.Redis(port=port, username=user, password=passwords[user]).ping()
-    assert redis.Redis(port=port, username=APP, password=following[APP]).get("kept") == b"1"
+            login(port, user, passwords[user]).ping()
+    assert login(port, APP, following[APP]).get("kept") == b"1"
 
 
 # ------------------------------------------------------------------ the steps, read from the Secret
