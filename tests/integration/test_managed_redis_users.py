@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from kit import ROOT, Env, app, cluster_cmd, container_env, free_port, sync_cluster
 from kubernetes import client
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from poll import wait_for
 from synchro import api
