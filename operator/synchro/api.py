@@ -32,6 +32,8 @@ UNWATCHED_SECRET_TYPES = (
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"  # on target pod templates: a change rolls the pods
 CLAIM_ANNOTATION = f"{GROUP}/claimed-by"  # on target workloads: which SyncCluster injects them
 FINALIZER = f"{GROUP}/finalizer"
+# On a SyncCluster with a managed Redis: a new value asks for new passwords (docs/synccluster.md)
+ROTATE_PASSWORD_ANNOTATION = f"{GROUP}/rotate-password"
 
 TARGET_KINDS = ("Deployment", "StatefulSet")
 DEFAULT_KIND = TARGET_KINDS[0]

@@ -1,5 +1,6 @@
 """`synchro run` runs the operator, `synchro probe-agent` the sidecar, `synchro status NAME` shows the probe,
-`synchro release NAME` does the operator's deletion work when the operator is gone.
+`synchro release NAME` does the operator's deletion work when the operator is gone, `synchro rotate-password NAME`
+asks the operator for new managed Redis passwords.
 
 Installed as `kubectl-synchro` on the PATH, the last one also works as `kubectl synchro status NAME`.
 """
@@ -117,6 +118,24 @@ def release(args: argparse.Namespace) -> int:
     return 0
 
 
+def rotate_password(args: argparse.Namespace) -> int:
+    """Set synchro.dev/rotate-password to the time now: the operator does the rotation (docs/synccluster.md)."""
+    import datetime
+
+    from synchro import api, kube
+
+    namespace = args.namespace or current_namespace()
+    gateway = kube.Kube(kube.load_client())
+    if gateway.get(api.API_VERSION, api.KIND, namespace, args.name) is None:
+        print(f"SyncCluster {args.name} not found in {namespace}", file=sys.stderr)
+        return 1
+    request = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H-%M-%S.%fZ")
+    patch = {"metadata": {"annotations": {api.ROTATE_PASSWORD_ANNOTATION: request}}}
+    gateway.merge_patch(api.API_VERSION, api.KIND, namespace, args.name, patch)
+    print(f"SyncCluster {namespace}/{args.name}: rotation {request} asked; see status.redis.passwordRotation")
+    return 0
+
+
 def api_version() -> str:
     from synchro import api
 
@@ -154,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     rl.add_argument("name")
     rl.add_argument("-n", "--namespace")
     rl.set_defaults(func=release)
+    rp = sub.add_parser("rotate-password", help="new passwords for a SyncCluster's managed Redis, rolled out live")
+    rp.add_argument("name")
+    rp.add_argument("-n", "--namespace")
+    rp.set_defaults(func=rotate_password)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

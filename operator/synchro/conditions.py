@@ -44,6 +44,10 @@ class Reason:
     PODS_UNREACHABLE = "PodsUnreachable"
     SPLIT_BRAIN = "SplitBrain"
     REDIS_UNAVAILABLE = "RedisUnavailable"
+    # Events of the managed Redis's passwords (synchro.reconcile.act), never a condition's reason
+    ACL_USERS = "AclUsers"
+    ROTATING_PASSWORD = "RotatingPassword"
+    PASSWORD_ROTATED = "PasswordRotated"
 
 
 # Reasons for a False condition that only say "in progress": their changes are told by Ready's own events.

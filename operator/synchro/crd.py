@@ -332,6 +332,15 @@ _STATUS: Schema = {
                 "mode": {"type": "string"},
                 "endpoint": {"type": "string"},
                 "secret": {"type": "string"},
+                "passwordRotation": {
+                    "type": "object",
+                    "description": "The last synchro.dev/rotate-password request on a managed Redis, and how far.",
+                    "properties": {
+                        "requested": {"type": "string"},
+                        "phase": {"type": "string", "enum": ["Staged", "RollingOut", "Done", "Refused"]},
+                        "message": {"type": "string"},
+                    },
+                },
             },
         },
         "targets": {

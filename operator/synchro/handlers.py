@@ -95,7 +95,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.kube = kube.Kube(kube.load_client(pool_size=memo.config.api_threads))
     memo.redis = Connections()  # every loop's Redis connections and recent PING answers
     memo.wakers = {}
-    memo.generations = {}  # (namespace, name) -> the SyncCluster generation its loop was last woken for
+    memo.generations = {}  # (namespace, name) -> (generation, rotate-password) its loop was last woken for
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
@@ -236,13 +236,15 @@ async def controller(
 async def cluster_changed(
     namespace: str | None, name: str, meta: Mapping[str, Any], memo: kopf.Memo, type: str | None, **_: Any
 ) -> None:
-    """Wake the loop when the spec changed. A pass reads nothing else of its SyncCluster, so the events of the
-    loop's own status writes and of kopf's bookkeeping patches would only run passes that find nothing to do."""
+    """Wake the loop when the spec or the rotate-password annotation changed. A pass reads nothing else of its
+    SyncCluster, so the events of the loop's own status writes and of kopf's bookkeeping patches would only run
+    passes that find nothing to do."""
     key = (namespace, name)
+    wanted = (meta.get("generation"), (meta.get("annotations") or {}).get(api.ROTATE_PASSWORD_ANNOTATION))
     if type == "DELETED":
         memo.generations.pop(key, None)
-    elif memo.generations.get(key) != meta.get("generation"):
-        memo.generations[key] = meta.get("generation")
+    elif memo.generations.get(key) != wanted:
+        memo.generations[key] = wanted
         wake(memo, namespace, [name])
 
 

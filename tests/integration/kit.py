@@ -19,6 +19,7 @@ from kubernetes import client
 from podenv import resolve_env, secret_reader
 
 from poll import wait_for
+from synchro.redis import managed
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "synchro.dev", "v1alpha1", "syncclusters"
@@ -261,6 +262,16 @@ def redis_cli(port: int, password: str, *args: str) -> str:
         text=True,
     )
     return out.stdout.strip()
+
+
+def managed_app_user(server: RedisServer) -> str:
+    """The managed Redis's app user (synchro.redis.managed: its name and rights) on `server`, with a password of its
+    own: a real-app test runs the app with exactly the rights it has on a managed Redis, and the app gets in only if
+    both the injected user and password reach it. Returns the password."""
+    password = uuid.uuid4().hex
+    rule = managed.setuser(managed.APP_USER, password, only=True)
+    assert redis_cli(server.port, server.password, "ACL", "SETUSER", *rule) == "OK"
+    return password
 
 
 def secret(name: str, password: str) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from kit import (
     app,
     container_env,
     free_port,
+    managed_app_user,
     plain_env,
     redis_cli,
     secret,
@@ -59,6 +60,7 @@ from kit import (
 from poll import wait_for
 from synchro import presets
 from synchro.presets import Endpoint
+from synchro.redis.managed import APP_USER
 
 # A cold build takes about four minutes on two cores, more on a busy machine.
 pytestmark = [pytest.mark.integration, pytest.mark.apps, pytest.mark.timeout(1500)]
@@ -257,11 +259,7 @@ def probe_channel(prefix: str) -> str:
 def test_a_publication_through_node_b_reaches_a_subscriber_of_node_a_only_with_the_injected_env(
     env: Env, redis_server: RedisServer, nodes: Nodes
 ) -> None:
-    # A Redis ACL user of its own, with a password that is not the default user's: the nodes authenticate only
-    # if both the injected user and password reach them.
-    password = uuid.uuid4().hex
-    acl = f"ACL SETUSER realtime on >{password} ~* &* +@all"
-    assert redis_cli(redis_server.port, redis_server.password, *acl.split()) == "OK"
+    password = managed_app_user(redis_server)
     env.create(secret("redis-auth", password))
     env.create(app("realtime", plain_env(APP_ENV), container="centrifugo"))
     before = container_env(env, "realtime", "centrifugo")
@@ -273,7 +271,7 @@ def test_a_publication_through_node_b_reaches_a_subscriber_of_node_a_only_with_t
             redis={
                 "mode": "External",
                 "external": {
-                    "url": f"redis://realtime@127.0.0.1:{redis_server.port}/3",
+                    "url": f"redis://{APP_USER}@127.0.0.1:{redis_server.port}/3",
                     "passwordSecretRef": {"name": "redis-auth"},
                 },
             },

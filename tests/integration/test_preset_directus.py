@@ -40,6 +40,7 @@ from kit import (
     cached_install,
     container_env,
     free_port,
+    managed_app_user,
     plain_env,
     redis_cli,
     secret,
@@ -49,6 +50,7 @@ from kit import (
 from poll import wait_for
 from synchro import presets
 from synchro.presets import Endpoint
+from synchro.redis.managed import APP_USER
 
 # A cold install downloads ~430 MB of packages and compiles two native modules: minutes on two busy cores.
 pytestmark = [pytest.mark.integration, pytest.mark.apps, pytest.mark.timeout(1800)]
@@ -293,7 +295,8 @@ def numsub(redis: RedisServer, channel: str) -> int:
 def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(
     env: Env, directus: Installed, replicas: Replicas, database: Path, redis_server: RedisServer
 ) -> None:
-    env.create(secret("redis-auth", redis_server.password))
+    password = managed_app_user(redis_server)
+    env.create(secret("redis-auth", password))
     env.create(app("cms", plain_env(APP_ENV), container="directus"))
     before = container_env(env, "cms", "directus")
     env.create(
@@ -304,7 +307,7 @@ def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(
             redis={
                 "mode": "External",
                 "external": {
-                    "url": f"redis://127.0.0.1:{redis_server.port}/3",
+                    "url": f"redis://{APP_USER}@127.0.0.1:{redis_server.port}/3",
                     "passwordSecretRef": {"name": "redis-auth"},
                 },
             },
@@ -313,7 +316,7 @@ def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(
     env.wait_condition("cms", "ConfigInjected", "True")
     wait_for(lambda: "REDIS" in container_env(env, "cms", "directus"), "the injected env")
     injected = container_env(env, "cms", "directus")
-    assert injected["REDIS"] == f"string:redis://:{redis_server.password}@127.0.0.1:{redis_server.port}/3"
+    assert injected["REDIS"] == f"string:redis://{APP_USER}:{password}@127.0.0.1:{redis_server.port}/3"
 
     # The channel the operator probes; the app's bus is there only where REDIS_BUS_NAMESPACE is honoured.
     [probe_channel] = presets.get("directus").probe_channels(Endpoint("127.0.0.1", prefix=f"{env.ns}.cms"))

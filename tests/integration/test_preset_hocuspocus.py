@@ -13,9 +13,20 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from kit import LOCAL_REDIS_PORT, Env, app, container_env, free_port, plain_env, sync_cluster
+from kit import (
+    Env,
+    RedisServer,
+    app,
+    container_env,
+    free_port,
+    managed_app_user,
+    plain_env,
+    secret,
+    sync_cluster,
+)
 
 from poll import wait_for
+from synchro.redis.managed import APP_USER
 
 pytestmark = [pytest.mark.integration, pytest.mark.apps]
 
@@ -57,7 +68,11 @@ def replicas(hocuspocus_app: Path, tmp_path: Path) -> Iterator[Replicas]:
     r.stop()
 
 
-def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(env: Env, replicas: Replicas) -> None:
+def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(
+    env: Env, replicas: Replicas, redis_server: RedisServer
+) -> None:
+    password = managed_app_user(redis_server)
+    env.create(secret("redis-auth", password))
     env.create(app("collab", plain_env({"NODE_ENV": "production"}), container="hocuspocus"))
     before = container_env(env, "collab", "hocuspocus")
     env.create(
@@ -65,7 +80,13 @@ def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(env:
             "collab",
             [{"name": "collab", "preset": "hocuspocus"}],
             replicas=2,
-            redis={"mode": "External", "external": {"url": f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/5"}},
+            redis={
+                "mode": "External",
+                "external": {
+                    "url": f"redis://{APP_USER}@127.0.0.1:{redis_server.port}/5",
+                    "passwordSecretRef": {"name": "redis-auth"},
+                },
+            },
         )
     )
     env.wait_condition("collab", "ConfigInjected", "True")

@@ -37,6 +37,7 @@ from kit import (
     cached_install,
     container_env,
     free_port,
+    managed_app_user,
     plain_env,
     redis_cli,
     secret,
@@ -47,6 +48,7 @@ from kit import (
 from poll import wait_for
 from synchro import presets
 from synchro.presets import Endpoint
+from synchro.redis.managed import APP_USER
 
 pytestmark = [pytest.mark.integration, pytest.mark.apps]
 
@@ -202,7 +204,8 @@ def tls_redis(tmp_path: Path) -> Iterator[TlsRedis]:
 def test_an_event_triggered_on_one_replica_reaches_a_client_of_the_other_only_with_the_injected_env(
     env: Env, redis_server: RedisServer, replicas: Replicas
 ) -> None:
-    env.create(secret("redis-auth", redis_server.password))
+    password = managed_app_user(redis_server)
+    env.create(secret("redis-auth", password))
     env.create(app("soketi", plain_env(APP_ENV), container="soketi"))
     before = container_env(env, "soketi", "soketi")
     env.create(
@@ -213,7 +216,7 @@ def test_an_event_triggered_on_one_replica_reaches_a_client_of_the_other_only_wi
             redis={
                 "mode": "External",
                 "external": {
-                    "url": f"redis://127.0.0.1:{redis_server.port}/6",
+                    "url": f"redis://{APP_USER}@127.0.0.1:{redis_server.port}/6",
                     "passwordSecretRef": {"name": "redis-auth", "key": "password"},
                 },
             },
@@ -222,7 +225,8 @@ def test_an_event_triggered_on_one_replica_reaches_a_client_of_the_other_only_wi
     env.wait_condition("chat", "ConfigInjected", "True")
     wait_for(lambda: "SOKETI_DB_REDIS_HOST" in container_env(env, "soketi", "soketi"), "the injected env")
     injected = container_env(env, "soketi", "soketi")
-    assert injected["SOKETI_DB_REDIS_PASSWORD"] == json.dumps(redis_server.password)
+    assert injected["SOKETI_DB_REDIS_PASSWORD"] == json.dumps(password)
+    assert injected["SOKETI_DB_REDIS_USERNAME"] == APP_USER
 
     a, b = replicas.start(injected), replicas.start(injected)
     # Both replicas' adapters listen where the preset's probe looks: the channel soketi counts its nodes on.

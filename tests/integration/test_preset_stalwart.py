@@ -34,9 +34,20 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from kit import Env, RedisServer, cargo_install, free_port, pod_env, redis_cli, secret, sync_cluster
+from kit import (
+    Env,
+    RedisServer,
+    cargo_install,
+    free_port,
+    managed_app_user,
+    pod_env,
+    redis_cli,
+    secret,
+    sync_cluster,
+)
 
 from poll import wait_for
+from synchro.redis.managed import APP_USER
 
 # A cold build compiles ~600 crates: about 16 minutes on two cores.
 pytestmark = [pytest.mark.integration, pytest.mark.apps, pytest.mark.timeout(2400)]
@@ -277,7 +288,8 @@ def nodes(stalwart: Path, tmp_path: Path) -> Iterator[Nodes]:
 def test_nodes_synchronize_through_the_injected_redis_and_not_without_it(
     env: Env, nodes: Nodes, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    env.create(secret("redis-auth", redis_server.password))
+    password = managed_app_user(redis_server)
+    env.create(secret("redis-auth", password))
     env.create(
         {
             "apiVersion": "apps/v1",
@@ -312,7 +324,7 @@ def test_nodes_synchronize_through_the_injected_redis_and_not_without_it(
             redis={
                 "mode": "External",
                 "external": {
-                    "url": f"redis://127.0.0.1:{redis_server.port}/4",
+                    "url": f"redis://{APP_USER}@127.0.0.1:{redis_server.port}/4",
                     "passwordSecretRef": {"name": "redis-auth"},
                 },
             },
@@ -329,7 +341,7 @@ def test_nodes_synchronize_through_the_injected_redis_and_not_without_it(
         for i in (0, 1)
     ]
     for i, pod in enumerate(injected):
-        assert pod["STALWART_REDIS_URL"] == f"redis://:{redis_server.password}@127.0.0.1:{redis_server.port}/4"
+        assert pod["STALWART_REDIS_URL"] == f"redis://{APP_USER}:{password}@127.0.0.1:{redis_server.port}/4"
         assert pod["STALWART_NODE_ID"] == str(i)
         assert "STALWART_REDIS_URL" not in before[i]
 

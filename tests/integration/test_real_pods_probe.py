@@ -47,11 +47,12 @@ def test_the_apps_own_subscriptions_are_counted_and_located(real_env: Env, bus: 
     app subscription from every pod's own IP. `legacy` subscribes where Directus up to 11.16.1 does, ignoring
     REDIS_BUS_NAMESPACE: it must count as well."""
     env = real_env
-    # redis-cli sends `redis://:pw@` as AUTH with an empty user name, which Redis refuses (ioredis, Directus'
-    # client, does not), so the stand-in passes the same injected password through REDISCLI_AUTH instead.
+    # The stand-in logs in as the injected URL's user (synchro-app) with the injected password, which it passes
+    # through REDISCLI_AUTH rather than on its command line.
     subscribe = (
         'if [ -z "$REDIS" ]; then exec sleep infinity; fi; url="${REDIS#string:}"; '
-        'REDISCLI_AUTH="$SYNCHRO_REDIS_PASSWORD" exec redis-cli -u "redis://${url#*@}" '
+        'user="${url#*://}"; user="${user%%:*}"; '
+        'REDISCLI_AUTH="$SYNCHRO_REDIS_PASSWORD" exec redis-cli --user "$user" -u "redis://${url#*@}" '
         f"subscribe {bus}:schemaChanged"
     )
     env.create(real_app("cms", "directus", ["sh", "-c", subscribe]))

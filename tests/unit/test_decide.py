@@ -24,7 +24,7 @@ NS, NAME = "ns", "web"
 BODY = {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": NAME, "namespace": NS, "uid": "u1"}}
 PASSWORD = {
     "metadata": {"name": "web-redis", "uid": "s1", "resourceVersion": "5"},
-    "data": {api.PASSWORD_KEY: base64.b64encode(b"pw").decode()},
+    "data": {api.PASSWORD_KEY: base64.b64encode(b"pw").decode(), "operator-password": base64.b64encode(b"op").decode()},
 }
 EXTERNAL = {
     "mode": "External",
@@ -221,6 +221,9 @@ def test_every_condition_reason_synchro_decides_is_in_the_table() -> None:
         Reason.APPLY_FAILED,
         Reason.WAITING_FOR_ROLLOUT,
         Reason.REDIS_NOT_READY,
+        Reason.ACL_USERS,  # events of the managed Redis's passwords (test_managed_acl)
+        Reason.ROTATING_PASSWORD,
+        Reason.PASSWORD_ROTATED,
     }
     every = {v for k, v in vars(Reason).items() if k.isupper()}
     assert every - elsewhere - covered == set()

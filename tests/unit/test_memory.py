@@ -39,4 +39,4 @@ def test_a_managed_object_is_read_back_when_the_resync_is_due_and_a_new_want_is_
     spec = api.parse("ns", "web", {"targets": [{"name": "web", "preset": "generic"}]})
     body = {"metadata": {"name": "web", "uid": "u1"}}
     seen = ManagedSeen({"metadata": {"uid": "s1"}, "data": {}}, {"Service": live})
-    assert "Service" in [w.obj["kind"] for w in decide.managed_writes(spec, body, seen, "")]
+    assert "Service" in [w.obj["kind"] for w in decide.managed_writes(spec, body, seen)]

@@ -43,8 +43,8 @@ class Reconciler:
             return decide.invalid(e)
         seen = await self.observer.snapshot(body, spec, rolled_out)
         decision = decide.decide(seen)
-        if decision.create_secret:  # a new managed Redis: its password first, then the pass sees it
-            await self.actor.create_secret(spec, body)
+        if decision.secret_step is not None:  # the managed Redis's passwords first, then the pass sees them
+            await self.actor.secret_step(body, decision)
             decision = decide.decide(await self.observer.snapshot(body, spec, rolled_out))
         failures = await self.actor.write(decision)
         return decide.conclude(decision, failures)

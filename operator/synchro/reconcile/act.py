@@ -12,7 +12,7 @@ from synchro.conditions import Reason
 from synchro.kube import KubeError
 from synchro.reconcile import decide
 from synchro.reconcile.memory import Memory
-from synchro.reconcile.model import Decision, Problem, Release, WorkloadKey
+from synchro.reconcile.model import Decision, Problem, Release, SecretStep, WorkloadKey
 from synchro.reconcile.sources import Sources, io
 from synchro.redis import managed
 
@@ -22,11 +22,49 @@ class Actor:
         self.sources, self.memory = sources, memory
 
     async def create_secret(self, spec: api.SyncClusterSpec, body: Mapping[str, Any]) -> None:
-        """The managed Redis's password, generated once: it must survive operator restarts, so it is never
-        re-applied (a rerun finds it, and a 409 from a racing create is harmless)."""
-        fresh = managed.secret(spec, managed.new_password())
+        """The managed Redis's passwords, generated once: they must survive operator restarts, so the Secret is
+        never re-applied (a rerun finds it, and a 409 from a racing create is harmless)."""
+        fresh = managed.secret(spec, managed.new_passwords())
         fresh["metadata"]["ownerReferences"] = [decide.owner_reference(body)]
         await io(self.sources.kube.create, fresh)
+
+    async def secret_step(self, body: Mapping[str, Any], decision: Decision) -> None:
+        """Make decision.secret_step. Each write of a rotation goes to Redis before the Secret names it, so
+        whatever the Secret says Redis takes; a step redone after a crash sets again what it had set."""
+        spec, step, redis = decision.spec, decision.secret_step, decision.redis
+        assert step is not None
+        if step.kind == SecretStep.CREATE:
+            return await self.create_secret(spec, body)
+        if step.kind == SecretStep.UPGRADE:
+            patch = managed.upgrade_patch(step.passwords[managed.APP_USER], managed.new_password())
+        elif step.kind == SecretStep.STAGE:
+            patch = managed.stage_patch(step.request, managed.new_passwords())
+        else:
+            assert redis.address is not None and redis.creds is not None
+            only = step.kind == SecretStep.FINISH
+            rules = [managed.setuser(user, password, only=only) for user, password in step.passwords.items()]
+            await self.sources.redis.acl_setuser(redis.address, redis.creds, rules)
+            if only:
+                patch = managed.finish_patch(step.request, step.resource_version)
+            else:
+                patch = managed.switch_patch(step.request, step.passwords, step.resource_version)
+        await io(self.sources.kube.merge_patch, "v1", "Secret", spec.namespace, managed.name(spec.name), patch)
+        if step.kind == SecretStep.SWITCH and redis.creds is not None:
+            await self.sources.redis.forget_login(redis.creds)  # the operator's old password, done with
+        self.memory.remember_secret(managed.name(spec.name), None)  # the next read is a GET, not the old copy
+        await self.rotation_event(body, step)
+
+    async def rotation_event(self, body: Mapping[str, Any], step: SecretStep) -> None:
+        told = {
+            SecretStep.UPGRADE: (Reason.ACL_USERS, "the managed Redis moves to ACL users; the apps roll once"),
+            SecretStep.SWITCH: (Reason.ROTATING_PASSWORD, f"new passwords for {step.request!r}; the apps roll"),
+            SecretStep.FINISH: (
+                Reason.PASSWORD_ROTATED,
+                f"rotation {step.request!r} done: the old password is refused",
+            ),
+        }
+        if step.kind in told:
+            await io(self.sources.kube.post_event, body, "Normal", *told[step.kind])
 
     async def write(self, decision: Decision) -> dict[WorkloadKey, Problem]:
         """Apply each Write in order. A target that cannot be written is returned with why; anything else raises

@@ -28,6 +28,7 @@ from synchro.reconcile.model import (
     Problem,
     RedisState,
     Release,
+    SecretStep,
     Snapshot,
     TargetSeen,
     TargetState,
@@ -44,7 +45,7 @@ def decide(seen: Snapshot) -> Decision:
     spec = seen.spec
     if isinstance(seen.redis, ManagedSeen):
         redis = managed_redis(spec, seen.redis)
-        writes = managed_writes(spec, seen.body, seen.redis, redis.secret_version)
+        writes = managed_writes(spec, seen.body, seen.redis)
     else:
         redis, writes = external_redis(spec, seen.redis), []
     targets = []
@@ -52,8 +53,10 @@ def decide(seen: Snapshot) -> Decision:
         state, write = target_state(spec, target, redis, seen.rolled_out, seen.probe_image)
         targets.append(state)
         writes += [write] if write else []
-    no_secret = isinstance(seen.redis, ManagedSeen) and seen.redis.secret is None
-    return Decision(spec, redis, tuple(targets), tuple(writes), create_secret=no_secret)
+    if not isinstance(seen.redis, ManagedSeen):
+        return Decision(spec, redis, tuple(targets), tuple(writes))
+    step, rotation = secret_step(spec, seen.body, seen.redis.secret, redis.ready, targets)
+    return Decision(spec, redis, tuple(targets), tuple(writes), step, rotation)
 
 
 def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pass:
@@ -65,11 +68,16 @@ def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pas
     # The probe runs once every target has rolled out an injected config, and keeps running through a
     # Redis outage: that is when it has the most to say.
     probing = all(t.problem is None and t.rolled_out_hash for t in targets)
+    fields = status_fields(spec, redis, targets)
+    if decision.rotation is not None:
+        fields["redis"]["passwordRotation"] = decision.rotation
+    staged = (decision.rotation or {}).get("phase") == "Staged"
     return Pass(
         target_conditions(spec, redis, targets),
-        status_fields(spec, redis, targets),
-        # Rollouts report through the workloads' watch events; Redis coming up, and a paced rollout's turn, are polled.
-        busy=not redis.ready or any(t.paced_s for t in targets),
+        fields,
+        # Rollouts report through the workloads' watch events; Redis coming up, a paced rollout's turn and a staged
+        # rotation's next step are polled.
+        busy=not redis.ready or any(t.paced_s for t in targets) or staged,
         probe=probe_plan(spec, redis, targets) if probing else None,
         probing=spec.probe.sidecar,
     )
@@ -131,8 +139,24 @@ def redis_condition(result: PingResult) -> Condition:
 
 
 def managed_creds(spec: api.SyncClusterSpec, secret: Mapping[str, Any] | None) -> Credentials:
+    """The operator's own user; the default user with the one password while the Secret predates ACL users."""
     assert spec.managed is not None
-    return Credentials(None, secret_value(secret, api.PASSWORD_KEY) if spec.managed.auth else None, 0, False)
+    if not spec.managed.auth:
+        return Credentials(None, None, 0, False)
+    if before_acl(secret):
+        return Credentials(None, secret_value(secret, api.PASSWORD_KEY), 0, False)
+    return Credentials(managed.OPERATOR_USER, secret_value(secret, managed.OPERATOR_PASSWORD_KEY), 0, False)
+
+
+def before_acl(secret: Mapping[str, Any] | None) -> bool:
+    """A Secret made by a Synchro before ACL users: one password, for the default user."""
+    return secret is not None and secret_value(secret, managed.OPERATOR_PASSWORD_KEY) is None
+
+
+def passwords(secret: Mapping[str, Any] | None, keys: Mapping[str, str]) -> dict[str, str] | None:
+    """User -> password, read from the Secret's `keys` (managed.PASSWORD_KEYS or NEXT_KEYS); None if one is missing."""
+    found = {user: secret_value(secret, key) for user, key in keys.items()}
+    return None if None in found.values() else {user: value for user, value in found.items() if value is not None}
 
 
 def managed_redis(spec: api.SyncClusterSpec, seen: ManagedSeen) -> RedisState:
@@ -151,6 +175,7 @@ def managed_redis(spec: api.SyncClusterSpec, seen: ManagedSeen) -> RedisState:
         port=api.REDIS_PORT,
         db=0,
         prefix=spec.prefix,
+        username=managed.APP_USER if auth else None,
         password=presets.SecretKeyRef(name, api.PASSWORD_KEY) if auth else None,
     )
     if not managed.available(seen.live.get("Deployment")):
@@ -163,11 +188,12 @@ def managed_redis(spec: api.SyncClusterSpec, seen: ManagedSeen) -> RedisState:
     return RedisState(redis_condition(result), endpoint, display, version, address, managed_creds(spec, seen.secret))
 
 
-def managed_writes(spec: api.SyncClusterSpec, body: Mapping[str, Any], seen: ManagedSeen, version: str) -> list[Write]:
-    """The managed Redis objects that differ from what Synchro wants (the Secret is created, never applied)."""
+def managed_writes(spec: api.SyncClusterSpec, body: Mapping[str, Any], seen: ManagedSeen) -> list[Write]:
+    """The managed Redis objects that differ from what Synchro wants (the Secret is created, never applied).
+    The passwords are not part of the Redis pod's config hash: a rotation reaches the running Redis live."""
     if seen.secret is None:
         return []
-    redis_version = inject.config_hash({"redis.conf": [{"conf": managed.redis_conf(spec)}]}, version)
+    redis_version = inject.config_hash({"redis.conf": [{"conf": managed.redis_conf(spec)}]}, "")
     writes = []
     for obj in managed.applied_objects(spec, redis_version):
         obj["metadata"]["ownerReferences"] = [owner_reference(body)]
@@ -175,6 +201,53 @@ def managed_writes(spec: api.SyncClusterSpec, body: Mapping[str, Any], seen: Man
         if live is None or not inject.subset_equal(obj, live):
             writes.append(Write(obj, live))
     return writes
+
+
+def secret_step(
+    spec: api.SyncClusterSpec,
+    body: Mapping[str, Any],
+    secret: Mapping[str, Any] | None,
+    redis_ready: bool,
+    targets: list[TargetState],
+) -> tuple[SecretStep | None, dict[str, str] | None]:
+    """What the managed Redis's Secret needs before anything else, and status.redis.passwordRotation.
+
+    A rotation is told by the Secret alone, so an operator killed at any point redoes the step it was in: the next
+    passwords are staged in the Secret first (Redis does not know them), then Redis takes them beside the old ones
+    and the Secret makes them current (the apps roll), and once every target runs them Redis drops the old ones."""
+    if secret is None:
+        return SecretStep(SecretStep.CREATE), None
+    assert spec.managed is not None
+    requested = ((body.get("metadata") or {}).get("annotations") or {}).get(api.ROTATE_PASSWORD_ANNOTATION, "")
+    if not spec.managed.auth:
+        refused = rotation_status(requested, "Refused", "redis.managed.auth is off: there is no password")
+        return None, refused if requested else None
+    version = secret["metadata"].get("resourceVersion", "")
+    if before_acl(secret):
+        return SecretStep(SecretStep.UPGRADE, "", passwords(secret, {managed.APP_USER: api.PASSWORD_KEY}) or {}), None
+    marks = secret["metadata"].get("annotations") or {}
+    staged, current, done = (marks.get(k, "") for k in managed.ROTATION_ANNOTATIONS)
+    following = passwords(secret, managed.NEXT_KEYS)
+    if following is not None:
+        step = SecretStep(SecretStep.SWITCH, staged, following, version) if redis_ready else None
+        return step, rotation_status(requested, "Staged", "new passwords in the Secret, for Redis once it answers")
+    if requested and requested != current:
+        return SecretStep(SecretStep.STAGE, requested), rotation_status(requested, "Staged", "staging new passwords")
+    if current and current != done:
+        rolled = all(t.complete and t.problem is None for t in targets)
+        now = passwords(secret, managed.PASSWORD_KEYS) or {}
+        step = SecretStep(SecretStep.FINISH, current, now, version) if redis_ready and rolled else None
+        waiting = "every target to run the new one" if redis_ready else "Redis to answer"
+        return step, rotation_status(
+            requested, "RollingOut", f"the old password is still accepted, waiting for {waiting}"
+        )
+    if current:
+        return None, rotation_status(requested, "Done", "the old password is refused")
+    return None, None
+
+
+def rotation_status(requested: str, phase: str, message: str) -> dict[str, str]:
+    return {"requested": requested, "phase": phase, "message": message}
 
 
 @dataclass(frozen=True)
@@ -365,7 +438,7 @@ def release(
     """With Retain, the managed Redis is orphaned so garbage collection keeps it, and targets keep their config.
     Otherwise every target this SyncCluster injected (it carries the claim) is given back."""
     if spec.retain_on_delete:
-        objects = [managed.secret(spec, ""), *managed.applied_objects(spec, "")] if spec.managed else []
+        objects = [managed.secret(spec, {}), *managed.applied_objects(spec, "")] if spec.managed else []
         return Release(orphans=tuple(objects))
     given: list[WorkloadKey] = []
     for t in spec.targets:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from synchro import api, presets
 from synchro.api import Obj
@@ -118,12 +118,34 @@ class Write:
 
 
 @dataclass(frozen=True)
+class SecretStep:
+    """One change to the managed Redis's Secret, and to the users of the running Redis, that act makes before the
+    pass looks again (decide.secret_step). A rotation is three steps, each one pass, each safe to redo."""
+
+    CREATE: ClassVar[str] = "create"  # a new managed Redis: its passwords
+    UPGRADE: ClassVar[str] = "upgrade"  # a Secret made before ACL users: the operator's password and the users
+    STAGE: ClassVar[str] = "stage"  # rotate: the next passwords into the Secret (Redis does not know them yet)
+    SWITCH: ClassVar[str] = "switch"  # Redis takes the next passwords beside the old; the Secret makes them current
+    FINISH: ClassVar[str] = "finish"  # every target rolled: Redis keeps only the current passwords
+
+    kind: str
+    request: str = ""  # the rotate-password request it serves
+    passwords: Mapping[str, str] = field(default_factory=dict, repr=False)  # user -> what it sets (never logged)
+    resource_version: str = ""  # the Secret it was decided on: a write on top of another one is refused (409)
+
+
+@dataclass(frozen=True)
 class Decision:
     spec: api.SyncClusterSpec
     redis: RedisState
     targets: tuple[TargetState, ...]
     writes: tuple[Write, ...]  # in order: the managed Redis first, then the targets
-    create_secret: bool = False  # the managed Redis has no password yet: act creates it and the pass looks again
+    secret_step: SecretStep | None = None  # act makes it first, and the pass looks again
+    rotation: Mapping[str, str] | None = None  # status.redis.passwordRotation; None: never asked for
+
+    @property
+    def create_secret(self) -> bool:
+        return self.secret_step is not None and self.secret_step.kind == SecretStep.CREATE
 
 
 @dataclass(frozen=True)

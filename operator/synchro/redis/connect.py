@@ -69,6 +69,24 @@ class Connections:
         if client is not None:
             await client.aclose()
 
+    async def forget_login(self, creds: Credentials) -> None:
+        """Close every client that logged in with `creds`: Redis keeps a connection open after its password is
+        rotated away, and the operator's own must not outlive the rotation."""
+        for key in [key for key in self._clients if key[2] == creds]:
+            await self._clients.pop(key).aclose()
+
+    async def acl_setuser(
+        self, address: Address, creds: Credentials, rules: Sequence[Sequence[str]], timeout: float = 1.5
+    ) -> None:
+        """`ACL SETUSER` each rule, as `creds`; an error raises (the pass is retried)."""
+        client = self.shared_client(*address, creds, timeout)
+        try:
+            for rule in rules:
+                await client.execute_command("ACL", "SETUSER", *rule)  # type: ignore[no-untyped-call]
+        except (RedisError, OSError):
+            await self.forget(*address, creds, timeout)
+            raise
+
     async def ping(
         self, addresses: Sequence[Address], creds: Credentials, config: Config, timeout: float = 1.5
     ) -> PingResult:

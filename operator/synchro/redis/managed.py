@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+from collections.abc import Mapping
 
 from synchro import api
 from synchro.api import Obj
 
-SECRET_AUTH_KEY = "auth.conf"  # a redis.conf fragment with `requirepass`; never put in the ConfigMap
+SECRET_AUTH_KEY = "auth.conf"  # a redis.conf fragment with the ACL users; never put in the ConfigMap
+OPERATOR_PASSWORD_KEY = "operator-password"
+APP_USER = "synchro-app"  # what the apps (and their synchro-probe sidecars) log in as
+OPERATOR_USER = "synchro-operator"  # the operator's PING, probe and password rotation
+# What the app user may not run: no wiping, reconfiguring, stopping, spying on or re-pointing the Redis, and no
+# user management. SLAVEOF is REPLICAOF's old name; SYNC/PSYNC would stream every write, like MONITOR.
+APP_FORBIDDEN = (
+    "flushall",
+    "flushdb",
+    "config",
+    "debug",
+    "shutdown",
+    "monitor",
+    "acl",
+    "replicaof",
+    "slaveof",
+    "sync",
+    "psync",
+    "module",
+    "failover",
+)
+# The Secret's keys by user: the current password, and the next one while a rotation is staged.
+PASSWORD_KEYS = {APP_USER: api.PASSWORD_KEY, OPERATOR_USER: OPERATOR_PASSWORD_KEY}
+NEXT_KEYS = {APP_USER: "next-password", OPERATOR_USER: "next-operator-password"}
+# On the Secret: the rotate-password request its current passwords answer, and the one finished (old refused).
+STAGED_ANNOTATION = f"{api.GROUP}/rotation-staged"  # the request whose next passwords are staged
+ROTATED_FOR_ANNOTATION = f"{api.GROUP}/rotated-for"
+ROTATION_DONE_ANNOTATION = f"{api.GROUP}/rotation-done"
+ROTATION_ANNOTATIONS = (STAGED_ANNOTATION, ROTATED_FOR_ANNOTATION, ROTATION_DONE_ANNOTATION)
 OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "synchro-operator"}
 
 
@@ -39,15 +69,78 @@ def new_password() -> str:
     return secrets.token_hex(24)
 
 
-def secret(spec: api.SyncClusterSpec, password: str) -> Obj:
-    """Created once, never re-applied: the generated password must survive operator restarts."""
+def rights(user: str) -> list[str]:
+    """The user's ACL rules but for its passwords: every key and channel; the app user without APP_FORBIDDEN."""
+    rules = ["~*", "&*", "+@all"]
+    return rules + [f"-{command}" for command in APP_FORBIDDEN] if user == APP_USER else rules
+
+
+def password_hash(password: str) -> str:
+    """The form the config keeps a password in (`#<sha256>`), so the conf file itself holds none."""
+    return "#" + hashlib.sha256(password.encode()).hexdigest()
+
+
+def auth_conf(passwords: Mapping[str, str]) -> str:
+    """The `user` lines Redis reads at start (user -> password): the default user off, each of ours on."""
+    lines = ["user default off resetpass"]
+    lines += [" ".join(["user", user, "on", password_hash(passwords[user]), *rights(user)]) for user in passwords]
+    return "\n".join(lines) + "\n"
+
+
+def secret_data(passwords: Mapping[str, str]) -> dict[str, str]:
+    """The Secret's stringData for these passwords (user -> password)."""
+    keys = {PASSWORD_KEYS[user]: password for user, password in passwords.items()}
+    return {**keys, SECRET_AUTH_KEY: auth_conf(passwords)}
+
+
+def new_passwords() -> dict[str, str]:
+    return {user: new_password() for user in PASSWORD_KEYS}
+
+
+def secret(spec: api.SyncClusterSpec, passwords: Mapping[str, str]) -> Obj:
+    """Created once, never re-applied: the generated passwords must survive operator restarts. Only a
+    rotation (or the move of a Secret made before ACL users, `upgraded_data`) changes them."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _meta(spec),
         "type": "Opaque",
-        "stringData": {api.PASSWORD_KEY: password, SECRET_AUTH_KEY: f"requirepass {password}\n"},
+        "stringData": secret_data(passwords),
     }
+
+
+def upgrade_patch(app_password: str, operator_password: str) -> Obj:
+    """A Secret made before ACL users: the apps keep their password, now the app user's; the operator gets one."""
+    return {"stringData": secret_data({APP_USER: app_password, OPERATOR_USER: operator_password})}
+
+
+def stage_patch(request: str, following: Mapping[str, str]) -> Obj:
+    """Rotation, first write: the next passwords, which nothing uses yet."""
+    keys = {NEXT_KEYS[user]: password for user, password in following.items()}
+    return {"metadata": {"annotations": {STAGED_ANNOTATION: request}}, "stringData": keys}
+
+
+def switch_patch(request: str, following: Mapping[str, str], resource_version: str) -> Obj:
+    """Rotation, second write (Redis already takes the next passwords): they become the current ones."""
+    return {
+        "metadata": {
+            "resourceVersion": resource_version,
+            "annotations": {STAGED_ANNOTATION: None, ROTATED_FOR_ANNOTATION: request},
+        },
+        "data": {key: None for key in NEXT_KEYS.values()},
+        "stringData": secret_data(following),
+    }
+
+
+def finish_patch(request: str, resource_version: str) -> Obj:
+    """Rotation, last write (Redis refuses the old passwords now)."""
+    return {"metadata": {"resourceVersion": resource_version, "annotations": {ROTATION_DONE_ANNOTATION: request}}}
+
+
+def setuser(user: str, password: str, *, only: bool) -> list[str]:
+    """`ACL SETUSER` arguments that add this password to the user (both work meanwhile), or with `only`, make it
+    the user's one password: the one the Secret holds, whatever Redis had."""
+    return [user, "on", *(["resetpass"] if only else []), password_hash(password), *rights(user)]
 
 
 def redis_conf(spec: api.SyncClusterSpec) -> str:
@@ -89,12 +182,9 @@ def _volumes(spec: api.SyncClusterSpec) -> tuple[list[Obj], list[Obj]]:
 def _redis_container(spec: api.SyncClusterSpec, mounts: list[Obj]) -> Obj:
     managed = spec.managed
     assert managed is not None
-    ping = [
-        "sh",
-        "-c",
-        "redis-cli -a \"$(sed -n 's/^requirepass //p' /etc/redis/auth/auth.conf 2>/dev/null)\" "
-        "--no-auth-warning ping | grep -q PONG",
-    ]
+    # Ready once it answers; with the default user off the answer is NOAUTH. Without a password the probe never
+    # lags a rotation (the kubelet refreshes a mounted Secret a minute late).
+    ping = ["sh", "-c", "redis-cli ping | grep -qE 'PONG|NOAUTH'"]
     return {
         "name": "redis",
         "image": managed.image,
