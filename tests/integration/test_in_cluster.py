@@ -127,19 +127,18 @@ def installed(
             for pod in operator_pods(env, operator_ns):  # pytest shows it when a test failed
                 print(env.core.read_namespaced_pod_log(pod.metadata.name, operator_ns, tail_lines=200))
             subprocess.run([BIN / "helm", "uninstall", RELEASE, "-n", operator_ns], env={"KUBECONFIG": str(KUBECONFIG)})
-            for name in run(BIN / "kubectl", "get", "syncclusters", "-n", apps_ns, "-o", "name").split():
-                run(
-                    BIN / "kubectl",
-                    "patch",
-                    name,
-                    "-n",
-                    apps_ns,
-                    "--type=merge",
-                    "-p",
-                    '{"metadata":{"finalizers":null}}',
-                )
+            release_all(apps_ns)  # before an operator on the host could take the SyncCluster up again
             if host_operator:
                 cluster_cmd("start-operator", "--as-service-account")
+
+
+def release_all(namespace: str) -> None:
+    """Delete the namespace's SyncClusters, and with no operator running do its deletion work: `synchro release`."""
+    kubectl = BIN / "kubectl"
+    for name in run(kubectl, "get", "syncclusters", "-n", namespace, "-o", "name").split():
+        run(kubectl, "delete", name, "-n", namespace, "--wait=false")
+        run(ROOT / "hack" / "kubectl-synchro", "release", name.split("/")[-1], "-n", namespace)
+        run(kubectl, "wait", "--for=delete", name, "-n", namespace, "--timeout=30s")
 
 
 def operator_version() -> str:
