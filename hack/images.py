@@ -9,7 +9,12 @@ from Debian's archive), saved as OCI archives under ~/.cache/synchro/images/<nam
 <hash> covers everything the image is made of (package lists, files, config). An unchanged image is
 never rebuilt. Every image is referenced by name with imagePullPolicy IfNotPresent; nothing is pulled.
 
-Needs root (debootstrap, chroot, file ownership), umoci, debootstrap and gcc (the pause binary).
+The operator image is the one users get: the repository's Dockerfile, built by `buildah bud` (no daemon)
+over the `python` base image below, passed in as the Dockerfile's BASE build argument. pip in the build
+reaches the package index the way the host's pip does: the host's pip configuration is mounted at build
+time, never copied into the image or the repository.
+
+Needs root (debootstrap, chroot, file ownership), umoci, debootstrap, gcc (the pause binary) and buildah.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import dockerfile
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("SYNCHRO_CACHE", Path.home() / ".cache" / "synchro"))
@@ -103,9 +110,6 @@ class Image:
     packages: tuple[str, ...] = ()  # Debian packages over the minbase root filesystem; none: a scratch image
     config: dict[str, str] = field(default_factory=dict)  # umoci config flags, without the --config. prefix
     env: tuple[str, ...] = ()
-    # Slow preparation over the packages (e.g. pip install), cached as a root filesystem with them.
-    setup: Callable[[Path], None] | None = None
-    setup_inputs: Callable[[], list[str]] = lambda: []
     inputs: Callable[[], list[str]] = lambda: []  # strings whose change must rebuild the image
     customize: Callable[[Path], None] = lambda rootfs: None  # adds the image's own files to rootfs
 
@@ -131,7 +135,7 @@ class Image:
 
     def prepared_key(self) -> str:
         h = hashlib.sha256()
-        for part in (FORMAT, SUITE, mirror(SUITE), *self.packages, *self.setup_inputs()):
+        for part in (FORMAT, SUITE, mirror(SUITE), *self.packages):
             h.update(part.encode() + b"\0")
         return h.hexdigest()[:16]
 
@@ -206,29 +210,6 @@ def redis_files(rootfs: Path) -> None:
     (rootfs / "data").chmod(0o775)
 
 
-def runtime_requirements(path: Path = ROOT / "requirements.txt") -> list[str]:
-    """The operator's pinned runtime requirements: requirements.txt up to `# Development`, following `-r`."""
-    reqs = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line.lower().startswith("# development"):
-            break
-        if line.startswith("-r "):
-            reqs += runtime_requirements(path.parent / line[3:].strip())
-        elif line and not line.startswith("#"):
-            reqs.append(line)
-    return reqs
-
-
-def operator_sources() -> list[str]:
-    src = ROOT / "operator" / "synchro"
-    return [
-        f"{p.relative_to(src)}\0{p.read_text()}"
-        for p in sorted(src.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
-    ]
-
-
 def operator_version() -> str:
     for line in (ROOT / "operator" / "synchro" / "__init__.py").read_text().splitlines():
         if line.startswith("__version__"):
@@ -236,29 +217,16 @@ def operator_version() -> str:
     raise SystemExit("no __version__ in operator/synchro/__init__.py")
 
 
-def operator_venv(rootfs: Path) -> None:
-    # pip runs in the image's own Python (its version decides the environment markers); it trusts the
-    # host's CA bundle, which is what lets the host reach PyPI.
-    staged = rootfs / "tmp" / "pip"
-    staged.mkdir()
-    (staged / "requirements.txt").write_text("\n".join(runtime_requirements()) + "\n")
-    cert = os.environ.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")
-    shutil.copy2(cert, staged / "ca.crt")
-    chroot(
-        rootfs,
-        "python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --no-cache-dir "
-        "--disable-pip-version-check --cert /tmp/pip/ca.crt -r /tmp/pip/requirements.txt",
-    )
-    shutil.rmtree(staged)
+# The Dockerfile's base: Debian's Python (bookworm: 3.11, as the Dockerfile's default upstream base).
+PYTHON = Image(
+    ref="synchro.local/python:3.11-bookworm",
+    packages=("python3", "python3-venv", "python-is-python3"),
+    config={"cmd": "python3"},
+    env=(PATH_ENV,),
+)
 
 
-def operator_files(rootfs: Path) -> None:
-    dest = rootfs / "opt" / "synchro" / "synchro"
-    shutil.copytree(ROOT / "operator" / "synchro", dest, ignore=shutil.ignore_patterns("__pycache__"))
-    run("chroot", rootfs, "/opt/venv/bin/python", "-m", "compileall", "-q", "/opt/synchro")
-
-
-def images() -> dict[str, Image]:
+def images() -> dict[str, Image | dockerfile.DockerfileImage]:
     return {
         i.name: i
         for i in (
@@ -293,19 +261,9 @@ def images() -> dict[str, Image]:
                 config={"cmd": "/bin/sh"},
                 env=(PATH_ENV,),
             ),
-            Image(
-                ref=f"synchro.local/operator:{operator_version()}",
-                packages=("python3", "python3-venv"),
-                config={"entrypoint": "python\n-m\nsynchro", "user": "65532:65532", "workingdir": "/opt/synchro"},
-                env=(
-                    "PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin",
-                    "PYTHONPATH=/opt/synchro",
-                    "PYTHONUNBUFFERED=1",
-                ),
-                setup=operator_venv,
-                setup_inputs=runtime_requirements,
-                inputs=operator_sources,
-                customize=operator_files,
+            PYTHON,
+            dockerfile.DockerfileImage(
+                f"synchro.local/operator:{operator_version()}", PYTHON.key, lambda: build_image(PYTHON), CACHE
             ),
         )
     }
@@ -393,7 +351,7 @@ def clean_rootfs(rootfs: Path, keep_lists: bool = False) -> None:
 
 
 def prepared_rootfs(img: Image, base: Path) -> Path:
-    """The base with the image's packages installed and its setup run, cached by what goes into it."""
+    """The base with the image's packages installed, cached by what goes into it."""
     prepared = IMAGES / f"rootfs-{img.name}-{img.prepared_key()}"
     if (prepared / ".complete").exists():
         return prepared
@@ -403,8 +361,6 @@ def prepared_rootfs(img: Image, base: Path) -> Path:
     run("cp", "-a", base, partial)
     (partial / ".complete").unlink()
     chroot(partial, "apt-get update -qq && apt-get install -y -qq " + " ".join(img.packages) + " >/dev/null")
-    if img.setup is not None:
-        img.setup(partial)
     clean_rootfs(partial)
     (partial / ".complete").write_text("")
     partial.rename(prepared)
@@ -418,53 +374,19 @@ def umoci(*args: str | Path) -> None:
     run("umoci", *args, stdout=subprocess.DEVNULL)
 
 
-def build_image(img: Image) -> Path:
+def build_image(img: Image | dockerfile.DockerfileImage) -> Path:
     out = img.archive()
     if out.exists():
         return out
     IMAGES.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     print(f"building {img.ref}", flush=True)
-    base = base_rootfs() if img.packages else None
     with tempfile.TemporaryDirectory(dir=IMAGES) as tmp:
-        layout, bundle = Path(tmp) / "oci", Path(tmp) / "bundle"
-        tag = f"{layout}:{img.name}"
-        umoci("init", "--layout", layout)
-        umoci("new", "--image", tag)
-        umoci("unpack", "--image", tag, bundle)
-        rootfs = bundle / "rootfs"
-        if base is not None:  # layer 1: the shared Debian base; layer 2: packages and setup (cached)
-            prepared = prepared_rootfs(img, base)
-            run("cp", "-a", f"{base}/.", rootfs)
-            (rootfs / ".complete").unlink()
-            umoci("repack", "--refresh-bundle", "--image", tag, bundle)
-            shutil.rmtree(rootfs)
-            run("cp", "-a", prepared, rootfs)
-            (rootfs / ".complete").unlink()
-            umoci("repack", "--refresh-bundle", "--image", tag, bundle)
-        img.customize(rootfs)  # last layer: the image's own files
-        umoci("repack", "--image", tag, bundle)
-        flags: list[str] = [
-            "config",
-            "--image",
-            tag,
-            "--os",
-            "linux",
-            "--architecture",
-            "amd64",
-            "--author",
-            "synchro hack/images.py",
-            "--clear=config.env",
-        ]
-        for k, v in img.config.items():
-            for item in v.split("\n"):
-                flags += [f"--config.{k}", item]
-        for e in img.env:
-            flags += ["--config.env", e]
-        if "cmd" not in img.config:
-            flags.append("--clear=config.cmd")
-        umoci(*flags)
-        umoci("gc", "--layout", layout)
+        layout = Path(tmp) / "oci"
+        if isinstance(img, dockerfile.DockerfileImage):
+            img.build(layout)
+        else:
+            assemble(img, layout, Path(tmp) / "bundle")
         # Name the image for containerd, and say which platform the manifest is for.
         index_path = layout / "index.json"
         index = json.loads(index_path.read_text())
@@ -481,6 +403,48 @@ def build_image(img: Image) -> Path:
             stale.unlink()
     print(f"built {img.ref} in {time.monotonic() - started:.0f}s -> {out}", flush=True)
     return out
+
+
+def assemble(img: Image, layout: Path, bundle: Path) -> None:
+    """The image as an OCI layout, with umoci: the shared Debian base, the packages, the image's own files."""
+    base = base_rootfs() if img.packages else None
+    tag = f"{layout}:{img.name}"
+    umoci("init", "--layout", layout)
+    umoci("new", "--image", tag)
+    umoci("unpack", "--image", tag, bundle)
+    rootfs = bundle / "rootfs"
+    if base is not None:  # layer 1: the shared Debian base; layer 2: its packages (cached)
+        prepared = prepared_rootfs(img, base)
+        run("cp", "-a", f"{base}/.", rootfs)
+        (rootfs / ".complete").unlink()
+        umoci("repack", "--refresh-bundle", "--image", tag, bundle)
+        shutil.rmtree(rootfs)
+        run("cp", "-a", prepared, rootfs)
+        (rootfs / ".complete").unlink()
+        umoci("repack", "--refresh-bundle", "--image", tag, bundle)
+    img.customize(rootfs)  # last layer: the image's own files
+    umoci("repack", "--image", tag, bundle)
+    flags: list[str] = [
+        "config",
+        "--image",
+        tag,
+        "--os",
+        "linux",
+        "--architecture",
+        "amd64",
+        "--author",
+        "synchro hack/images.py",
+        "--clear=config.env",
+    ]
+    for k, v in img.config.items():
+        for item in v.split("\n"):
+            flags += [f"--config.{k}", item]
+    for e in img.env:
+        flags += ["--config.env", e]
+    if "cmd" not in img.config:
+        flags.append("--clear=config.cmd")
+    umoci(*flags)
+    umoci("gc", "--layout", layout)
 
 
 def manifest_digest(archive: Path) -> str:
@@ -502,6 +466,8 @@ def imported(address: str) -> dict[str, str]:
 def import_images(address: str, names: list[str]) -> None:
     have = imported(address)
     for img in selected(names):
+        if img is PYTHON and not names:  # the operator image's build argument; no pod runs it
+            continue
         archive = build_image(img)
         if have.get(img.ref) == manifest_digest(archive):
             continue
@@ -509,7 +475,7 @@ def import_images(address: str, names: list[str]) -> None:
         print(f"imported {img.ref}", flush=True)
 
 
-def selected(names: list[str]) -> list[Image]:
+def selected(names: list[str]) -> list[Image | dockerfile.DockerfileImage]:
     all_images = images()
     unknown = [n for n in names if n not in all_images]
     if unknown:

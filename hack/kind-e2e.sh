@@ -10,7 +10,8 @@ done
 name=${KIND_CLUSTER:-synchro-e2e}
 version=$(sed -n 's/^appVersion: *//p' charts/synchro/Chart.yaml | tr -d '"')
 kind get clusters | grep -qx "$name" || kind create cluster --name "$name"
-docker build -t "synchro.local/operator:$version" .
+# The same Dockerfile `make test` builds with buildah (hack/dockerfile.py); SYNCHRO_BASE overrides its BASE.
+docker build ${SYNCHRO_BASE:+--build-arg "BASE=$SYNCHRO_BASE"} -t "synchro.local/operator:$version" .
 kind load docker-image --name "$name" "synchro.local/operator:$version"
 helm upgrade --install synchro charts/synchro --namespace synchro-system --create-namespace --wait
 # A real cluster runs real containers: a managed Redis from Docker Hub's image, and a target whose sidecar runs.

@@ -49,6 +49,7 @@ PACKAGES = {
     "iptables": "iptables",
     "conntrack": "conntrack",
     "umoci": "umoci",
+    "buildah": "buildah",  # the operator image, from the Dockerfile
     "debootstrap": "debootstrap",
     "gcc": "gcc",
 }

@@ -37,6 +37,12 @@ def cluster_cmd(*args: str) -> None:
     subprocess.run(["python3", str(ROOT / "hack" / "cluster.py"), *args], check=True, capture_output=True)
 
 
+def host_operator_running() -> bool:
+    """Whether hack/cluster.py's operator (on the host, cluster-wide) runs."""
+    status = subprocess.run(["python3", str(ROOT / "hack" / "cluster.py"), "status"], capture_output=True, text=True)
+    return any(line.startswith("operator") and "running" in line for line in status.stdout.splitlines())
+
+
 def sync_cluster(name: str, targets: list[dict[str, Any]], replicas: int = 2, **spec: Any) -> dict[str, Any]:
     spec.setdefault("redis", {"mode": "External", "external": {"url": LOCAL_REDIS}})
     spec.setdefault("probe", {"sidecar": False})  # kwok runs no sidecar; the probe has tests of its own
@@ -152,13 +158,14 @@ REAL_NODE_TOLERATION = {"key": "synchro.dev/node", "operator": "Equal", "value":
 
 
 @contextmanager
-def fresh_namespace(api: client.ApiClient, annotations: dict[str, str] | None = None) -> Iterator[str]:
+def fresh_namespace(
+    api: client.ApiClient, annotations: dict[str, str] | None = None, labels: dict[str, str] | None = None
+) -> Iterator[str]:
     """A namespace of the test's own, deleted afterwards without waiting."""
     core = client.CoreV1Api(api)
     name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(
-        {"metadata": {"name": name, "labels": {"synchro.dev/test": "1"}, "annotations": annotations or {}}}
-    )
+    labels = {"synchro.dev/test": "1", **(labels or {})}
+    core.create_namespace({"metadata": {"name": name, "labels": labels, "annotations": annotations or {}}})
     yield name
     try:
         core.delete_namespace(name)

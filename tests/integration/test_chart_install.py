@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kit import LOCAL_REDIS, free_port
+from kit import LOCAL_REDIS, free_port, host_operator_running
 from kubernetes import client
 
 from poll import wait_for
@@ -207,11 +207,6 @@ def test_chart_rejects_unknown_values(helm_bin: str) -> None:
 
 
 # ---------------------------------------------------------------- the chart's RBAC is enough
-
-
-def host_operator_running() -> bool:
-    status = subprocess.run(["python3", str(ROOT / "hack" / "cluster.py"), "status"], capture_output=True, text=True)
-    return any(line.startswith("operator") and "running" in line for line in status.stdout.splitlines())
 
 
 WORKLOADS = """

@@ -350,3 +350,16 @@ def test_a_spec_that_no_longer_parses_can_still_be_deleted() -> None:
     plan = decide.release(spec, {}, {("Deployment", "web"): live, ("StatefulSet", "db"): workload("db")})
     assert plan.targets == (("Deployment", "web"),)  # db carries no claim of ours
     assert decide.release_view(NS, NAME, {"deletionPolicy": "Retain", "targets": "x"}).retain_on_delete
+
+
+def test_an_operator_upgrade_rolls_no_target_until_it_rolls_anyway() -> None:
+    """A new operator image (the probe sidecar's too) alone writes nothing to a settled target: an upgrade must not
+    restart every app. The next rollout Synchro makes anyway (here a password rotation) brings the new image."""
+    case, converged, rolled = settled_external()
+    upgraded = dataclasses.replace(snapshot(case, converged, rolled), probe_image="synchro.local/operator:next")
+    assert decide.decide(upgraded).writes == ()
+    rotated = Case(spec={"redis": EXTERNAL}, redis=ExternalSeen({"auth": ROTATED}, PONG))
+    seen = dataclasses.replace(snapshot(rotated, converged, rolled), probe_image="synchro.local/operator:next")
+    (write,) = decide.decide(seen).writes
+    containers = {c["name"]: c for c in write.obj["spec"]["template"]["spec"]["containers"]}
+    assert containers["synchro-probe"]["image"] == "synchro.local/operator:next"

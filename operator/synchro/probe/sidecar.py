@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from synchro import presets
@@ -32,3 +33,9 @@ def container(endpoint: presets.Endpoint, image: str, interval_s: int) -> dict[s
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
+
+
+def image_in(workload: Mapping[str, Any]) -> str | None:
+    """The image of the synchro-probe container in a workload's pod template (None: it has none)."""
+    containers = workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+    return next((str(c.get("image")) for c in containers if c.get("name") == CONTAINER), None)

@@ -310,9 +310,7 @@ def target_state(
     problem = target_problem(spec, seen, redis)
     if problem is not None or workload is None or redis.endpoint is None:
         return dataclasses.replace(state, problem=problem), None
-    env = presets.env_for(presets.get(t.preset), redis.endpoint, t.env)
-    probe = sidecar.container(redis.endpoint, probe_image, spec.probe.interval_s) if spec.probe.sidecar else None
-    plan = inject.plan_env(workload, t.containers, env, probe)
+    plan = target_plan(spec, t, workload, redis.endpoint, redis.secret_version, probe_image)
     if plan.missing_containers:
         missing = f"{t.kind} {t.name} has no container {', '.join(plan.missing_containers)}"
         return dataclasses.replace(state, problem=(Reason.CONTAINER_NOT_FOUND, missing)), None
@@ -345,6 +343,31 @@ def target_state(
         return state, None
     note = f"config {config_hash}, replicas {scale.replicas}"
     return state, Write(desired, workload, (t.kind, t.name), note, rollout=again)
+
+
+def target_plan(
+    spec: api.SyncClusterSpec,
+    t: api.Target,
+    workload: Obj,
+    endpoint: presets.Endpoint,
+    secret_version: str,
+    probe_image: str,
+) -> inject.TargetPlan:
+    """The env and sidecar one target should carry. An operator upgrade must not restart every app: a sidecar
+    already in the template keeps its image until the target rolls for another reason, and then takes the
+    operator's (the same rollout carries both)."""
+    env = presets.env_for(presets.get(t.preset), endpoint, t.env)
+
+    def plan(image: str) -> inject.TargetPlan:
+        probe = sidecar.container(endpoint, image, spec.probe.interval_s) if spec.probe.sidecar else None
+        return inject.plan_env(workload, t.containers, env, probe)
+
+    running = sidecar.image_in(workload)
+    if running is None or running == probe_image:
+        return plan(probe_image)
+    kept = plan(running)
+    unchanged = inject.template_hash(workload) == inject.config_hash(kept.env, secret_version, kept.sidecar)
+    return kept if unchanged else plan(probe_image)
 
 
 def target_problem(spec: api.SyncClusterSpec, seen: TargetSeen, redis: RedisState) -> Problem | None:
