@@ -2,10 +2,11 @@
 `helm install` on the real node, under Pod Security "restricted".
 
 One release serves the module, and its tests run in order: install and a Managed SyncCluster going Ready,
-`helm upgrade` to a new image tag, `helm uninstall`. The operator pod uses the in-cluster config and its
-ServiceAccount token, runs as uid 65532 on a read-only root filesystem, and reaches its managed Redis through
-the pod network; the API server's own PodSecurity admission judges every pod (operator, managed Redis, targets
-with their probe sidecars). The host operator (cluster-wide) stops for the module, so that one operator acts.
+`helm upgrade` to a new image tag, `helm uninstall`. The chart runs two operator pods behind a Lease. They use
+the in-cluster config and their ServiceAccount token, run as uid 65532 on a read-only root filesystem, and reach
+the managed Redis through the pod network; the API server's own PodSecurity admission judges every pod (operators,
+managed Redis, targets with their probe sidecars). The host operator (cluster-wide) stops for the module, so
+that one operator acts.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ class Install:
 def operator_pods(env: Env, namespace: str) -> list[Any]:
     selector = f"app.kubernetes.io/instance={RELEASE}"
     return [p for p in env.core.list_namespaced_pod(namespace, label_selector=selector).items if p.metadata]
+
+
+def leader(env: Env, namespace: str) -> str:
+    """The holder of the chart's Lease (named like the release's other objects: OPERATOR)."""
+    lease = client.CoordinationV1Api(env.core.api_client).read_namespaced_lease(OPERATOR, namespace)
+    return str(lease.spec.holder_identity or "")
 
 
 def ready(pod: Any) -> bool:
@@ -186,10 +193,13 @@ def test_pod_security_admission_enforces_restricted(installed: Install) -> None:
 
 def test_a_managed_synccluster_goes_ready_with_the_operator_in_cluster(installed: Install, real_node: str) -> None:
     env = installed.env
-    (operator,) = operator_pods(env, installed.operator_ns)
-    assert ready(operator) and operator.spec.node_name == real_node
-    assert operator.spec.containers[0].image == installed.image
-    assert operator.spec.service_account_name == OPERATOR
+    operators = operator_pods(env, installed.operator_ns)
+    assert len(operators) == 2  # the chart's default: a leader and a standby behind one Lease
+    for operator in operators:
+        assert ready(operator) and operator.spec.node_name == real_node
+        assert operator.spec.containers[0].image == installed.image
+        assert operator.spec.service_account_name == OPERATOR
+    assert leader(env, installed.operator_ns) in {p.metadata.name for p in operators}
     env.create(target("app"))
     env.create(
         sync_cluster(
@@ -213,26 +223,28 @@ def test_a_managed_synccluster_goes_ready_with_the_operator_in_cluster(installed
 
 
 def test_helm_upgrade_to_a_new_tag_rolls_the_operator_and_no_target(installed: Install) -> None:
-    """The operator pod is replaced and runs the new tag. The new operator then serves the SyncCluster (a scale
+    """Both operator pods are replaced and run the new tag, and one leads. It then serves the SyncCluster (a scale
     from 2 to 3, which it must make) without touching a pod template: no running pod is replaced, the sidecar
     keeps its image, and the managed Redis is left as it was."""
     env = installed.env
     before = {p.metadata.uid for p in env.core.list_namespaced_pod(env.ns).items}
     template = env.deployment("app").spec.template
     redis_generation = env.deployment("live-redis").metadata.generation
-    (old,) = operator_pods(env, installed.operator_ns)
+    old = {p.metadata.uid for p in operator_pods(env, installed.operator_ns)}
     tag = operator_version() + "-upgrade"
     ctr = ["ctr", "--address", CONTAINERD, "-n", "k8s.io", "images", "tag", "--force"]
     run(*ctr, installed.image, f"synchro.local/operator:{tag}")
     chart = ROOT / "charts" / "synchro"
     helm("upgrade", RELEASE, chart, "-n", installed.operator_ns, "--reuse-values", f"--set=image.tag={tag}", "--wait")
 
-    def rolled() -> Any:
+    def rolled() -> list[Any]:
         pods = operator_pods(env, installed.operator_ns)
-        return pods[0] if len(pods) == 1 and pods[0].metadata.uid != old.metadata.uid and ready(pods[0]) else None
+        fresh = [p for p in pods if p.metadata.uid not in old and ready(p)]
+        return fresh if len(pods) == len(fresh) == 2 else []
 
-    new = wait_for(rolled, "the operator pod to be replaced", timeout=120)
-    assert new.spec.containers[0].image == f"synchro.local/operator:{tag}"
+    new = wait_for(rolled, "both operator pods to be replaced", timeout=180)
+    assert {p.spec.containers[0].image for p in new} == {f"synchro.local/operator:{tag}"}
+    wait_for(lambda: leader(env, installed.operator_ns) in {p.metadata.name for p in new}, "a new pod to lead", 60)
     env.custom.patch_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL, "live", {"spec": {"replicas": 3}})
     wait_for(lambda: env.deployment("app").spec.replicas == 3, "the upgraded operator to scale the target", 60)
     wait_for(lambda: (env.sc("live")["status"].get("probe") or {}).get("healthy") == 3, "3 healthy pods", 120)
@@ -246,7 +258,7 @@ def test_helm_uninstall_keeps_the_crd_the_synccluster_and_its_targets(installed:
     env = installed.env
     deployments = {d.metadata.name: d for d in env.apps.list_namespaced_deployment(env.ns).items}
     helm("uninstall", RELEASE, "-n", installed.operator_ns, "--wait")
-    wait_for(lambda: not operator_pods(env, installed.operator_ns), "the operator pod to go", timeout=60)
+    wait_for(lambda: not operator_pods(env, installed.operator_ns), "the operator pods to go", timeout=60)
     assert (
         run(BIN / "kubectl", "get", "crd", CRD, "-o", "name").strip()
         == f"customresourcedefinition.apiextensions.k8s.io/{CRD}"
