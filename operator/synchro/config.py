@@ -18,6 +18,9 @@ class Config:
     probe_image: str = "synchro.local/operator:0.1.0"  # the image of the synchro-probe sidecar
     metrics_port: int = 9090  # /metrics; 0 turns it off
     api_threads: int = 32  # concurrent blocking Kubernetes API calls
+    # Test-only, off by default: in this namespace, the operator stops itself (SIGSTOP) right after a write that
+    # injects a target still held at one replica, so a test can SIGKILL it between the inject and the scale.
+    halt_after_inject: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -27,6 +30,7 @@ class Config:
             probe_image=environ.get("SYNCHRO_PROBE_IMAGE", cls.probe_image),
             metrics_port=int(environ.get("SYNCHRO_METRICS_PORT", cls.metrics_port)),
             api_threads=int(environ.get("SYNCHRO_API_THREADS", cls.api_threads)),
+            halt_after_inject=environ.get("SYNCHRO_TEST_HALT_AFTER_INJECT", ""),
         )
 
     def may_connect(self, address: str) -> bool:

@@ -10,9 +10,11 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
+import dump
 import pytest
 from kit import CACHE, KUBECTL, REAL_NODE_TOLERATION, Env, RedisServer, cluster_cmd, fresh_namespace
 from kubernetes import client, config
@@ -21,6 +23,32 @@ from leaks import LeakWatch
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 OPERATOR_LOG = ROOT / ".cluster" / "logs" / "operator.log"
+
+
+LOG_FROM = pytest.StashKey[int]()
+
+
+def namespace_of(item: pytest.Item) -> str | None:
+    funcargs = getattr(item, "funcargs", {})
+    for value in funcargs.values():
+        if isinstance(value, Env):
+            return value.ns
+    found = funcargs.get("namespace")
+    return found if isinstance(found, str) else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """A failed test's namespace objects and the operator's log since the test began, into the test's own folder
+    (dump.py); the report names it. A passing test costs one stat of the log."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.when == "setup":
+        item.stash[LOG_FROM] = dump.log_size()
+    elif report.when == "call" and report.failed and (namespace := namespace_of(item)):
+        base = item.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+        folder = dump.write(base / "dumps" / item.name[:60], namespace, item.stash.get(LOG_FROM, 0))
+        report.sections.append(("namespace dump", f"namespace {namespace} and the operator's log: {folder}"))
 
 
 @pytest.fixture(scope="session")
