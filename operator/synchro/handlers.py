@@ -29,6 +29,7 @@ from synchro.reconcile import Sources
 from synchro.reconcile.model import ClaimKey
 from synchro.redis import managed as managed_redis
 from synchro.redis.connect import Connections
+from synchro.relists import Relists
 
 Key = tuple[str, str]  # (namespace, name) of a SyncCluster
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -89,6 +90,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     metrics.serve(memo.config.metrics_port)
     memo.wakers = {}
     memo.generations = {}  # (namespace, name) -> the SyncCluster generation its loop was last woken for
+    memo.gone = set()  # uids of SyncClusters deleted while a watch was away (relists.py): their loops end
+    memo.relists = Relists(lambda kind, ghosts: forget(memo, kind, ghosts))
+
+
+def forget(memo: kopf.Memo, kind: str, ghosts: dict[Key, str]) -> None:
+    """Objects a relist did not bring back are gone: their loops end, and every loop looks again without them."""
+    if kind == api.KIND:
+        memo.gone.update(ghosts.values())
+        for key in ghosts:
+            memo.generations.pop(key, None)
+    for event in memo.wakers.values():
+        event.set()
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
@@ -202,6 +215,8 @@ async def controller(
 ) -> None:
     key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
     event = memo.wakers.setdefault(key, asyncio.Event())
+    uid = body["metadata"]["uid"]
+    ends = Ends(stopped, memo.gone, uid)
 
     async def wake_when_stopped() -> None:  # a loop asleep until its next resync must still stop at once
         await stopped.wait()
@@ -219,18 +234,38 @@ async def controller(
             pods=lambda namespace, name: list(cluster_pods.get((namespace, name), ())),  # read live on every probe
             logger=logger,
         )
-        await Controller(sources, body).run(stopped, event)
+        await Controller(sources, body).run(ends, event)
     finally:
         stopping.cancel()
         memo.wakers.pop(key, None)
+        memo.gone.discard(uid)
+
+
+class Ends:
+    """A loop ends when kopf stops it, or when a relist showed its SyncCluster deleted (kopf never will)."""
+
+    def __init__(self, stopped: kopf.DaemonStopped, gone: set[str], uid: str) -> None:
+        self.stopped, self.gone, self.uid = stopped, gone, uid
+
+    def __bool__(self) -> bool:
+        return bool(self.stopped) or self.uid in self.gone
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
 async def cluster_changed(
-    namespace: str | None, name: str, meta: Mapping[str, Any], memo: kopf.Memo, type: str | None, **_: Any
+    namespace: str | None,
+    name: str,
+    uid: str,
+    meta: Mapping[str, Any],
+    memo: kopf.Memo,
+    type: str | None,
+    claims: kopf.Index[ClaimKey, Any],
+    secret_refs: kopf.Index[ClaimKey, str],
+    **_: Any,
 ) -> None:
     """Wake the loop when the spec changed. A pass reads nothing else of its SyncCluster, so the events of the
     loop's own status writes and of kopf's bookkeeping patches would only run passes that find nothing to do."""
+    memo.relists.saw(api.KIND, type, (namespace or "", name), uid, (claims, secret_refs))
     key = (namespace, name)
     if type == "DELETED":
         memo.generations.pop(key, None)
@@ -242,9 +277,20 @@ async def cluster_changed(
 @kopf.on.event("apps", "v1", "deployments")
 @kopf.on.event("apps", "v1", "statefulsets")
 async def workload_changed(
-    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any], **_: Any
+    namespace: str | None,
+    name: str,
+    uid: str,
+    type: str | None,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    claims: kopf.Index[ClaimKey, Any],
+    deployments: kopf.Index[ClaimKey, Obj],
+    statefulsets: kopf.Index[ClaimKey, Obj],
+    **_: Any,
 ) -> None:
-    key = (namespace or "", body.get("kind", api.DEFAULT_KIND), name)
+    kind = body.get("kind", api.DEFAULT_KIND)
+    memo.relists.saw(kind, type, (namespace or "", name), uid, (deployments if kind == "Deployment" else statefulsets,))
+    key = (namespace or "", kind, name)
     wake(memo, namespace, [c[1] for c in claims.get(key, ())])
     owner = managed_redis.owner_of(body.get("metadata", {}).get("labels"))
     if owner:
@@ -253,8 +299,16 @@ async def workload_changed(
 
 @kopf.on.event("", "v1", "secrets")
 async def secret_changed(
-    namespace: str | None, name: str, memo: kopf.Memo, secret_refs: kopf.Index[ClaimKey, str], **_: Any
+    namespace: str | None,
+    name: str,
+    uid: str,
+    type: str | None,
+    memo: kopf.Memo,
+    secret_refs: kopf.Index[ClaimKey, str],
+    secret_versions: kopf.Index[ClaimKey, str],
+    **_: Any,
 ) -> None:
+    memo.relists.saw("Secret", type, (namespace or "", name), uid, (secret_versions,))
     wake(memo, namespace, secret_refs.get((namespace or "", "Secret", name), ()))
 
 

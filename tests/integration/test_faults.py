@@ -8,16 +8,19 @@ worktree's cluster only, by the PIDs hack/cluster.py recorded, and leave the ses
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kit import KUBECTL, ROOT, Env, app, cluster_cmd, sync_cluster
+from kit import GROUP, KUBECTL, PLURAL, ROOT, VERSION, Env, app, cluster_cmd, sync_cluster
 from timeouts import TIMEOUTS
 
 from poll import wait_for
@@ -139,3 +142,78 @@ def test_etcd_stopped_then_started_a_scale_is_applied_after_recovery(env: Env) -
     wait_for(lambda: env.sc("steady")["status"]["observedGeneration"] == generation, "status to follow", 10)
     # Not the third pod's readiness: once, kwok v0.7.0 left a pod made after the outage Ready=False for good.
     assert len(env.replica_sets("steady")) == 2  # the user's and the injected one: the scale rolled nothing
+
+
+ETCD_URL = f"http://127.0.0.1:{2379 + int(os.environ.get('SYNCHRO_PORT_OFFSET', '0'))}"
+
+
+def compact_etcd() -> int:
+    """Compact etcd at its current revision (through its JSON gateway): every older resourceVersion is gone."""
+    revision = int(json.loads(etcd("range", {"key": "AA==", "limit": 1}))["header"]["revision"])
+    etcd("compaction", {"revision": revision, "physical": True})
+    return revision
+
+
+def etcd(call: str, body: dict[str, object]) -> str:
+    request = urllib.request.Request(f"{ETCD_URL}/v3/kv/{call}", data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+@contextmanager
+def operator_frozen() -> Iterator[int]:
+    """The session's operator stopped (SIGSTOP) while the block runs: it sees no watch event meanwhile."""
+    operator = pid("operator")
+    os.kill(operator, signal.SIGSTOP)
+    try:
+        yield operator
+    finally:
+        os.kill(operator, signal.SIGCONT)
+
+
+def restart_apiserver() -> None:
+    cluster_cmd("stop", "kube-apiserver")
+    cluster_cmd("up")  # returns once /readyz answers
+
+
+def names(items: list[dict[str, Any]]) -> set[str]:
+    return {i["metadata"]["name"] for i in items}
+
+
+def test_410_gone_leaves_no_stale_claim_or_cached_target(env: Env) -> None:
+    """Issue 17 item 4. While the operator is frozen, a SyncCluster and a target are deleted, etcd is compacted
+    past every resourceVersion the operator knows, and the apiserver restarts (its watch cache starts afresh):
+    the thawed operator's watches get 410 Gone and list again, which brings no DELETED event. Neither ghost may
+    steer the next passes: the SyncCluster that lost the conflict to the deleted one takes the target, and the
+    one whose target was deleted says TargetNotFound."""
+    env.create(app("shared"))
+    env.create(sync_cluster("first", [{"name": "shared", "preset": "generic"}]))
+    env.wait_condition("first", "Ready", "True", timeout=TIMEOUTS.ready)
+    env.create(sync_cluster("second", [{"name": "shared", "preset": "generic"}]))
+    env.wait_condition("second", "ConfigInjected", "False", "TargetConflict", timeout=TIMEOUTS.ready)
+    env.create(app("lost"))
+    env.create(sync_cluster("lonely", [{"name": "lost", "preset": "generic"}]))
+    env.wait_condition("lonely", "Ready", "True", timeout=TIMEOUTS.ready)
+
+    gone: dict[str, Any] = {"finalizers": None}
+    log_from = OPERATOR_LOG.stat().st_size
+    with operator_frozen():
+        restart_apiserver()  # its watch connections closed: the deletions below never reach them
+        # Deleted with no operator to see it: its finalizer removed by hand, as `kubectl patch` would.
+        env.custom.patch_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL, "first", {"metadata": gone})
+        env.custom.delete_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL, "first")
+        env.apps.delete_namespaced_deployment("lost", env.ns, propagation_policy="Background")
+        wait_for(
+            lambda: not names(env.custom.list_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL)["items"])
+            & {"first"},
+            "first gone",
+            30,
+        )
+        compact_etcd()
+        restart_apiserver()  # a watch cache that starts past every resourceVersion the operator knows
+    thawed = time.monotonic()
+    env.wait_condition("second", "ConfigInjected", "True", timeout=TIMEOUTS.gone_settled)
+    env.wait_condition("lonely", "ConfigInjected", "False", "TargetNotFound", timeout=TIMEOUTS.gone_settled)
+    print(f"\nitem 4: both decisions right {time.monotonic() - thawed:.1f}s after the thaw")
+    relisted = log_since(log_from, "listed again (410 Gone): 1 deleted meanwhile")
+    assert len(relisted) == 2, relisted  # the fault happened: one SyncCluster and one Deployment were ghosts
