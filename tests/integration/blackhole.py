@@ -1,0 +1,105 @@
+"""A TCP proxy a test can freeze: a black hole for one client's connections, with no RST and no FIN.
+
+Point one process at the proxy instead of the server (e.g. a kubeconfig whose `server` is the proxy's URL: TLS
+passes through untouched, and the API server's certificate names 127.0.0.1), then cut it off and heal it:
+
+    with BlackHole(("127.0.0.1", api_port)) as hole:
+        url = f"https://127.0.0.1:{hole.port}"      # what the client dials
+        hole.freeze()   # nothing flows either way; every socket stays open, so the client sees only silence
+        hole.thaw()     # forwarding resumes with whatever the kernel buffered meanwhile
+        hole.upstream_bytes                          # bytes forwarded to the server so far (count after a cut)
+
+While frozen, the proxy reads from no socket: what the client sends waits in kernel buffers and then in the
+client's own send buffer, as behind a firewall that drops packets, and its reads block until their timeout. New
+connections are accepted at the TCP level (the kernel's backlog) but carry nothing, so a TLS handshake hangs.
+`close()` ends every connection and the listener (a FIN to both sides, never an RST).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+from types import TracebackType
+
+
+class BlackHole:
+    def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1") -> None:
+        self.upstream = upstream
+        self._listener = socket.create_server((host, 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.upstream_bytes = 0  # forwarded client -> server
+        self.connections = 0  # accepted so far
+        threading.Thread(target=self._accept, name=f"blackhole-{self.port}", daemon=True).start()
+
+    @property
+    def frozen(self) -> bool:
+        return not self._flowing.is_set()
+
+    def freeze(self) -> None:
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._flowing.set()  # let every pump see the close
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        with self._lock:
+            for s in self._sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            self._sockets.clear()
+
+    def __enter__(self) -> BlackHole:
+        return self
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._sockets += [client, server]
+                self.connections += 1
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
+        try:
+            while not self._closed.is_set():
+                self._flowing.wait()
+                readable, _, _ = select.select([source], [], [], 0.1)
+                if not readable or not self._flowing.is_set():
+                    continue  # frozen between the wait and the read: leave the bytes in the kernel
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+                if upward:
+                    with self._lock:
+                        self.upstream_bytes += len(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)  # pass the end on (a FIN), as a real path would

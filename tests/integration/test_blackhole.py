@@ -1,0 +1,49 @@
+"""The black-hole proxy (blackhole.py) against a plain echo server: it forwards, freezes without closing, thaws."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from blackhole import BlackHole
+
+from poll import wait_for
+
+
+@pytest.fixture()
+def echo() -> Iterator[tuple[str, int]]:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=lambda c=conn: [c.sendall(d) for d in iter(lambda: c.recv(4096), b"")]).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()
+    listener.close()
+
+
+def test_a_frozen_proxy_carries_nothing_and_keeps_the_connection(echo: tuple[str, int]) -> None:
+    with BlackHole(echo) as hole, socket.create_connection(("127.0.0.1", hole.port)) as conn:
+        conn.sendall(b"ping")
+        assert conn.recv(4) == b"ping"
+        assert hole.upstream_bytes == 4
+
+        hole.freeze()
+        conn.sendall(b"lost?")
+        conn.settimeout(0.5)
+        with pytest.raises(TimeoutError):  # silence: no answer, no reset, no end of stream
+            conn.recv(5)
+        assert hole.upstream_bytes == 4
+
+        hole.thaw()
+        conn.settimeout(10)
+        assert wait_for(lambda: hole.upstream_bytes == 9, "the buffered bytes to flow on")
+        assert conn.recv(5) == b"lost?"
+    assert hole.connections == 1
