@@ -9,6 +9,9 @@ passes through untouched, and the API server's certificate names 127.0.0.1), the
         hole.thaw()     # forwarding resumes with whatever the kernel buffered meanwhile
         hole.upstream_bytes                          # bytes forwarded to the server so far (count after a cut)
 
+`source` names the loopback address the proxy dials from (say 127.0.0.2): the server then sees every request of
+that one client, whatever library made it, from that address (e.g. the API server's audit log `sourceIPs`).
+
 While frozen, the proxy reads from no socket: what the client sends waits in kernel buffers and then in the
 client's own send buffer, as behind a firewall that drops packets, and its reads block until their timeout. New
 connections are accepted at the TCP level (the kernel's backlog) but carry nothing, so a TLS handshake hangs.
@@ -25,8 +28,8 @@ from types import TracebackType
 
 
 class BlackHole:
-    def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1") -> None:
-        self.upstream = upstream
+    def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1", source: str | None = None) -> None:
+        self.upstream, self.source = upstream, source
         self._listener = socket.create_server((host, 0))
         self.port: int = self._listener.getsockname()[1]
         self._flowing = threading.Event()
@@ -73,7 +76,9 @@ class BlackHole:
             except OSError:
                 return
             try:
-                server = socket.create_connection(self.upstream, timeout=5)
+                server = socket.create_connection(
+                    self.upstream, timeout=5, source_address=(self.source, 0) if self.source else None
+                )
             except OSError:
                 client.close()
                 continue

@@ -11,17 +11,21 @@ from blackhole import BlackHole
 
 from poll import wait_for
 
+PEERS: list[str] = []  # the address each connection to the echo server came from
+
 
 @pytest.fixture()
 def echo() -> Iterator[tuple[str, int]]:
     listener = socket.create_server(("127.0.0.1", 0))
+    PEERS.clear()
 
     def serve() -> None:
         while True:
             try:
-                conn, _ = listener.accept()
+                conn, peer = listener.accept()
             except OSError:
                 return
+            PEERS.append(peer[0])
             threading.Thread(target=lambda c=conn: [c.sendall(d) for d in iter(lambda: c.recv(4096), b"")]).start()
 
     threading.Thread(target=serve, daemon=True).start()
@@ -47,3 +51,10 @@ def test_a_frozen_proxy_carries_nothing_and_keeps_the_connection(echo: tuple[str
         assert wait_for(lambda: hole.upstream_bytes == 9, "the buffered bytes to flow on")
         assert conn.recv(5) == b"lost?"
     assert hole.connections == 1
+
+
+def test_the_proxy_dials_from_the_source_address_it_is_given(echo: tuple[str, int]) -> None:
+    with BlackHole(echo, source="127.0.0.2") as hole, socket.create_connection(("127.0.0.1", hole.port)) as conn:
+        conn.sendall(b"who")
+        assert conn.recv(3) == b"who"
+    assert PEERS == ["127.0.0.2"]
