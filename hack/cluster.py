@@ -236,6 +236,7 @@ def service_account_kubeconfig() -> Path:
     kubectl("apply", "-f", "-", stdin=rbac)
     token = kubectl("create", "token", "synchro", "-n", "synchro-system", "--duration=24h").strip()
     path = STATE / "operator-sa.kubeconfig"
+    server = os.environ.get("SYNCHRO_OPERATOR_API_URL", API_URL)  # a fault test's proxy in front of the apiserver
     path.write_text(
         json.dumps(
             {
@@ -243,7 +244,7 @@ def service_account_kubeconfig() -> Path:
                 "kind": "Config",
                 "current-context": "synchro",
                 "clusters": [
-                    {"name": "synchro", "cluster": {"server": API_URL, "certificate-authority": str(PKI / "ca.crt")}}
+                    {"name": "synchro", "cluster": {"server": server, "certificate-authority": str(PKI / "ca.crt")}}
                 ],
                 "users": [{"name": "synchro", "user": {"token": token}}],
                 "contexts": [{"name": "synchro", "context": {"cluster": "synchro", "user": "synchro"}}],

@@ -79,8 +79,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.enabled = False  # Synchro posts its own events, on transitions only
     settings.peering.standalone = True
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
+    # A watch that goes silent must be noticed and replaced (docs/reliability.md: measured behind a black hole).
+    settings.watching.server_timeout = 300  # the apiserver ends each watch after 5 min; kopf goes on from its version
+    settings.watching.client_timeout = 330  # one watch request at most, should that end never arrive
+    settings.watching.inactivity_timeout = 70  # no event, not even the minutely bookmark, for 70 s: the stream is dead
+    settings.watching.connect_timeout = 10  # a new connection (TCP and TLS) unanswered for 10 s is tried again
     logging.getLogger("kopf.objects").addFilter(_QuietRoutineHandlers())
     memo.config = Config.from_env()
     # Blocking API calls run in the loop's default executor: size it for many SyncClusters at once.
