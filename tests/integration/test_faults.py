@@ -8,13 +8,16 @@ worktree's cluster only, by the PIDs hack/cluster.py recorded, and leave the ses
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -25,6 +28,7 @@ from typing import Any
 import pytest
 from blackhole import BlackHole
 from kit import GROUP, KUBECTL, PLURAL, ROOT, VERSION, Env, app, cluster_cmd, sync_cluster
+from kubernetes import client
 from timeouts import TIMEOUTS
 
 from poll import wait_for
@@ -270,3 +274,66 @@ def test_blackholed_watches_resume_after_the_block(env: Env) -> None:
         print(f"\nitem 3: the scale made during the block applied {time.monotonic() - thawed:.1f}s after it")
         assert pid("operator") == op and state(op) not in ("", "Z"), "the operator was restarted"
         assert hole.connections > len(hole.forgotten) // 2, "the operator never connected again"
+
+
+BURST = 100
+
+
+def create_until_done(create: Callable[[], object]) -> None:
+    """Create through an apiserver that may be down: retried until it succeeds, or answers 409 (an earlier try
+    went through, its answer lost)."""
+
+    def attempt() -> bool:
+        try:
+            create()
+        except client.ApiException as e:
+            if e.status != 409:
+                raise
+        return True
+
+    wait_for(attempt, "a create to go through", TIMEOUTS.api_back)
+
+
+def test_apiserver_killed_during_a_burst_of_synccluster_creations(env: Env) -> None:
+    """Issue 17 item 1, on kwok: kube-apiserver SIGKILLed after a third of 100 SyncClusters were created, and
+    started again (in the cluster's mode) while the rest are created. All 100 go Ready; every target was injected
+    once (one config per target in the operator's log) and rolled once (revision 2, two ReplicaSets)."""
+    for i in range(BURST):
+        env.create(app(f"b{i}"))
+    wait_for(lambda: len(env.apps.list_namespaced_replica_set(env.ns).items) == BURST, "the targets' own RS", 120)
+    log_from = OPERATOR_LOG.stat().st_size
+    restart: threading.Thread | None = None
+    for i in range(BURST):
+        if i == BURST // 3:
+            os.kill(pid("kube-apiserver"), signal.SIGKILL)
+            killed = time.monotonic()
+            restart = threading.Thread(target=cluster_cmd, args=("up",))  # the rest are created meanwhile
+            restart.start()
+        spec = sync_cluster(f"b{i}", [{"name": f"b{i}", "preset": "generic"}], replicas=1)
+        create_until_done(lambda: env.create(spec))  # noqa: B023 (called at once)
+    assert restart is not None
+    restart.join()
+
+    def ready() -> int:
+        items = env.custom.list_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL)["items"]
+        conditions = [{c["type"]: c["status"] for c in (i.get("status") or {}).get("conditions") or []} for i in items]
+        return sum(c.get("Ready") == "True" for c in conditions)
+
+    wait_for(lambda: ready() == BURST, f"{BURST} SyncClusters Ready", TIMEOUTS.burst_ready)
+    print(f"\nitem 1: {BURST} Ready {time.monotonic() - killed:.1f}s after the kill")
+    died = log_since(log_from, "failed with an exception")  # kopf starts a dead loop again only 60 s later
+    assert not died, died[:3]
+    revisions = {
+        d.metadata.name: d.metadata.annotations.get("deployment.kubernetes.io/revision")
+        for d in env.apps.list_namespaced_deployment(env.ns).items
+    }
+    assert set(revisions.values()) == {"2"}, {n: r for n, r in revisions.items() if r != "2"}
+    per_target = collections.Counter(
+        rs.metadata.labels["app"] for rs in env.apps.list_namespaced_replica_set(env.ns).items
+    )
+    assert set(per_target.values()) == {2}, {n: c for n, c in per_target.items() if c != 2}
+    configs: dict[str, set[str]] = collections.defaultdict(set)
+    for line in log_since(log_from, "applied Deployment b"):
+        if found := re.search(r"applied Deployment (b\d+) \(config (\w+),", line):
+            configs[found[1]].add(found[2])
+    assert len(configs) == BURST and all(len(c) == 1 for c in configs.values()), "a target was injected twice"
