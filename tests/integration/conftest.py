@@ -28,6 +28,7 @@ OPERATOR_LOG = ROOT / ".cluster" / "logs" / "operator.log"
 
 
 LOG_FROM = pytest.StashKey[int]()
+SESSION = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 def namespace_of(item: pytest.Item) -> str | None:
@@ -41,15 +42,14 @@ def namespace_of(item: pytest.Item) -> str | None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
-    """A failed test's namespace objects and the operator's log since the test began, into the test's own folder
-    (dump.py); the report names it. A passing test costs one stat of the log."""
+    """A failed test's namespace objects and the operator's log since the test began, into its own folder under
+    .cluster/dumps/<session>/ (dump.py); the report names it. A passing test costs one stat of the log."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     if report.when == "setup":
         item.stash[LOG_FROM] = dump.log_size()
     elif report.when == "call" and report.failed and (namespace := namespace_of(item)):
-        base = item.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
-        folder = dump.write(base / "dumps" / item.name[:60], namespace, item.stash.get(LOG_FROM, 0))
+        folder = dump.write(dump.FOLDER / SESSION / item.name[:60], namespace, item.stash.get(LOG_FROM, 0))
         report.sections.append(("namespace dump", f"namespace {namespace} and the operator's log: {folder}"))
 
 

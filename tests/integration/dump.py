@@ -1,7 +1,8 @@
 """What a failed integration test leaves behind: its namespace's objects and the operator's log since it began.
 
-Written into the test's own directory under pytest's basetemp and named in the failure report. Nothing runs for a
-passing test. Secrets are listed by name and version only: their data never goes into a file.
+Written into .cluster/dumps/<session>/<test>/ and named in the failure report: not pytest's basetemp, whose old
+folders any other pytest session of the same user deletes. Nothing runs for a passing test. Secrets are listed by
+name and version only: their data never goes into a file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ KINDS = (
     "networkpolicies,poddisruptionbudgets,persistentvolumeclaims,events"
 )
 OPERATOR_LOG = ROOT / ".cluster" / "logs" / "operator.log"
+FOLDER = ROOT / ".cluster" / "dumps"
 
 
 def kubectl(*args: str) -> str:

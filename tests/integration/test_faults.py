@@ -33,7 +33,7 @@ from timeouts import TIMEOUTS
 
 from poll import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 PIDS = ROOT / ".cluster" / "pids"
 OPERATOR_LOG = ROOT / ".cluster" / "logs" / "operator.log"
 
@@ -241,7 +241,7 @@ class ForgetfulHole(BlackHole):
 
     def _pump(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
         """BlackHole._pump, but a forgotten connection carries nothing until the proxy closes."""
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):  # ValueError: select on a socket close() just closed
             while not self._closed.is_set():
                 self._flowing.wait()
                 readable, _, _ = select.select([source], [], [], 0.1)
