@@ -27,6 +27,7 @@ from synchro.controller import Controller
 from synchro.probe import checker
 from synchro.reconcile import Sources
 from synchro.reconcile.model import ClaimKey
+from synchro.reconcile.sources import io
 from synchro.redis import managed as managed_redis
 from synchro.redis.connect import Connections
 from synchro.relists import Relists
@@ -97,10 +98,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.relists = Relists(lambda kind, ghosts: forget(memo, kind, ghosts))
 
 
-def forget(memo: kopf.Memo, kind: str, ghosts: dict[Key, str]) -> None:
-    """Objects a relist did not bring back are gone: their loops end, and every loop looks again without them."""
+async def forget(memo: kopf.Memo, kind: str, ghosts: dict[Key, str]) -> None:
+    """Objects a relist did not bring back are gone: every loop looks again without them. The loop of a SyncCluster
+    ends only once a list of its namespace confirms it gone: a listing judged complete too early (its events
+    still queued) must never end a live one, which kopf would not start again."""
     if kind == api.KIND:
-        memo.gone.update(ghosts.values())
+        for namespace in {ns for ns, _ in ghosts}:
+            try:
+                listed = await io(memo.kube.list, api.API_VERSION, api.KIND, namespace)
+            except kube.KubeError:
+                continue  # not confirmed: the loop goes on, as kopf would have it
+            live = {o["metadata"]["uid"] for o in listed}
+            memo.gone.update(uid for (ns, _), uid in ghosts.items() if ns == namespace and uid not in live)
         for key in ghosts:
             memo.generations.pop(key, None)
     for event in memo.wakers.values():

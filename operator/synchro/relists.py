@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,7 +42,7 @@ class Listing:
 
 
 class Relists:
-    def __init__(self, gone: Callable[[str, dict[Name, str]], None], quiet_s: float = QUIET_S) -> None:
+    def __init__(self, gone: Callable[[str, dict[Name, str]], Awaitable[None]], quiet_s: float = QUIET_S) -> None:
         self.gone, self.quiet_s = gone, quiet_s
         self.known: dict[str, dict[Name, str]] = {}  # kind -> name -> uid, from every event
         self.listings: dict[str, Listing] = {}  # kind -> the listing under way
@@ -85,4 +85,4 @@ class Relists:
             len(ghosts),
         )
         if ghosts:
-            self.gone(kind, ghosts)
+            await self.gone(kind, ghosts)

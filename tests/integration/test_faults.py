@@ -225,6 +225,7 @@ def test_410_gone_leaves_no_stale_claim_or_cached_target(env: Env) -> None:
     print(f"\nitem 4: both decisions right {time.monotonic() - thawed:.1f}s after the thaw")
     relisted = log_since(log_from, "listed again (410 Gone): 1 deleted meanwhile")
     assert len(relisted) == 2, relisted  # the fault happened: one SyncCluster and one Deployment were ghosts
+    wait_for(lambda: log_since(log_from, "Daemon 'controller' succeeded"), "the deleted one's loop to end", 10)
 
 
 class ForgetfulHole(BlackHole):

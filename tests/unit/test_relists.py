@@ -22,7 +22,10 @@ def run(events: list[tuple[str | None, str, str]]) -> tuple[FakeIndex, list[dict
     index, gone = FakeIndex(), []
 
     async def feed() -> None:
-        relists = Relists(lambda kind, ghosts: gone.append(ghosts), quiet_s=0.01)
+        async def forget(kind: str, ghosts: dict[Name, str]) -> None:
+            gone.append(ghosts)
+
+        relists = Relists(forget, quiet_s=0.01)
         for type_, name, uid in events:
             relists.saw("Deployment", type_, ("ns", name), uid, [index])
         await asyncio.gather(*relists.tasks)
