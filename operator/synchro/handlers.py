@@ -84,7 +84,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300  # the apiserver ends each watch after 5 min; kopf goes on from its version
     settings.watching.client_timeout = 330  # one watch request at most, should that end never arrive
     settings.watching.inactivity_timeout = 70  # no event, not even the minutely bookmark, for 70 s: the stream is dead
-    settings.watching.connect_timeout = 10  # a new connection (TCP and TLS) unanswered for 10 s is tried again
+    # No watching.connect_timeout: a connection attempt that times out counts as a failed request, which kopf
+    # retries with growing backoffs (1, 1, 2, 3, 5, 8, 13, 21 s), so a lifted block was used up to 20 s late.
     logging.getLogger("kopf.objects").addFilter(_QuietRoutineHandlers())
     memo.config = Config.from_env()
     # Blocking API calls run in the loop's default executor: size it for many SyncClusters at once.
