@@ -5,6 +5,8 @@
     hack/cluster.py down    stop what `up` started, by the PIDs it recorded
     hack/cluster.py status  one line per process
     hack/cluster.py clean   down, then forget all state (etcd data, certificates)
+    hack/cluster.py stop NAME  stop one component (etcd, kube-apiserver, ...); `up` starts it again, in the mode
+                            the cluster was brought up in (NODE=real or kwok, recorded in .cluster/mode)
     hack/cluster.py start-operator [--as-service-account] | stop-operator
                             the operator on the host, as `make demo` runs it; with the flag, authenticated as
                             the Helm chart's ServiceAccount with only the chart's RBAC (as the tests run it)
@@ -65,8 +67,24 @@ KWOK_NODES = int(os.environ.get("SYNCHRO_KWOK_NODES", "3"))
 SERVICE_CIDR = "10.96.0.0/16"
 CLUSTER_CIDR = "10.244.0.0/16"
 LEASE_NAMESPACE = "synchro-system"  # the operator's Lease (leader election) and ServiceAccount
-# Real pods reach the apiserver through the `kubernetes` Service, so the real-node tier binds beyond loopback.
-API_BIND = os.environ.get("SYNCHRO_API_BIND", "0.0.0.0" if os.environ.get("NODE") == "real" else "127.0.0.1")
+# The mode a running cluster was brought up in, so that restarting one component (`up` again, as the tests'
+# session fixture and `make test-apps` do, without NODE) never turns a real-node cluster into a kwok one.
+MODE_FILE = STATE / "mode"
+
+
+def node_mode(asked: str | None, recorded: str | None) -> str:
+    """NODE if given, else the mode of the cluster that runs (recorded by its `up`), else kwok."""
+    return (asked or recorded or "kwok").strip()
+
+
+def api_bind(mode: str, override: str | None = None) -> str:
+    """Real pods reach the apiserver through the `kubernetes` Service, so the real-node tier binds beyond
+    loopback."""
+    return override or ("0.0.0.0" if mode == "real" else "127.0.0.1")
+
+
+MODE = node_mode(os.environ.get("NODE"), MODE_FILE.read_text() if MODE_FILE.exists() else None)
+API_BIND = api_bind(MODE, os.environ.get("SYNCHRO_API_BIND"))
 API_URL = f"https://127.0.0.1:{API_PORT}"
 
 
@@ -235,6 +253,7 @@ def service_account_kubeconfig() -> Path:
     kubectl("apply", "-f", "-", stdin=rbac)
     token = kubectl("create", "token", "synchro", "-n", "synchro-system", "--duration=24h").strip()
     path = STATE / "operator-sa.kubeconfig"
+    server = os.environ.get("SYNCHRO_OPERATOR_API_URL", API_URL)  # a fault test's proxy in front of the apiserver
     path.write_text(
         json.dumps(
             {
@@ -242,7 +261,7 @@ def service_account_kubeconfig() -> Path:
                 "kind": "Config",
                 "current-context": "synchro",
                 "clusters": [
-                    {"name": "synchro", "cluster": {"server": API_URL, "certificate-authority": str(PKI / "ca.crt")}}
+                    {"name": "synchro", "cluster": {"server": server, "certificate-authority": str(PKI / "ca.crt")}}
                 ],
                 "users": [{"name": "synchro", "user": {"token": token}}],
                 "contexts": [{"name": "synchro", "context": {"cluster": "synchro", "user": "synchro"}}],
@@ -558,6 +577,7 @@ def up() -> None:
     for d in (STATE, LOGS, PIDS):
         d.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    MODE_FILE.write_text(MODE + "\n")
     ensure_pki()
     write_kubeconfig(KUBECONFIG, "admin")
     for who in ("controller-manager", "scheduler", "kwok"):
@@ -573,7 +593,7 @@ def up() -> None:
     kubectl("apply", "-f", "-", stdin=nodes)
     wait_for(nodes_ready, "a Ready node", 120)
     wait_for(default_sa_exists, "the default ServiceAccount", 60)
-    if os.environ.get("NODE") == "real":  # the real-node tier: hack/realnode.py, docs/real-node.md
+    if MODE == "real":  # the real-node tier: hack/realnode.py, docs/real-node.md
         if PORT_OFFSET:
             raise SystemExit("NODE=real needs SYNCHRO_PORT_OFFSET=0: a kubelet and its network are machine-wide")
         real_node_up()
@@ -608,10 +628,11 @@ def real_node_up() -> None:
 def down() -> None:
     if (ROOT / ".venv" / "bin" / "python").exists():  # host agents that `make demo` runs for kwok pods
         subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "hack" / "podenv.py"), "stop"], check=False)
-    if os.environ.get("NODE") == "real" or (PIDS / "kubelet.pid").exists():
+    if MODE == "real" or (PIDS / "kubelet.pid").exists():
         subprocess.run([sys.executable, str(ROOT / "hack" / "realnode.py"), "down"], check=True)
     for p in [operator_proc(), *reversed(processes())]:
         stop(p)
+    MODE_FILE.unlink(missing_ok=True)  # a cluster that runs nothing has no mode to keep
 
 
 def status() -> int:
@@ -647,6 +668,8 @@ def main(argv: list[str]) -> int:
         start(operator_proc())
     elif command == "stop-operator":
         stop(operator_proc())
+    elif command == "stop" and len(argv) == 2:  # one component, for the fault tests; `up` starts it again
+        stop({p.name: p for p in processes()}[argv[1]])
     elif command == "clean":
         clean()
     elif command == "status":

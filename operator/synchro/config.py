@@ -26,6 +26,9 @@ class Config:
     lease_namespace: str = ""  # empty: the pod's namespace (POD_NAMESPACE), else the one the CLI picks
     identity: str = ""  # empty: the pod's name (POD_NAME), else hostname-pid
     lease: Timings = field(default_factory=Timings)
+    # Test-only, off by default: in this namespace, the operator stops itself (SIGSTOP) right after a write that
+    # injects a target still held at one replica, so a test can SIGKILL it between the inject and the scale.
+    halt_after_inject: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -44,6 +47,7 @@ class Config:
                 renew_deadline=float(environ.get("SYNCHRO_LEASE_RENEW_DEADLINE_S", Timings.renew_deadline)),
                 retry=float(environ.get("SYNCHRO_LEASE_RETRY_S", Timings.retry)),
             ),
+            halt_after_inject=environ.get("SYNCHRO_TEST_HALT_AFTER_INJECT", ""),
         )
 
     def may_connect(self, address: str) -> bool:

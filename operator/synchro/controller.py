@@ -60,7 +60,7 @@ class Controller:
                 plan = self.last.probe if self.last else None
                 await self.probe(plan, wake)
                 if self.last is not None:
-                    await self.writer.publish(self.last, self.prober.verdict, self.prober.probe_time)
+                    await self.publish(self.last)
                 due = min(self.next_pass, self.next_probe) if plan else self.next_pass
                 if self.writer.counts_waiting:
                     due = min(due, self.writer.counts_due)
@@ -68,6 +68,16 @@ class Controller:
                     await asyncio.wait_for(wake.wait(), timeout=max(due - time.monotonic(), 0.05))
         finally:
             metrics.forget(*self.key)
+
+    async def publish(self, last: Pass) -> None:
+        """A status write the API server refuses is written again on the next pass, after the same backoff: it
+        never ends the loop (a restarted apiserver refuses with 403 until its RBAC caches are synced)."""
+        try:
+            await self.writer.publish(last, self.prober.verdict, self.prober.probe_time)
+        except Exception as e:
+            self.sources.logger.warning("status not written: %s; again in %.0fs", e, self.backoff)
+            self.next_pass = min(self.next_pass, time.monotonic() + self.backoff)
+            self.backoff = min(self.backoff * 2, MAX_BACKOFF_S)
 
     async def reconcile(self) -> None:
         started = time.monotonic()

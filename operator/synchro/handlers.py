@@ -27,8 +27,10 @@ from synchro.controller import Controller
 from synchro.probe import checker
 from synchro.reconcile import Sources
 from synchro.reconcile.model import ClaimKey
+from synchro.reconcile.sources import io
 from synchro.redis import managed as managed_redis
 from synchro.redis.connect import Connections
+from synchro.relists import Relists
 
 Key = tuple[str, str]  # (namespace, name) of a SyncCluster
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -86,8 +88,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # (large, and one more per upgrade), ServiceAccount tokens and registry credentials. A passwordSecretRef to
     # one of them still works, read on each pass, but a change to it waits for the next resync.
     settings.watching.field_selectors["v1", "secrets"] = ",".join(f"type!={t}" for t in api.UNWATCHED_SECRET_TYPES)
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
+    # A watch that goes silent must be noticed and replaced (docs/reliability.md: measured behind a black hole).
+    settings.watching.server_timeout = 300  # the apiserver ends each watch after 5 min; kopf goes on from its version
+    settings.watching.client_timeout = 330  # one watch request at most, should that end never arrive
+    settings.watching.inactivity_timeout = 70  # no event, not even the minutely bookmark, for 70 s: the stream is dead
+    # No watching.connect_timeout: a connection attempt that times out counts as a failed request, which kopf
+    # retries with growing backoffs (1, 1, 2, 3, 5, 8, 13, 21 s), so a lifted block was used up to 20 s late.
     logging.getLogger("kopf.objects").addFilter(_QuietRoutineHandlers())
     memo.config = Config.from_env()
     # Blocking API calls run in the loop's default executor: size it for many SyncClusters at once.
@@ -96,6 +102,26 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.redis = Connections()  # every loop's Redis connections and recent PING answers
     memo.wakers = {}
     memo.generations = {}  # (namespace, name) -> (generation, rotate-password) its loop was last woken for
+    memo.gone = set()  # uids of SyncClusters deleted while a watch was away (relists.py): their loops end
+    memo.relists = Relists(lambda kind, ghosts: forget(memo, kind, ghosts))
+
+
+async def forget(memo: kopf.Memo, kind: str, ghosts: dict[Key, str]) -> None:
+    """Objects a relist did not bring back are gone: every loop looks again without them. The loop of a SyncCluster
+    ends only once a list of its namespace confirms it gone: a listing judged complete too early (its events
+    still queued) must never end a live one, which kopf would not start again."""
+    if kind == api.KIND:
+        for namespace in {ns for ns, _ in ghosts}:
+            try:
+                listed = await io(memo.kube.list, api.API_VERSION, api.KIND, namespace)
+            except kube.KubeError:
+                continue  # not confirmed: the loop goes on, as kopf would have it
+            live = {o["metadata"]["uid"] for o in listed}
+            memo.gone.update(uid for (ns, _), uid in ghosts.items() if ns == namespace and uid not in live)
+        for key in ghosts:
+            memo.generations.pop(key, None)
+    for event in memo.wakers.values():
+        event.set()
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
@@ -209,6 +235,8 @@ async def controller(
 ) -> None:
     key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
     event = memo.wakers.setdefault(key, asyncio.Event())
+    uid = body["metadata"]["uid"]
+    ends = Ends(stopped, memo.gone, uid)
 
     async def wake_when_stopped() -> None:  # a loop asleep until its next resync must still stop at once
         await stopped.wait()
@@ -226,19 +254,39 @@ async def controller(
             pods=lambda namespace, name: list(cluster_pods.get((namespace, name), ())),  # read live on every probe
             logger=logger,
         )
-        await Controller(sources, body).run(stopped, event)
+        await Controller(sources, body).run(ends, event)
     finally:
         stopping.cancel()
         memo.wakers.pop(key, None)
+        memo.gone.discard(uid)
+
+
+class Ends:
+    """A loop ends when kopf stops it, or when a relist showed its SyncCluster deleted (kopf never will)."""
+
+    def __init__(self, stopped: kopf.DaemonStopped, gone: set[str], uid: str) -> None:
+        self.stopped, self.gone, self.uid = stopped, gone, uid
+
+    def __bool__(self) -> bool:
+        return bool(self.stopped) or self.uid in self.gone
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
 async def cluster_changed(
-    namespace: str | None, name: str, meta: Mapping[str, Any], memo: kopf.Memo, type: str | None, **_: Any
+    namespace: str | None,
+    name: str,
+    uid: str,
+    meta: Mapping[str, Any],
+    memo: kopf.Memo,
+    type: str | None,
+    claims: kopf.Index[ClaimKey, Any],
+    secret_refs: kopf.Index[ClaimKey, str],
+    **_: Any,
 ) -> None:
     """Wake the loop when the spec or the rotate-password annotation changed. A pass reads nothing else of its
     SyncCluster, so the events of the loop's own status writes and of kopf's bookkeeping patches would only run
     passes that find nothing to do."""
+    memo.relists.saw(api.KIND, type, (namespace or "", name), uid, (claims, secret_refs))
     key = (namespace, name)
     wanted = (meta.get("generation"), (meta.get("annotations") or {}).get(api.ROTATE_PASSWORD_ANNOTATION))
     if type == "DELETED":
@@ -251,9 +299,20 @@ async def cluster_changed(
 @kopf.on.event("apps", "v1", "deployments")
 @kopf.on.event("apps", "v1", "statefulsets")
 async def workload_changed(
-    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, claims: kopf.Index[ClaimKey, Any], **_: Any
+    namespace: str | None,
+    name: str,
+    uid: str,
+    type: str | None,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    claims: kopf.Index[ClaimKey, Any],
+    deployments: kopf.Index[ClaimKey, Obj],
+    statefulsets: kopf.Index[ClaimKey, Obj],
+    **_: Any,
 ) -> None:
-    key = (namespace or "", body.get("kind", api.DEFAULT_KIND), name)
+    kind = body.get("kind", api.DEFAULT_KIND)
+    memo.relists.saw(kind, type, (namespace or "", name), uid, (deployments if kind == "Deployment" else statefulsets,))
+    key = (namespace or "", kind, name)
     wake(memo, namespace, [c[1] for c in claims.get(key, ())])
     owner = managed_redis.owner_of(body.get("metadata", {}).get("labels"))
     if owner:
@@ -262,8 +321,16 @@ async def workload_changed(
 
 @kopf.on.event("", "v1", "secrets")
 async def secret_changed(
-    namespace: str | None, name: str, memo: kopf.Memo, secret_refs: kopf.Index[ClaimKey, str], **_: Any
+    namespace: str | None,
+    name: str,
+    uid: str,
+    type: str | None,
+    memo: kopf.Memo,
+    secret_refs: kopf.Index[ClaimKey, str],
+    secret_versions: kopf.Index[ClaimKey, str],
+    **_: Any,
 ) -> None:
+    memo.relists.saw("Secret", type, (namespace or "", name), uid, (secret_versions,))
     wake(memo, namespace, secret_refs.get((namespace or "", "Secret", name), ()))
 
 

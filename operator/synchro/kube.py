@@ -8,6 +8,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 
 from synchro import api
@@ -63,9 +64,11 @@ def load_client(pool_size: int = 10) -> client.ApiClient:
 
 
 class Kube:
-    def __init__(self, api_client: client.ApiClient, timeout: float = 30) -> None:
+    def __init__(self, api_client: client.ApiClient, timeout: float | tuple[float, float] = (5, 15)) -> None:
         self._api = api_client
-        self._timeout = timeout  # seconds for one request, from connect to the end of the answer
+        # Seconds to connect, and to wait for the answer: one object's read or write answers in milliseconds, so
+        # 15 s is an API server that is gone or a connection that is dead (a NAT that forgot it: no RST, no FIN).
+        self._timeout = timeout
 
     def _request(
         self,
@@ -82,9 +85,15 @@ class Kube:
             header_params={"Content-Type": content_type, "Accept": "application/json"},
             auth_settings=["BearerToken"],
         )
-        response = self._api.call_api(
-            method_, full_url, header_params=headers, body=body, _request_timeout=self._timeout
-        )
+        try:
+            response = self._api.call_api(
+                method_, full_url, header_params=headers, body=body, _request_timeout=self._timeout
+            )
+        except urllib3.exceptions.HTTPError:
+            # A timeout or a dropped connection: the other pooled connections likely went the same way (the
+            # operator cut off, then back), and each would cost its own timeout. The next requests connect anew.
+            self._api.rest_client.pool_manager.clear()
+            raise
         data = response.read()
         if response.status == 404:
             return None

@@ -120,7 +120,7 @@ class BlackHole:
                         self._quiet.notify_all()
                 if not data:
                     break
-        except OSError:
+        except (OSError, ValueError):  # ValueError: select() on a socket close() just closed
             pass
         finally:
             with contextlib.suppress(OSError):

@@ -6,13 +6,17 @@ $KUBECONFIG, so they cannot run against somebody else's cluster by accident.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
+import dump
 import pytest
 from kit import CACHE, KUBECTL, REAL_NODE_TOLERATION, Env, RedisServer, cluster_cmd, fresh_namespace
 from kubernetes import client, config
@@ -21,6 +25,32 @@ from leaks import LeakWatch
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 OPERATOR_LOG = ROOT / ".cluster" / "logs" / "operator.log"
+
+
+LOG_FROM = pytest.StashKey[int]()
+SESSION = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def namespace_of(item: pytest.Item) -> str | None:
+    funcargs = getattr(item, "funcargs", {})
+    for value in funcargs.values():
+        if isinstance(value, Env):
+            return value.ns
+    found = funcargs.get("namespace")
+    return found if isinstance(found, str) else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """A failed test's namespace objects and the operator's log since the test began, into its own folder under
+    .cluster/dumps/<session>/ (dump.py); the report names it. A passing test costs one stat of the log."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.when == "setup":
+        item.stash[LOG_FROM] = dump.log_size()
+    elif report.when == "call" and report.failed and (namespace := namespace_of(item)):
+        folder = dump.write(dump.FOLDER / SESSION / item.name[:60], namespace, item.stash.get(LOG_FROM, 0))
+        report.sections.append(("namespace dump", f"namespace {namespace} and the operator's log: {folder}"))
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +119,8 @@ def operator(cluster: client.ApiClient, synccluster_crd: None) -> Iterator[None]
     with OPERATOR_LOG.open(errors="replace") as log:
         log.seek(start)
         lines = log.readlines()
-    denied = [line for line in lines if " 403" in line or "Forbidden" in line or "forbidden:" in line]
+    found = outside_apiserver_starts(lines)
+    denied = [line for line in found if " 403" in line or "Forbidden" in line or "forbidden:" in line]
     denied = [line for line in denied if "being terminated" not in line]  # a namespace in deletion, not RBAC
     assert not denied, "the operator was denied by the chart's RBAC:\n" + "".join(denied[:20])
     # A controller loop must stop when its SyncCluster is deleted, not be cancelled by kopf. (At operator exit a
@@ -97,6 +128,31 @@ def operator(cluster: client.ApiClient, synccluster_crd: None) -> Iterator[None]
     exiting = next((i for i, line in enumerate(lines) if "Signal SIGTERM is received" in line), len(lines))
     cancelled = [line for line in lines[:exiting] if "is cancelled. Will escalate" in line]
     assert not cancelled, "controller loops did not stop when asked:\n" + "".join(cancelled[:20])
+
+
+APISERVER_LOG = ROOT / ".cluster" / "logs" / "kube-apiserver.log"
+RBAC_SYNC_S = 15  # a restarted kube-apiserver answers 403 to requests that come before its RBAC caches are synced
+
+
+def outside_apiserver_starts(lines: list[str]) -> list[str]:
+    """The operator's log lines but those written within RBAC_SYNC_S of a kube-apiserver start (klog's
+    `] Version: v` line, whose stamp has no year: the log line's is used). A traceback's lines go with the
+    stamped line they follow."""
+    with APISERVER_LOG.open(errors="replace") as log:
+        starts = [f"{s[1:5]} {s[6:14]}" for s in log if "] Version: v" in s]
+    kept, when = [], None
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            when = datetime.datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S")
+        near = when is not None and any(
+            0
+            <= (when - datetime.datetime.strptime(f"{when.year}{s}", "%Y%m%d %H:%M:%S")).total_seconds()
+            <= RBAC_SYNC_S
+            for s in starts
+        )
+        if not near:
+            kept.append(line)
+    return kept
 
 
 @pytest.fixture()

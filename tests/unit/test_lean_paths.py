@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import time
 from typing import Any
 
 import kopf
@@ -16,6 +17,7 @@ from synchro.config import Config
 from synchro.reconcile import Pass, Sources
 from synchro.redis import connect
 from synchro.redis.model import Credentials, PingResult
+from synchro.relists import Relists
 
 SYNC_CLUSTER: dict[str, Any] = {
     "apiVersion": api.API_VERSION,
@@ -193,13 +195,20 @@ def test_per_event_handlers_run_on_the_event_loop() -> None:
 
 def test_a_spec_change_wakes_the_waiting_loop_and_a_status_write_does_not() -> None:
     async def scenario() -> tuple[bool, bool]:
-        memo = kopf.Memo(wakers={("ns", "web"): asyncio.Event()}, generations={})
+        memo = kopf.Memo(wakers={("ns", "web"): asyncio.Event()}, generations={}, relists=Relists(lambda *_: None))
         woken = memo.wakers[("ns", "web")]
 
         async def event(generation: int) -> bool:
             woken.clear()
             await handlers.cluster_changed(
-                namespace="ns", name="web", meta={"generation": generation}, memo=memo, type="MODIFIED"
+                namespace="ns",
+                name="web",
+                uid="u1",
+                meta={"generation": generation},
+                memo=memo,
+                type="MODIFIED",
+                claims={},
+                secret_refs={},
             )
             try:
                 await asyncio.wait_for(woken.wait(), timeout=0.5)
@@ -308,3 +317,18 @@ def test_a_managed_pass_reads_its_secret_and_endpoints_again_only_when_they_may_
     assert one_pass() == []  # the PING fails on the addresses it knows...
     pong = True
     assert one_pass() == [("list", "EndpointSlice")]  # ...which are therefore listed anew
+
+
+def test_a_refused_status_write_never_ends_the_loop() -> None:
+    """While an apiserver restarts, a status write fails (refused, or 403 until its RBAC caches sync): the loop
+    goes on and writes it on its next pass, after the backoff (kopf would start a dead loop only 60 s later)."""
+    body = {"metadata": {"name": "web", "namespace": "ns", "uid": "u1", "generation": 1}, "spec": {}}
+    loop = controller.Controller(Sources(RecordingKube(), Config(), connect.Connections(), {}), body)  # type: ignore[arg-type]
+
+    async def refused(*_: Any) -> None:
+        raise RuntimeError("403: forbidden")
+
+    loop.writer.publish = refused  # type: ignore[method-assign]
+    loop.next_pass = time.monotonic() + 60
+    asyncio.run(loop.publish(None))  # type: ignore[arg-type]
+    assert loop.next_pass <= time.monotonic() + 1 and loop.backoff == 2

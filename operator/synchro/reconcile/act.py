@@ -3,6 +3,8 @@ but for the managed Redis's Secret, which is created once, and the merge patches
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -86,7 +88,16 @@ class Actor:
                 self.memory.rolled[write.target] = time.monotonic()
             if write.target is not None:
                 self.sources.logger.info("applied %s %s (%s)", *write.target, write.note)
+                self.halt_if_asked(decision, write.target)
         return failures
+
+    def halt_if_asked(self, decision: Decision, target: WorkloadKey) -> None:
+        """The test hook SYNCHRO_TEST_HALT_AFTER_INJECT: stop here, the inject written and the scale not yet."""
+        held = any((t.kind, t.name) == target and t.held_because for t in decision.targets)
+        halt = self.sources.config.halt_after_inject
+        if held and halt and halt == decision.spec.namespace:
+            self.sources.logger.warning("test hook: halting after the inject of %s %s", *target)
+            os.kill(os.getpid(), signal.SIGSTOP)
 
     async def release(self, spec: api.SyncClusterSpec, plan: Release) -> None:
         kube, logger = self.sources.kube, self.sources.logger
