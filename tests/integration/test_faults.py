@@ -38,6 +38,23 @@ PIDS = ROOT / ".cluster" / "pids"
 OPERATOR_LOG = ROOT / ".cluster" / "logs" / "operator.log"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def without_leader_election() -> Iterator[None]:
+    """The module's operators run without leader election: these faults are about what kopf and the passes survive
+    in one process. With election on (the chart's default), an API server out of reach for longer than the renew
+    deadline, or a process frozen that long, makes the leader exit at once for its pod to restart
+    (docs/install.md, High availability), and nothing restarts a host process."""
+    os.environ["SYNCHRO_LEADER_ELECTION"] = "false"  # read by every operator cluster.py starts from here
+    cluster_cmd("stop-operator")
+    cluster_cmd("start-operator", "--as-service-account")
+    try:
+        yield
+    finally:
+        del os.environ["SYNCHRO_LEADER_ELECTION"]
+        cluster_cmd("stop-operator")
+        cluster_cmd("start-operator", "--as-service-account")
+
+
 def pid(component: str) -> int:
     return int((PIDS / f"{component}.pid").read_text())
 
@@ -337,4 +354,6 @@ def test_apiserver_killed_during_a_burst_of_synccluster_creations(env: Env) -> N
     for line in log_since(log_from, "applied Deployment b"):
         if found := re.search(r"applied Deployment (b\d+) \(config (\w+),", line):
             configs[found[1]].add(found[2])
-    assert len(configs) == BURST and all(len(c) == 1 for c in configs.values()), "a target was injected twice"
+    # An apply the killed apiserver carried out but never answered leaves no log line (seen for 2 of 100 on the
+    # real node): the revisions and ReplicaSets above are the count; the log may only never show two configs.
+    assert all(len(c) == 1 for c in configs.values()), "a target was injected twice"
