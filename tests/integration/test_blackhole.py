@@ -37,7 +37,8 @@ def test_a_frozen_proxy_carries_nothing_and_keeps_the_connection(echo: tuple[str
     with BlackHole(echo) as hole, socket.create_connection(("127.0.0.1", hole.port)) as conn:
         conn.sendall(b"ping")
         assert conn.recv(4) == b"ping"
-        assert hole.upstream_bytes == 4
+        # The echo can answer before the upward pump has counted what it forwarded: wait for the count.
+        wait_for(lambda: hole.upstream_bytes == 4, "the 4 bytes counted", 10)
 
         hole.freeze()
         conn.sendall(b"lost?")
