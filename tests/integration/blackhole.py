@@ -7,6 +7,8 @@ passes through untouched, and the API server's certificate names 127.0.0.1), the
         url = f"https://127.0.0.1:{hole.port}"      # what the client dials
         hole.freeze()   # nothing flows either way once it returns; every socket stays open: the client hears silence
         hole.thaw()     # forwarding resumes with whatever the kernel buffered meanwhile
+        hole.freeze(forget=True)  # the same, but the connections open now never carry again (a NAT that forgot
+                                  # the flow): after the thaw only new connections work
         hole.upstream_bytes                          # bytes forwarded to the server so far (count after a cut)
         hole.pumps                                   # 0 once every connection ended both ways (all drained)
 
@@ -40,6 +42,7 @@ class BlackHole:
         self._quiet = threading.Condition(self._lock)  # notified whenever a forward ends
         self._forwarding = 0  # pumps between their read and the end of their write
         self._sockets: list[socket.socket] = []
+        self.forgotten: frozenset[socket.socket] = frozenset()  # connections silent for good (freeze(forget=True))
         self.upstream_bytes = 0  # forwarded client -> server
         self.connections = 0  # accepted so far
         self.pumps = 0  # directions still open (two per live connection): 0 once every connection ended
@@ -49,10 +52,13 @@ class BlackHole:
     def frozen(self) -> bool:
         return not self._flowing.is_set()
 
-    def freeze(self) -> None:
-        """Stop forwarding; returns once no pump is mid-forward, so from then on not a byte reaches either side."""
+    def freeze(self, forget: bool = False) -> None:
+        """Stop forwarding; returns once no pump is mid-forward, so from then on not a byte reaches either side.
+        With `forget`, the connections open now stay silent after the thaw too, until the proxy closes."""
         with self._quiet:
             self._flowing.clear()
+            if forget:
+                self.forgotten = frozenset(self._sockets)
             self._quiet.wait_for(lambda: self._forwarding == 0, timeout=10)
 
     def thaw(self) -> None:
@@ -104,6 +110,9 @@ class BlackHole:
                 readable, _, _ = select.select([source], [], [], 0.1)
                 if not readable:
                     continue
+                if source in self.forgotten:  # a flow the path forgot: no byte, no FIN, until close()
+                    self._closed.wait()
+                    break
                 with self._lock:
                     if not self._flowing.is_set():
                         continue  # frozen between the wait and the read: leave the bytes in the kernel

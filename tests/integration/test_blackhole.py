@@ -59,3 +59,19 @@ def test_the_proxy_dials_from_the_source_address_it_is_given(echo: tuple[str, in
         conn.sendall(b"who")
         assert conn.recv(3) == b"who"
     assert PEERS == ["127.0.0.2"]
+
+
+def test_a_forgetting_freeze_leaves_old_connections_silent_after_the_thaw(echo: tuple[str, int]) -> None:
+    with BlackHole(echo) as hole, socket.create_connection(("127.0.0.1", hole.port)) as old:
+        old.sendall(b"a")
+        assert old.recv(1) == b"a"
+        hole.freeze(forget=True)
+        hole.thaw()
+        old.sendall(b"b")
+        old.settimeout(0.5)
+        with pytest.raises(TimeoutError):  # forgotten: silence for good, no reset, no end of stream
+            old.recv(1)
+        with socket.create_connection(("127.0.0.1", hole.port)) as new:  # a new connection carries again
+            new.sendall(b"c")
+            new.settimeout(10)
+            assert new.recv(1) == b"c"
