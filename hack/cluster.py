@@ -461,6 +461,23 @@ def start(p: Proc) -> None:
     wait_for(lambda: port_open(p.ready_port) or exited(proc, p), f"{p.name} to listen on {p.ready_port}", 60)
 
 
+def alive(p: Proc) -> bool:
+    """False while it runs; a process that died ends the command with the end of its log."""
+    pid = pid_of(p)
+    if pid and not zombie(pid):
+        return True
+    tail = (LOGS / f"{p.name}.log").read_text(errors="replace").splitlines()[-15:]
+    raise SystemExit(f"{p.name} exited:\n" + "\n".join(tail))
+
+
+def etcd_healthy() -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ETCD_PORT}/health", timeout=5) as r:
+            return bool(json.loads(r.read()).get("health") == "true")
+    except (OSError, ValueError):
+        return False
+
+
 def exited(proc: subprocess.Popen[bytes], p: Proc) -> bool:
     if proc.poll() is not None:
         tail = (LOGS / f"{p.name}.log").read_text(errors="replace").splitlines()[-15:]
@@ -585,8 +602,11 @@ def up() -> None:
     (STATE / "audit-policy.json").write_text(json.dumps(AUDIT_POLICY, indent=2) + "\n")
     procs = {p.name: p for p in processes()}
     start(procs["etcd"])
+    # etcd listens before it has read its data: a large one (left by a bench) took 27 s here, and a kube-apiserver
+    # started meanwhile gives up on its storage after 20 s.
+    wait_for(etcd_healthy, "etcd /health", 120)
     start(procs["kube-apiserver"])
-    wait_for(lambda: api_get("/readyz")[0] == 200, "kube-apiserver /readyz", 120)
+    wait_for(lambda: alive(procs["kube-apiserver"]) and api_get("/readyz")[0] == 200, "kube-apiserver /readyz", 120)
     for name in ("kube-controller-manager", "kube-scheduler", "kwok", "redis"):
         start(procs[name])
     nodes = "\n---\n".join(json.dumps(kwok_node(i)) for i in range(KWOK_NODES))
