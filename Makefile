@@ -81,6 +81,10 @@ bench: cluster-up ## Speed and memory against same-run baselines: bench/results.
 	python3 hack/build.py reloader
 	QUICK=$(QUICK) $(PY) bench/bench.py $(ONLY)
 
+.PHONY: ab
+ab: cluster-up ## One change against another, alternated on one cluster: make ab A=<ref> B=<ref> [CLUSTERS=100 ROUNDS=3]
+	$(PY) bench/ab.py
+
 .PHONY: kind-e2e
 kind-e2e: ## For users with Docker: kind cluster, image, helm install, e2e tests (cannot run on the CI machine)
 	bash hack/kind-e2e.sh

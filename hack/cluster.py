@@ -684,7 +684,9 @@ def main(argv: list[str]) -> int:
         as_sa = "--as-service-account" in argv[1:]
         ensure_lease_namespace()
         kubeconfig = service_account_kubeconfig() if as_sa else KUBECONFIG
-        os.environ.update(KUBECONFIG=str(kubeconfig), PYTHONPATH=str(ROOT / "operator"), **operator_env())
+        # SYNCHRO_OPERATOR_SOURCE: another checkout's operator/ (bench/ab.py runs two refs against one cluster)
+        source = os.environ.get("SYNCHRO_OPERATOR_SOURCE", str(ROOT / "operator"))
+        os.environ.update(KUBECONFIG=str(kubeconfig), PYTHONPATH=source, **operator_env())
         start(operator_proc())
     elif command == "stop-operator":
         stop(operator_proc())
