@@ -8,17 +8,24 @@ wall time, the operator's CPU time over the burst (user + system, all threads) a
 A B B A A B ..., so a drift of the machine over the run weighs on both alike.
 
 Writes bench/ab.json and prints a table. Nothing here is a test: it is how issue 18's changes were judged.
+PROFILE=1 also samples each burst with py-spy (`--gil`: the thread holding the GIL) and prints where the
+operator's time went, by package; the raw stacks stay in .cluster/ab/profile-<side>-<round>.txt.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import re
+import signal
 import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,23 @@ ROOT = b.ROOT
 AB = ROOT / ".cluster" / "ab"
 CLUSTERS = int(os.environ.get("CLUSTERS", "100"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
+PROFILE = os.environ.get("PROFILE") == "1"
+# Where a sample's innermost frame lies, first match wins: the packages the operator spends its time in.
+PACKAGES = [
+    ("synchro", "/synchro/"),
+    ("kopf", "/kopf/"),
+    ("kubernetes client", "/kubernetes/"),
+    ("aiohttp", "/aiohttp/"),
+    ("urllib3", "/urllib3/"),
+    ("json", "/json/"),
+    ("logging", "/logging/"),
+    ("asyncio", "/asyncio/"),
+    ("ssl and sockets", "/ssl.py"),
+    ("ssl and sockets", "/socket.py"),
+    ("threads and queues", "/threading.py"),
+    ("threads and queues", "/queue.py"),
+    ("threads and queues", "/concurrent/"),
+]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -58,7 +82,36 @@ def start(source: Path) -> int:
     return b.operator_pid()
 
 
-def burst(source: Path) -> dict[str, float]:
+@contextmanager
+def sampled(pid: int, out: Path) -> Iterator[None]:
+    """py-spy samples the operator while the block runs (nothing when PROFILE is not set)."""
+    if not PROFILE:
+        yield
+        return
+    spy = ROOT / ".venv" / "bin" / "py-spy"
+    cmd = [str(spy), "record", "--pid", str(pid), "--gil", "--rate", "200", "--format", "raw", "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        proc.wait(timeout=60)
+
+
+def by_package(raw: Path) -> dict[str, float]:
+    """Share of the samples by the package of their innermost frame ("other" for the rest)."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        leaf = stack.rsplit(";", 1)[-1]
+        found = re.search(r"\((.*?):\d+\)", leaf)
+        path = "/" + found[1] if found else ""  # py-spy names files from their package: kopf/_core/...
+        counts[next((name for name, part in PACKAGES if part in path), "other")] += int(n)
+    total = sum(counts.values()) or 1
+    return {name: round(100 * n / total, 1) for name, n in counts.most_common()}
+
+
+def burst(source: Path, tag: str) -> dict[str, Any]:
     pid = start(source)
     ns = f"ab-{uuid.uuid4().hex[:5]}"
     b.core.create_namespace({"metadata": {"name": ns}})
@@ -70,15 +123,19 @@ def burst(source: Path) -> dict[str, float]:
         with b.watching(b.apps.list_namespaced_deployment, ns) as events:
             b.in_parallel(lambda i: b.apps.create_namespaced_deployment(ns, b.deployment(f"k{i}")), CLUSTERS)
             b.wait_all(events, names, lambda d: b.rolled(d, 1))
+        profile = AB / f"profile-{tag}.txt"
         cpu, t0 = cpu_seconds(pid), time.monotonic()
-        with b.watching(b.custom_lister(ns), ns) as events:
+        with sampled(pid, profile), b.watching(b.custom_lister(ns), ns) as events:
             b.in_parallel(lambda i: b.create_sc(ns, b.sync_cluster(f"k{i}", f"k{i}", replicas=2)), CLUSTERS)
             b.wait_all(events, names, b.sc_ready)
-        return {
+        result: dict[str, Any] = {
             "ready_s": round(time.monotonic() - t0, 2),
             "cpu_s": round(cpu_seconds(pid) - cpu, 2),
             "rss_mb": round(b.operator_peak_rss_mb(), 1),
         }
+        if PROFILE:
+            result["profile_percent"] = by_package(profile)
+        return result
     finally:
         b.delete_namespace_and_wait(ns)
 
@@ -90,25 +147,29 @@ def main() -> int:
         return 2
     sides = {"A": worktree(a), "B": worktree(b_ref)}
     order = [("A", "B") if r % 2 == 0 else ("B", "A") for r in range(ROUNDS)]
-    runs: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
+    runs: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
     try:
         for r, pair in enumerate(order):
             for side in pair:
-                result = burst(sides[side])
+                result = burst(sides[side], f"{side}-{r + 1}")
                 runs[side].append(result)
                 b.log(f"round {r + 1}/{ROUNDS} {side}: {result}")
     finally:
         b.cluster_cmd("stop-operator")
         b.cluster_cmd("start-operator")  # this checkout's, as before
-    medians = {side: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for side, rs in runs.items()}
+    keys = ("ready_s", "cpu_s", "rss_mb")
+    medians = {side: {k: statistics.median(x[k] for x in rs) for k in keys} for side, rs in runs.items()}
     report: dict[str, Any] = {"A": a, "B": b_ref, "clusters": CLUSTERS, "rounds": ROUNDS, "runs": runs}
     report["medians"] = medians
     (ROOT / "bench" / "ab.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{CLUSTERS} SyncClusters to Ready, {ROUNDS} rounds each, alternated")
     print(f"{'':4}{'ready s':>24}{'operator CPU s':>28}{'peak RSS MB':>24}")
     for side in ("A", "B"):
-        cells = ["/".join(f"{x[k]:g}" for x in runs[side]) for k in ("ready_s", "cpu_s", "rss_mb")]
+        cells = ["/".join(f"{x[k]:g}" for x in runs[side]) for k in keys]
         print(f"{side:4}" + "".join(f"{c:>26}" for c in cells))
+    for side in ("A", "B") if PROFILE else ():
+        for r, run in enumerate(runs[side]):
+            print(f"{side} round {r + 1}, % of samples by package:", run["profile_percent"])
     return 0
 
 
