@@ -76,6 +76,10 @@ MAX_QUANTITY = 64
 MAX_DURATION = 7  # characters: 999999h still fits a Go duration, which the CEL rules parse
 MIN_PROBE_INTERVAL_S, MAX_PROBE_INTERVAL_S = 1, 3600
 MIN_PROBE_TIMEOUT_S = 1
+# A managed Redis's pods: one, or 3 or more, whose Sentinels keep a majority when one pod is lost.
+DEFAULT_MANAGED_REPLICAS = 1
+MIN_HA_REPLICAS = 3
+MAX_MANAGED_REPLICAS = 9
 
 # Regular expressions that read the same in RE2 (CEL) and Python: anchored at both ends, and without quotes (they
 # sit inside CEL string literals, synchro.crd escapes their backslashes).
@@ -158,6 +162,10 @@ class Msg:
     QUANTITY = "must be a quantity such as 500m, 2 or 1Gi"
     SIZE = "must be a positive quantity such as 1Gi"
     IMAGE = "must be an image reference such as redis:7, with no spaces"
+    MANAGED_REPLICAS = (
+        f"redis.managed.replicas must be 1 (one Redis pod, no failover) or {MIN_HA_REPLICAS} or more (replicas and"
+        " Sentinels that keep a majority when one pod is lost); 2 cannot fail over"
+    )
     EXTERNAL_NEEDS_URL = "redis.mode External needs redis.external.url"
     EXTERNAL_NO_MANAGED = "redis.mode External takes no redis.managed fields"
     MANAGED_NO_EXTERNAL = "redis.mode Managed takes no redis.external fields; set mode: External to adopt a Redis"
@@ -197,6 +205,11 @@ class ManagedRedis:
     resources: Mapping[str, Any] = field(default_factory=dict)
     persistence_size: str | None = None  # None: emptyDir
     storage_class: str | None = None
+    replicas: int = DEFAULT_MANAGED_REPLICAS  # MIN_HA_REPLICAS or more: a StatefulSet with Sentinels (redis.ha)
+
+    @property
+    def ha(self) -> bool:
+        return self.replicas >= MIN_HA_REPLICAS
 
 
 @dataclass(frozen=True)
@@ -391,6 +404,15 @@ def _resources(managed: Mapping[str, Any], where: str) -> dict[str, Any]:
     return checked
 
 
+def _managed_replicas(managed: Mapping[str, Any], where: str) -> int:
+    replicas = _get(managed, "replicas", where, int, DEFAULT_MANAGED_REPLICAS)
+    if replicas > MAX_MANAGED_REPLICAS:
+        raise SpecError(f"{where}.replicas: must be less than or equal to {MAX_MANAGED_REPLICAS}, got {replicas}")
+    if replicas != 1 and replicas < MIN_HA_REPLICAS:
+        raise SpecError(f"{where}.replicas: {Msg.MANAGED_REPLICAS}, got {replicas}")
+    return replicas
+
+
 def parse_managed(managed: Mapping[str, Any]) -> ManagedRedis:
     where = "spec.redis.managed"
     persistence = _get(managed, "persistence", where, dict, {})
@@ -404,6 +426,7 @@ def parse_managed(managed: Mapping[str, Any]) -> ManagedRedis:
             persistence, "storageClassName", f"{where}.persistence", OBJECT_NAME_RE, Msg.OBJECT_NAME, MAX_OBJECT_NAME
         )
     return ManagedRedis(
+        replicas=_managed_replicas(managed, where),
         image=image,
         auth=_get(managed, "auth", where, bool, True),
         resources=_resources(managed, where),

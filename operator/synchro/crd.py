@@ -196,6 +196,15 @@ _REDIS: Schema = {
         "managed": {
             "type": "object",
             "properties": {
+                "replicas": {
+                    "type": "integer",
+                    "description": f"Redis pods: 1, or {api.MIN_HA_REPLICAS} or more for replicas with Sentinels.",
+                    "default": api.DEFAULT_MANAGED_REPLICAS,
+                    "maximum": api.MAX_MANAGED_REPLICAS,
+                    "x-kubernetes-validations": [
+                        _rule(f"self == 1 || self >= {api.MIN_HA_REPLICAS}", api.Msg.MANAGED_REPLICAS)
+                    ],
+                },
                 "image": _checked(
                     "Redis image.", api.IMAGE_RE, api.Msg.IMAGE, api.MAX_IMAGE, default=api.DEFAULT_REDIS_IMAGE
                 ),
