@@ -65,6 +65,9 @@ MAX_OBJECT_NAME = 253  # a Kubernetes object name (DNS subdomain)
 MAX_LABEL_VALUE = 63  # the SyncCluster's name is a label value on target pods and managed objects
 MANAGED_SUFFIX = "-redis"  # managed Redis objects are <name>-redis; the Service's name is a DNS label
 MAX_MANAGED_NAME = MAX_LABEL_VALUE - len(MANAGED_SUFFIX)
+# With replicas, <name>-redis is a StatefulSet: its pods carry the label controller-revision-hash=<name>-redis-<hash
+# of up to 10>, a label value of at most 63.
+MAX_HA_NAME = MAX_LABEL_VALUE - 11 - len(MANAGED_SUFFIX)
 MAX_CONTAINER_NAME = 63
 MAX_ENV_NAME = 128
 MAX_ENV_VALUE = 32768
@@ -136,6 +139,10 @@ class Msg:
     )
     OBJECT_NAME = (
         "must be a Kubernetes object name: lowercase letters, digits, '-' and '.', a letter or digit at each end"
+    )
+    HA_NAME = (
+        f"with redis.managed.replicas of {MIN_HA_REPLICAS} or more, metadata.name must be at most {MAX_HA_NAME}"
+        " characters: its StatefulSet <name>-redis names a label value of its pods"
     )
     CONTAINER = "must be a container name: lowercase letters, digits and '-', a letter or digit at each end"
     ENV_NAME = "must be an environment variable name: letters, digits, '_', '-' and '.', not a digit first"
@@ -519,11 +526,13 @@ def parse_targets(spec: Mapping[str, Any]) -> tuple[Target, ...]:
     return parsed
 
 
-def check_name(name: str, managed: bool) -> None:
+def check_name(name: str, managed: ManagedRedis | None) -> None:
     if len(name) > MAX_LABEL_VALUE:
         raise SpecError(f"metadata.name: {Msg.NAME}")
     if managed and (len(name) > MAX_MANAGED_NAME or not re.fullmatch(SERVICE_NAME_RE, name)):
         raise SpecError(f"metadata.name: {Msg.MANAGED_NAME}")
+    if managed and managed.ha and len(name) > MAX_HA_NAME:
+        raise SpecError(f"metadata.name: {Msg.HA_NAME}")
 
 
 def parse(namespace: str, name: str, spec: Mapping[str, Any]) -> SyncClusterSpec:
@@ -531,7 +540,7 @@ def parse(namespace: str, name: str, spec: Mapping[str, Any]) -> SyncClusterSpec
     if not isinstance(spec, Mapping):
         raise SpecError(f"spec: must be an object, got {type(spec).__name__}")
     managed, external = parse_redis(spec)
-    check_name(name, managed is not None)
+    check_name(name, managed)
     replicas = _get(spec, "replicas", "spec", int, DEFAULT_REPLICAS)
     if not 0 <= replicas <= MAX_REPLICAS:
         raise SpecError(f"spec.replicas: must be between 0 and {MAX_REPLICAS}, got {replicas}")

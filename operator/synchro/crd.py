@@ -313,6 +313,11 @@ _NAME_RULES = [
         f"{_matches(api.SERVICE_NAME_RE, 'self.metadata.name')})",
         api.Msg.MANAGED_NAME,
     ),
+    _rule(
+        "!has(self.spec.redis) || !has(self.spec.redis.managed) || !has(self.spec.redis.managed.replicas) || "
+        f"self.spec.redis.managed.replicas < {api.MIN_HA_REPLICAS} || self.metadata.name.size() <= {api.MAX_HA_NAME}",
+        api.Msg.HA_NAME,
+    ),
 ]
 
 _CONDITION: Schema = {

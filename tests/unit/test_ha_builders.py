@@ -1,0 +1,118 @@
+"""The builders of a managed Redis with replicas (synchro.redis.ha): the objects, and where the passwords go.
+tests/unit/test_ha_processes.py runs real redis-servers and Sentinels from the configs and Secret built here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+from synchro import api
+from synchro.redis import ha, managed
+
+TARGETS = [{"name": "web", "preset": "generic"}]
+
+
+def spec(replicas: int = 3, **managed_fields: Any) -> api.SyncClusterSpec:
+    fields = {"replicas": replicas, **managed_fields}
+    return api.parse("ns", "web", {"redis": {"managed": fields}, "targets": TARGETS})
+
+
+def by_kind(objects: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for o in objects:
+        found.setdefault(o["kind"], []).append(o)
+    return found
+
+
+def test_one_pod_stays_exactly_todays_objects() -> None:
+    """replicas: 1 said out loud builds what a spec without the field builds."""
+    implicit = api.parse("ns", "web", {"targets": TARGETS})
+    assert managed.applied_objects(spec(1), "v1") == managed.applied_objects(implicit, "v1")
+    assert [o["kind"] for o in managed.applied_objects(implicit, "v1")] == [
+        "ConfigMap",
+        "Service",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Deployment",
+    ]
+
+
+def test_three_pods_each_with_a_sentinel_behind_one_client_service_that_follows_the_master_label() -> None:
+    objects = by_kind(ha.applied_objects(spec(), "v1"))
+    [sts] = objects["StatefulSet"]
+    assert sts["metadata"]["name"] == "web-redis" and sts["spec"]["replicas"] == 3
+    assert sts["spec"]["serviceName"] == "web-redis-nodes"
+    pod = sts["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["redis", "sentinel"]
+    assert pod["containers"][1]["command"] == ["sh", "/etc/redis/start/sentinel.sh"]
+    [soft] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert soft["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in pod["affinity"]["podAntiAffinity"]
+    client, headless = sorted(objects["Service"], key=lambda s: s["metadata"]["name"])
+    assert client["metadata"]["name"] == "web-redis"  # what every preset already points at
+    assert client["spec"]["selector"] == {**managed.labels("web"), ha.ROLE_LABEL: ha.MASTER}
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"]
+    assert ha.ROLE_LABEL not in headless["spec"]["selector"]
+    [pdb] = objects["PodDisruptionBudget"]
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    [policy] = objects["NetworkPolicy"]
+    peers = policy["spec"]["ingress"][1]
+    assert {p["port"] for p in peers["ports"]} == {6379, 26379}
+    assert {"podSelector": {"matchLabels": managed.labels("web")}} in peers["from"]
+    assert "Deployment" not in objects and "PersistentVolumeClaim" not in objects
+
+
+@pytest.mark.parametrize(("replicas", "quorum"), [(3, 2), (4, 3), (5, 3), (9, 5)])
+def test_the_quorum_is_a_majority(replicas: int, quorum: int) -> None:
+    assert f"sentinel monitor synchro @MASTER@ 6379 {quorum}\n" in ha.sentinel_conf(spec(replicas))
+
+
+def test_persistence_gives_each_pod_its_claim() -> None:
+    [sts] = by_kind(ha.applied_objects(spec(persistence={"enabled": True, "size": "2Gi"}), "v1"))["StatefulSet"]
+    [claim] = sts["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert "data" not in {v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]}
+
+
+def test_passwords_are_in_the_secret_only() -> None:
+    passwords = ha.new_passwords()
+    assert set(passwords) == {"synchro-app", "synchro-operator", "synchro-replica", "synchro-sentinel"}
+    rendered = json.dumps(ha.applied_objects(spec(), "v1"))
+    assert not [user for user, pw in passwords.items() if pw in rendered]
+    data = ha.secret(spec(), passwords)["stringData"]
+    auth = data[managed.SECRET_AUTH_KEY]
+    assert not [user for user, pw in passwords.items() if pw in auth]  # auth.conf keeps hashes only
+    assert "user synchro-replica on #" in auth and "+psync" in auth and "+@all" not in auth.split("synchro-replica")[1]
+    assert data[ha.REPLICATION_CONF_KEY] == f"masteruser synchro-replica\nmasterauth {passwords['synchro-replica']}\n"
+    assert f"sentinel auth-pass synchro {passwords['synchro-sentinel']}" in data[ha.SENTINEL_AUTH_KEY]
+    assert passwords["synchro-app"] not in data[ha.SENTINEL_AUTH_KEY]  # the apps never log in to a Sentinel
+    # the app's and operator's keys are managed.py's, as the presets and connect.py read them
+    assert data[api.PASSWORD_KEY] == passwords["synchro-app"]
+    assert data[managed.OPERATOR_PASSWORD_KEY] == passwords["synchro-operator"]
+
+
+def test_without_auth_no_secret_is_mounted_and_no_login_is_tried() -> None:
+    [sts] = by_kind(ha.applied_objects(spec(auth=False), "v1"))["StatefulSet"]
+    assert "auth" not in {v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert "--user" not in ha.start_script(spec(auth=False), sentinel=True)
+    assert "include" not in ha.redis_conf(spec(auth=False))
+
+
+@pytest.mark.parametrize("sentinel", [False, True])
+def test_the_start_scripts_are_valid_sh_naming_the_stable_hosts(sentinel: bool) -> None:
+    script = ha.start_script(spec(), sentinel)
+    subprocess.run(["sh", "-n"], input=script.encode(), check=True)
+    assert 'master="web-redis-0.web-redis-nodes.ns.svc"' in script
+    assert "for i in $(seq 0 2)" in script
+    assert "{" not in script.replace("{ ", "").replace("${", "")  # every placeholder filled
+
+
+def test_the_objects_are_plain_yaml() -> None:
+    yaml.safe_dump(ha.applied_objects(spec(), "v1"))
+    assert ha.pod_names(spec()) == ["web-redis-0", "web-redis-1", "web-redis-2"]
+    assert ha.pod_host(spec(), "web-redis-1") == "web-redis-1.web-redis-nodes.ns.svc"
