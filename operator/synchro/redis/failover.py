@@ -42,25 +42,23 @@ class Client:
     psub: int = 0
 
 
+def client_from(fields: Mapping[str, str]) -> Client:
+    """One connection's `key=value` fields, as CLIENT LIST gives them."""
+    return Client(
+        id=int(fields["id"]),
+        addr=fields.get("addr", ""),
+        name=fields.get("name", ""),
+        user=fields.get("user", ""),
+        flags=fields.get("flags", "N"),
+        sub=int(fields.get("sub", "0") or 0),
+        psub=int(fields.get("psub", "0") or 0),
+    )
+
+
 def parse_client_list(text: str) -> tuple[Client, ...]:
     """CLIENT LIST's reply: one `key=value ...` line per connection (a name holds no space)."""
-    found = []
-    for line in text.splitlines():
-        fields = dict(part.partition("=")[::2] for part in line.split() if "=" in part)
-        if "id" not in fields:
-            continue
-        found.append(
-            Client(
-                id=int(fields["id"]),
-                addr=fields.get("addr", ""),
-                name=fields.get("name", ""),
-                user=fields.get("user", ""),
-                flags=fields.get("flags", "N"),
-                sub=int(fields.get("sub", "0") or 0),
-                psub=int(fields.get("psub", "0") or 0),
-            )
-        )
-    return tuple(found)
+    lines = (dict(part.partition("=")[::2] for part in line.split() if "=" in part) for line in text.splitlines())
+    return tuple(client_from(fields) for fields in lines if "id" in fields)
 
 
 @dataclass(frozen=True)

@@ -111,8 +111,8 @@ def sentinel_auth_conf(passwords: Mapping[str, str]) -> str:
         f"sentinel sentinel-user {SENTINEL_USER}",
         f"sentinel sentinel-pass {sentinel}",
         "user default off resetpass",
-        _user_line(SENTINEL_USER, sentinel, ("+@all",)),
-        _user_line(managed.OPERATOR_USER, passwords[managed.OPERATOR_USER], ("+@all",)),
+        _user_line(SENTINEL_USER, sentinel, ("&*", "+@all")),
+        _user_line(managed.OPERATOR_USER, passwords[managed.OPERATOR_USER], ("&*", "+@all")),
     ]
     return "\n".join(lines) + "\n"
 
@@ -130,7 +130,8 @@ def redis_conf(spec: api.SyncClusterSpec) -> str:
     lines = [managed.redis_conf(spec).rstrip("\n")]
     if spec.managed.auth:
         lines.append(f"include /etc/redis/auth/{REPLICATION_CONF_KEY}")
-    lines += ["replica-read-only yes", "replica-serve-stale-data yes", "repl-diskless-sync yes"]
+    # A full sync streams at once: Redis's default waits 5 s for more replicas, a replica out of sync meanwhile.
+    lines += ["replica-read-only yes", "replica-serve-stale-data yes", "repl-diskless-sync-delay 0"]
     return "\n".join(lines) + "\n"
 
 
