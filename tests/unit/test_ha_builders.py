@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,3 +117,74 @@ def test_the_objects_are_plain_yaml() -> None:
     yaml.safe_dump(ha.applied_objects(spec(), "v1"))
     assert ha.pod_names(spec()) == ["web-redis-0", "web-redis-1", "web-redis-2"]
     assert ha.pod_host(spec(), "web-redis-1") == "web-redis-1.web-redis-nodes.ns.svc"
+
+
+# ------------------------------------------------------------------ the start scripts, run with a fake redis-cli
+
+FAKE_REDIS_CLI = """#!/bin/sh
+echo "$*" >> "$FAKE/argv.log"
+printf '%s' "${REDISCLI_AUTH:-}" > "$FAKE/auth.log"
+while [ $# -gt 0 ]; do [ "$1" = -h ] && peer="$2"; shift; done
+[ -f "$FAKE/answers/$peer" ] && cat "$FAKE/answers/$peer" || exit 1
+"""
+
+
+def run_start(tmp: Path, me: int, answers: dict[int, str], sentinel: bool) -> str:
+    """The start script of pod `me`, with its paths moved under tmp, `hostname` and `redis-cli` faked (each
+    peer's Sentinel answers as `answers` says, or is unreachable) and redis-server replaced by `true`; the config
+    it wrote."""
+    s = spec()
+    host = lambda i: ha.pod_host(s, f"web-redis-{i}")  # noqa: E731
+    for d in ("bin", "answers", "etc/auth", "run"):
+        (tmp / d).mkdir(parents=True, exist_ok=True)
+    (tmp / "bin" / "hostname").write_text(f"#!/bin/sh\necho web-redis-{me}\n")
+    (tmp / "bin" / "redis-cli").write_text(FAKE_REDIS_CLI)
+    for name in ("hostname", "redis-cli"):
+        (tmp / "bin" / name).chmod(0o755)
+    for i, said in answers.items():
+        (tmp / "answers" / host(i)).write_text(said)
+    (tmp / "etc" / "redis.conf").write_text(ha.redis_conf(s))
+    (tmp / "etc" / "sentinel.conf").write_text(ha.sentinel_conf(s))
+    data = ha.secret_data(ha.new_passwords())
+    for key in (ha.SENTINEL_AUTH_KEY, ha.HA_PASSWORD_KEYS[ha.SENTINEL_USER]):
+        (tmp / "etc" / "auth" / key).write_text(data[key])
+    script = ha.start_script(s, sentinel).replace("/etc/redis/", f"{tmp}/etc/").replace(ha.RUN_DIR, f"{tmp}/run")
+    script = script.replace("exec redis-server", "exec true")
+    env = {"PATH": f"{tmp}/bin:/usr/bin:/bin", "FAKE": str(tmp)}
+    subprocess.run(["sh", "-c", script], env=env, check=True, timeout=30)
+    return (tmp / "run" / ("sentinel.conf" if sentinel else "redis.conf")).read_text()
+
+
+def answer(i: int) -> str:
+    return f"{ha.pod_host(spec(), f'web-redis-{i}')}\n6379\n"
+
+
+@pytest.mark.parametrize(
+    ("me", "answers", "master"),
+    [
+        (0, {}, None),  # a new set: nobody answers, pod-0 is the master
+        (1, {}, 0),
+        (0, {1: "NOAUTH Authentication required.\n", 2: answer(1)}, 1),  # pod-0 back after a failover
+        (2, {1: answer(2)}, None),  # the Sentinels name this pod
+    ],
+)
+def test_redis_starts_as_the_replica_of_the_master_the_sentinels_name(
+    tmp_path: Path, me: int, answers: dict[int, str], master: int | None
+) -> None:
+    conf = run_start(tmp_path, me, answers, sentinel=False)
+    assert conf.startswith(ha.redis_conf(spec()))
+    assert f"replica-announce-ip {ha.pod_host(spec(), f'web-redis-{me}')}\n" in conf
+    replicaof = [line for line in conf.splitlines() if line.startswith("replicaof")]
+    assert replicaof == ([] if master is None else [f"replicaof {ha.pod_host(spec(), f'web-redis-{master}')} 6379"])
+    password = (tmp_path / "etc" / "auth" / "sentinel-password").read_text()
+    assert (tmp_path / "auth.log").read_text() == password  # through REDISCLI_AUTH
+    assert password not in (tmp_path / "argv.log").read_text()  # never on a command line
+
+
+def test_a_sentinel_skips_its_own_pod_and_watches_the_master_its_peers_name(tmp_path: Path) -> None:
+    conf = run_start(tmp_path, 0, {0: answer(0), 1: answer(2)}, sentinel=True)
+    assert f"sentinel monitor synchro {ha.pod_host(spec(), 'web-redis-2')} 6379 2\n" in conf
+    assert f"sentinel announce-ip {ha.pod_host(spec(), 'web-redis-0')}\n" in conf
+    asked = (tmp_path / "argv.log").read_text()
+    assert "-h web-redis-0." not in asked and "-h web-redis-1." in asked
+    assert "sentinel auth-pass synchro " in conf and "@MASTER@" not in conf

@@ -196,6 +196,10 @@ class Replicas:
         names = [c["name"] for c in self.client(port).client_list() if c["user"] == ha.SENTINEL_USER]
         return {name.split("-")[1] for name in names if name.startswith(failover.SENTINEL_NAME_PREFIX)}
 
+    def denied(self, port: int) -> list[tuple[str, str]]:
+        """ACL LOG: (user, what) of each refusal."""
+        return [(e["username"], e["object"]) for e in self.client(port).acl_log()]
+
     def watch_switch(self) -> redis.client.PubSub:
         events = self.client(self.sentinel_ports[1]).pubsub()
         events.subscribe("+switch-master")
@@ -269,6 +273,7 @@ def test_sigkill_of_the_master_moves_the_label_to_sentinels_choice_and_cuts_the_
     assert (role[0], int(role[2]), role[3]) == (b"slave", at[chosen], b"connected")
     for name in (chosen, other):
         assert len(r.sentinel_users(at[name])) == 3, name
+        assert r.denied(at[name]) == [], "Sentinel's failover ran a command its ACL user may not"
     assert all(a.closed() for a in before)  # gone with the master, or cut by Sentinel's reconfiguration
     assert verdict.reason == "Degraded"  # the old master is gone
     assert verdict.status["lastFailover"]["from"] == "web-redis-0"
@@ -307,8 +312,17 @@ def test_a_master_frozen_then_thawed_comes_back_a_replica_and_its_apps_are_cut(r
     assert verdict.status["sentinels"] == {"ready": 3, "quorum": 2}
 
 
-def test_the_processes_ran_from_the_built_configs_and_left_no_password_on_a_command_line(replicas: Replicas) -> None:
-    """The passwords reach the processes through files only (on a pod: the Secret's mount and a memory volume)."""
+def test_the_built_users_are_enough_for_replication_and_sentinel_and_no_password_is_on_a_command_line(
+    replicas: Replicas,
+) -> None:
+    """Replication and the Sentinels' monitoring ran without one ACL refusal; the apps have no login on a Sentinel;
+    the passwords reach the processes through files only (on a pod: the Secret's mount and a memory volume)."""
+    r = replicas
+    assert [r.denied(port) for port in r.ports] == [[], [], []]
+    for user in (APP, None):
+        sentinel = redis.Redis(port=r.sentinel_ports[0], username=user, password=r.passwords[APP])
+        with pytest.raises((redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)):
+            sentinel.ping()
     for proc in replicas.redis + replicas.sentinels:
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()
         assert not [user for user, pw in replicas.passwords.items() if pw in cmdline]
