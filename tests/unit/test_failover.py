@@ -42,9 +42,16 @@ QUIET = (
 APP = (Client(20, user="synchro-app"), Client(21, user="synchro-app", flags="P", sub=2))
 
 
-def node(pod: str, role: Role | None, labelled: bool = False, apps: tuple[Client, ...] = (), down_s: float = 0.0):
+def node(
+    pod: str,
+    role: Role | None,
+    labelled: bool = False,
+    apps: tuple[Client, ...] = (),
+    down_s: float = 0.0,
+    was_master: bool = False,
+) -> Node:
     clients = None if role is None else QUIET + apps
-    return Node(pod, frozenset({addr(pod), (ip(pod), 6379)}), ip(pod), labelled, role, clients, down_s)
+    return Node(pod, frozenset({addr(pod), (ip(pod), 6379)}), ip(pod), labelled, role, clients, down_s, was_master)
 
 
 def world(*nodes: Node, sentinels: tuple[str | None, ...], endpoints: tuple[str, ...] | None = None, **kw: Any):
@@ -159,14 +166,26 @@ CASES = [
     Case(
         "the old master frozen past the bound loses its pod, once another master is confirmed",
         world(
-            node("r-0", None, down_s=failover.DELETE_AFTER_S),
+            node("r-0", None, down_s=failover.DELETE_AFTER_S, was_master=True),
+            node("r-1", master(), True),
+            node("r-2", replica_of("r-1"), down_s=60),  # silent, but never a master: kept
+            sentinels=("r-1", "r-1", "r-1"),
+            endpoints=("r-1",),
+        ),
+        "r-1",
+        delete=("r-0",),
+        reason=Reason.DEGRADED,
+    ),
+    Case(
+        "the old master frozen, not yet past the bound: kept",
+        world(
+            node("r-0", None, down_s=failover.DELETE_AFTER_S - 1, was_master=True),
             node("r-1", master(), True),
             node("r-2", replica_of("r-1")),
             sentinels=("r-1", "r-1", "r-1"),
             endpoints=("r-1",),
         ),
         "r-1",
-        delete=("r-0",),
         reason=Reason.DEGRADED,
     ),
     Case(
@@ -187,7 +206,7 @@ CASES = [
         world(
             node("r-0", master(), True, apps=APP),
             node("r-1", master(), apps=APP),
-            node("r-2", replica_of("r-0"), down_s=60),
+            node("r-2", None, down_s=60, was_master=True),
             sentinels=("r-0", "r-1", None),
             endpoints=("r-0",),
         ),
@@ -355,3 +374,20 @@ def test_app_clients_are_everything_but_replication_sentinels_and_our_own_users(
         Client(8, user="default", name="directus"),  # without auth every app is the default user
     )
     assert failover.app_clients(clients, OWN) == (6, 7, 8)
+
+
+def test_silence_counts_from_the_first_unanswered_pass_and_forgets_a_pod_made_again() -> None:
+    from synchro.redis import nodes
+
+    now = [100.0]
+    silence = nodes.Silence(lambda: now[0])
+    pod = nodes.Pod("r-0", ("10.0.0.0", 6379), ("10.0.0.0", 26379), frozenset(), uid="a")
+    assert silence.heard(pod, master()) == (0.0, True)
+    now[0] = 105
+    assert silence.heard(pod, None) == (0.0, True)
+    now[0] = 125
+    assert silence.heard(pod, None) == (20.0, True)
+    again = nodes.Pod("r-0", pod.redis, pod.sentinel, frozenset(), uid="b")  # deleted, made again
+    assert silence.heard(again, None) == (0.0, False)
+    now[0] = 200
+    assert silence.heard(again, replica_of("r-1")) == (0.0, False)

@@ -94,6 +94,7 @@ class Node:
     role: Role | None = None
     clients: tuple[Client, ...] | None = None
     unanswered_s: float = 0.0  # how long it has not answered ROLE (0: it answers)
+    was_master: bool = False  # the last ROLE it answered (this pod, not an earlier one of its name) said master
 
 
 @dataclass(frozen=True)
@@ -190,10 +191,16 @@ def routed_to_master(world: World, master: str) -> bool:
 
 
 def to_delete(world: World, master: str | None) -> tuple[str, ...]:
-    """Only once another master is confirmed: deleting the only copy of the data helps nobody."""
+    """An old master that stays silent: it may still hold app connections, which only its end closes. Only once
+    another master is confirmed (deleting the only copy of the data helps nobody), and never a pod that was not
+    a master (one still starting, say: deleting it would only start it again)."""
     if master is None:
         return ()
-    return tuple(n.pod for n in world.nodes if n.pod != master and n.unanswered_s >= DELETE_AFTER_S)
+    return tuple(
+        n.pod
+        for n in world.nodes
+        if n.pod != master and n.role is None and n.was_master and n.unanswered_s >= DELETE_AFTER_S
+    )
 
 
 def decide(world: World) -> Verdict:

@@ -39,6 +39,7 @@ class Pod:
     names: frozenset[Address]  # what the Sentinels call it: its stable DNS name (and its IP)
     ip: str | None = None
     labelled: bool = False
+    uid: str = ""  # a pod made again under the same name starts a new silence
 
 
 async def _ask(address: Address, creds: Credentials, timeout: float, ask: Callable[[Any], Awaitable[T]]) -> T:
@@ -92,18 +93,23 @@ async def cut(address: Address, creds: Credentials, ids: Iterable[int], timeout:
 
 
 class Silence:
-    """Since when each pod has not answered ROLE: what failover.Node.unanswered_s reads. One per SyncCluster, kept
-    between passes (part 2: in reconcile/memory.py)."""
+    """Since when each pod has not answered ROLE, and whether the last ROLE it answered said master: what
+    failover.Node's unanswered_s and was_master read. Kept per pod uid, so a pod deleted and made again under the
+    same name starts afresh. One per SyncCluster, kept between passes (part 2: in reconcile/memory.py)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._since: dict[str, float] = {}
+        self._since: dict[tuple[str, str], float] = {}
+        self._master: dict[tuple[str, str], bool] = {}
 
-    def heard(self, pod: str, answered: bool) -> float:
-        if answered:
-            self._since.pop(pod, None)
-            return 0.0
-        return self.clock() - self._since.setdefault(pod, self.clock())
+    def heard(self, pod: Pod, answer: Role | None) -> tuple[float, bool]:
+        """(seconds unanswered, was master) after this pass's answer."""
+        key = (pod.name, pod.uid)
+        if answer is not None:
+            self._since.pop(key, None)
+            self._master[key] = answer.role == "master"
+            return 0.0, self._master[key]
+        return self.clock() - self._since.setdefault(key, self.clock()), self._master.get(key, False)
 
 
 async def look(
@@ -115,14 +121,15 @@ async def look(
     timeout: float = TIMEOUT_S,
     **before: Any,
 ) -> World:
-    """Every Sentinel's master, every pod's ROLE and CLIENT LIST, at once; `before` is World's previous_master,
-    last_failover and now, from status and the caller's clock."""
+    """Every Sentinel's master, every pod's ROLE and CLIENT LIST, at once. `pods` must be every pod the
+    StatefulSet should have, a missing one included (it counts as a Sentinel that did not answer: a majority is
+    of all Sentinels). `before` is World's previous_master, last_failover and now, from status and the clock."""
     masters = asyncio.gather(*(sentinel_master(p.sentinel, creds, timeout) for p in pods))
     roles = asyncio.gather(*(role(p.redis, creds, timeout) for p in pods))
     lists = asyncio.gather(*(clients(p.redis, creds, timeout) for p in pods))
     said, answered, connections = await asyncio.gather(masters, roles, lists)
     nodes = tuple(
-        Node(p.name, p.names, p.ip, p.labelled, r, c, silence.heard(p.name, r is not None))
+        Node(p.name, p.names, p.ip, p.labelled, r, c, *silence.heard(p, r))
         for p, r, c in zip(pods, answered, connections, strict=True)
     )
     return World(nodes, tuple(said), endpoints, own_users, **before)
