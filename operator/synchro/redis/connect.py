@@ -40,8 +40,9 @@ def client_for(host: str, port: int, creds: Credentials, timeout: float, retry: 
         "retry_on_timeout": False,
         "maint_notifications_config": MaintNotificationsConfig(enabled=False),  # one round trip less per connect
     }
-    if retry is not None:
+    if retry is not None:  # it says what happens on a timeout too (redis-py 6 deprecates retry_on_timeout)
         kwargs["retry"] = retry
+        del kwargs["retry_on_timeout"]
     if creds.tls:
         kwargs["ssl"] = True
         kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED if creds.ca_pem else ssl.CERT_NONE
