@@ -327,3 +327,35 @@ def test_the_built_users_are_enough_for_replication_and_sentinel_and_no_password
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()
         assert not [user for user, pw in replicas.passwords.items() if pw in cmdline]
     assert os.path.exists(replicas.redis[0].args[1])
+
+
+def test_a_replica_labelled_by_hand_loses_the_label_then_the_apps_it_drew(replicas: Replicas) -> None:
+    r = replicas
+    pw = r.passwords[APP]
+    keepers = [App(r.ports[0], pw, f"keeper-{kind}", kind == "sub") for kind in ("cmd", "sub")]
+    r.labelled.add("web-redis-2")  # kubectl label pod web-redis-2 synchro.dev/redis-role=master
+    r.routed = frozenset({r.ip("web-redis-0"), r.ip("web-redis-2")})  # the Service now sends apps to both
+    drawn = [App(r.ports[2], pw, f"drawn-{kind}", kind == "sub") for kind in ("cmd", "sub")]
+    drawn_ids = {("web-redis-2", r.ids(r.ports[2])[a.name]) for a in drawn}
+
+    verdict, cut = r.step()
+    assert verdict.labels == (failover.Label("web-redis-2", False),) and verdict.wait_for_endpoints
+    assert cut == 0  # not while the Service may still send a reconnect there
+    verdict, cut_ids = r.settle("the hand-made label gone and the drawn apps cut")
+
+    assert verdict.master == "web-redis-0" and r.labelled == {"web-redis-0"}
+    assert cut_ids == drawn_ids and all(a.closed() for a in drawn)
+    assert not any(a.closed() for a in keepers)
+    assert "lastFailover" not in verdict.status  # the master never changed
+
+
+def test_without_a_sentinel_majority_no_pod_keeps_the_label(replicas: Replicas) -> None:
+    """Fail closed: with two of three Sentinels gone, the master is healthy but cannot be confirmed."""
+    r = replicas
+    for sentinel in r.sentinels[1:]:
+        sentinel.send_signal(signal.SIGKILL)
+    verdict, cut = r.step()
+    assert verdict.master is None and verdict.reason == "NoQuorum"
+    assert verdict.labels == (failover.Label("web-redis-0", False),) and r.labelled == set()
+    assert cut == 0 and verdict.delete == ()
+    assert verdict.status["sentinels"] == {"ready": 1, "quorum": 2}
