@@ -124,16 +124,18 @@ def test_the_objects_are_plain_yaml() -> None:
 FAKE_REDIS_CLI = """#!/bin/sh
 echo "$*" >> "$FAKE/argv.log"
 printf '%s' "${REDISCLI_AUTH:-}" > "$FAKE/auth.log"
-while [ $# -gt 0 ]; do [ "$1" = -h ] && peer="$2"; shift; done
-[ -f "$FAKE/answers/$peer" ] && cat "$FAKE/answers/$peer" || exit 1
+while [ $# -gt 0 ]; do case "$1" in -h) peer="$2" ;; -p) port="$2" ;; esac; shift; done
+[ -f "$FAKE/answers/$peer:$port" ] && cat "$FAKE/answers/$peer:$port" || exit 1
 """
 
 
-def run_start(tmp: Path, me: int, answers: dict[int, str], sentinel: bool) -> str:
+def run_start(
+    tmp: Path, me: int, answers: dict[int, str], sentinel: bool, infos: dict[int, str] | None = None, **fields: Any
+) -> str | None:
     """The start script of pod `me`, with its paths moved under tmp, `hostname` and `redis-cli` faked (each
-    peer's Sentinel answers as `answers` says, or is unreachable) and redis-server replaced by `true`; the config
-    it wrote."""
-    s = spec()
+    peer's Sentinel answers as `answers` says, its Redis's INFO replication as `infos` says, or is unreachable)
+    and redis-server replaced by `true`; the config it wrote, or None if it exited without starting."""
+    s = spec(**fields)
     host = lambda i: ha.pod_host(s, f"web-redis-{i}")  # noqa: E731
     for d in ("bin", "answers", "etc/auth", "run"):
         (tmp / d).mkdir(parents=True, exist_ok=True)
@@ -142,17 +144,21 @@ def run_start(tmp: Path, me: int, answers: dict[int, str], sentinel: bool) -> st
     for name in ("hostname", "redis-cli"):
         (tmp / "bin" / name).chmod(0o755)
     for i, said in answers.items():
-        (tmp / "answers" / host(i)).write_text(said)
+        (tmp / "answers" / f"{host(i)}:{ha.SENTINEL_PORT}").write_text(said)
+    for i, said in (infos or {}).items():
+        (tmp / "answers" / f"{host(i)}:{api.REDIS_PORT}").write_text(said)
     (tmp / "etc" / "redis.conf").write_text(ha.redis_conf(s))
     (tmp / "etc" / "sentinel.conf").write_text(ha.sentinel_conf(s))
     data = ha.secret_data(ha.new_passwords())
     for key in (ha.SENTINEL_AUTH_KEY, ha.HA_PASSWORD_KEYS[ha.SENTINEL_USER]):
         (tmp / "etc" / "auth" / key).write_text(data[key])
     script = ha.start_script(s, sentinel).replace("/etc/redis/", f"{tmp}/etc/").replace(ha.RUN_DIR, f"{tmp}/run")
-    script = script.replace("exec redis-server", "exec true")
+    script = script.replace("exec redis-server", "exec true").replace(f"sleep {ha.DOWN_AFTER_MS // 1000};", "")
     env = {"PATH": f"{tmp}/bin:/usr/bin:/bin", "FAKE": str(tmp)}
-    subprocess.run(["sh", "-c", script], env=env, check=True, timeout=30)
-    return (tmp / "run" / ("sentinel.conf" if sentinel else "redis.conf")).read_text()
+    done = subprocess.run(["sh", "-c", script], env=env, timeout=30, capture_output=True, text=True)
+    written = tmp / "run" / ("sentinel.conf" if sentinel else "redis.conf")
+    assert (done.returncode == 0) == written.exists(), done.stderr
+    return written.read_text() if written.exists() else None
 
 
 def answer(i: int) -> str:
@@ -172,7 +178,7 @@ def test_redis_starts_as_the_replica_of_the_master_the_sentinels_name(
     tmp_path: Path, me: int, answers: dict[int, str], master: int | None
 ) -> None:
     conf = run_start(tmp_path, me, answers, sentinel=False)
-    assert conf.startswith(ha.redis_conf(spec()))
+    assert conf is not None and conf.startswith(ha.redis_conf(spec()))
     assert f"replica-announce-ip {ha.pod_host(spec(), f'web-redis-{me}')}\n" in conf
     replicaof = [line for line in conf.splitlines() if line.startswith("replicaof")]
     assert replicaof == ([] if master is None else [f"replicaof {ha.pod_host(spec(), f'web-redis-{master}')} 6379"])
@@ -183,8 +189,41 @@ def test_redis_starts_as_the_replica_of_the_master_the_sentinels_name(
 
 def test_a_sentinel_skips_its_own_pod_and_watches_the_master_its_peers_name(tmp_path: Path) -> None:
     conf = run_start(tmp_path, 0, {0: answer(0), 1: answer(2)}, sentinel=True)
+    assert conf is not None
     assert f"sentinel monitor synchro {ha.pod_host(spec(), 'web-redis-2')} 6379 2\n" in conf
     assert f"sentinel announce-ip {ha.pod_host(spec(), 'web-redis-0')}\n" in conf
     asked = (tmp_path / "argv.log").read_text()
     assert "-h web-redis-0." not in asked and "-h web-redis-1." in asked
     assert "sentinel auth-pass synchro " in conf and "@MASTER@" not in conf
+
+
+def replication(master: int, offset: int) -> str:
+    """INFO replication of a replica of pod `master`, as Redis writes it (CRLF)."""
+    host = ha.pod_host(spec(), f"web-redis-{master}")
+    return f"# Replication\r\nrole:slave\r\nmaster_host:{host}\r\nmaster_port:6379\r\nslave_repl_offset:{offset}\r\n"
+
+
+@pytest.mark.parametrize(
+    ("infos", "starts"),
+    [
+        ({1: replication(0, 0), 2: replication(0, 0)}, True),  # a new set: nothing to lose
+        ({2: replication(0, 0)}, True),  # a peer that does not answer holds nothing we know of
+        ({1: replication(1, 900), 2: replication(0, 0)}, True),  # data, but not ours
+        ({1: replication(0, 0), 2: replication(0, 5120)}, False),  # our data on web-redis-2: do not serve empty
+    ],
+)
+def test_a_master_back_empty_does_not_serve_while_a_replica_holds_its_data(
+    tmp_path: Path, infos: dict[int, str], starts: bool
+) -> None:
+    """The Sentinels still name pod-0 (its Redis restarted within down-after, without persistence)."""
+    conf = run_start(tmp_path, 0, {1: answer(0), 2: answer(0)}, sentinel=False, infos=infos)
+    assert (conf is not None) == starts
+    if conf is not None:
+        assert "replicaof" not in conf
+
+
+def test_with_persistence_a_restarted_master_keeps_its_data_and_serves(tmp_path: Path) -> None:
+    persisted = {"persistence": {"enabled": True}}
+    infos = {2: replication(0, 5120)}
+    assert run_start(tmp_path, 0, {1: answer(0)}, sentinel=False, infos=infos, **persisted) is not None
+    assert "INFO replication" not in ha.start_script(spec(**persisted), sentinel=False)

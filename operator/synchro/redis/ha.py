@@ -175,6 +175,26 @@ done
 [ -n "$master" ] || master="{sts}-0.{suffix}"
 """
 
+# Without persistence a Redis restarts empty. If the Sentinels still name it master (it came back within
+# down-after) while a replica holds what it had, serving would hand that replica an empty dataset to sync: exit
+# instead, so the Sentinels see it down and promote the replica; the kubelet starts it again as that one's replica.
+_REFUSE_EMPTY_MASTER = """\
+if [ "$master" = "$self" ]; then
+  for i in $(seq 0 {last}); do
+    peer="{sts}-$i.{suffix}"
+    [ "$peer" = "$self" ] && continue
+    info="$(timeout 3 redis-cli --no-auth-warning {user}-h "$peer" -p {port} INFO replication 2>/dev/null \\
+      | tr -d '\\r')" || info=""
+    case "$info" in *"master_host:$self"*) ;; *) continue ;; esac
+    offset="$(echo "$info" | sed -n 's/^slave_repl_offset://p')"
+    if [ "${{offset:-0}}" -gt 0 ]; then
+      echo "restarted empty while $peer holds this master's data: waiting for the Sentinels to promote it" >&2
+      sleep {down_after_s}; exit 1
+    fi
+  done
+fi
+"""
+
 _START_REDIS = """\
 {{ cat /etc/redis/redis.conf; echo "replica-announce-ip $self"
   [ "$master" = "$self" ] || echo "replicaof $master {port}"; }} > {run}/redis.conf
@@ -202,8 +222,11 @@ def start_script(spec: api.SyncClusterSpec, sentinel: bool) -> str:
         "run": RUN_DIR,
         "auth": f"cat /etc/redis/auth/{SENTINEL_AUTH_KEY}; " if auth else "",
         "skip_self": '  [ "$peer" = "$self" ] && continue\n' if sentinel else "",
+        "down_after_s": DOWN_AFTER_MS // 1000,
     }
     tail = _START_SENTINEL if sentinel else _START_REDIS
+    if not sentinel and not spec.managed.persistence_size:
+        tail = _REFUSE_EMPTY_MASTER + tail
     return "#!/bin/sh\n" + _FIND_MASTER.format(**fill) + tail.format(**fill)
 
 
