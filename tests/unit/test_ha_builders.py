@@ -50,6 +50,7 @@ def test_three_pods_each_with_a_sentinel_behind_one_client_service_that_follows_
     pod = sts["spec"]["template"]["spec"]
     assert [c["name"] for c in pod["containers"]] == ["redis", "sentinel"]
     assert pod["containers"][1]["command"] == ["sh", "/etc/redis/start/sentinel.sh"]
+    assert "readinessProbe" in pod["containers"][0] and "readinessProbe" not in pod["containers"][1]
     [soft] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert soft["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert "requiredDuringSchedulingIgnoredDuringExecution" not in pod["affinity"]["podAntiAffinity"]

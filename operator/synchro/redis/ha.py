@@ -272,16 +272,16 @@ def _volumes(spec: api.SyncClusterSpec) -> tuple[list[Obj], list[Obj]]:
 
 
 def _containers(spec: api.SyncClusterSpec, mounts: list[Obj]) -> list[Obj]:
-    """Redis as managed.py runs it, started by its script; and a Sentinel beside it, from the same image."""
+    """Redis as managed.py runs it, started by its script; and a Sentinel beside it, from the same image. The
+    Sentinel has no readiness probe: a pod is ready only when all its containers are, and a Sentinel that does not
+    answer must not take the master out of the apps' Service (the operator sees it as a Sentinel that is silent)."""
     redis = managed.redis_container(spec, mounts)
     redis["command"] = ["sh", "/etc/redis/start/redis.sh"]
-    ping = ["sh", "-c", f"redis-cli -p {SENTINEL_PORT} ping | grep -qE 'PONG|NOAUTH'"]
     sentinel = {
-        **redis,
+        **{k: v for k, v in redis.items() if k != "readinessProbe"},
         "name": "sentinel",
         "command": ["sh", "/etc/redis/start/sentinel.sh"],
         "ports": [{"name": "sentinel", "containerPort": SENTINEL_PORT}],
-        "readinessProbe": {"exec": {"command": ping}, "periodSeconds": 2, "timeoutSeconds": 2},
         "livenessProbe": {"tcpSocket": {"port": SENTINEL_PORT}, "periodSeconds": 10},
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
     }
