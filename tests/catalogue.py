@@ -334,6 +334,31 @@ BAD: list[Row] = [
         at="spec.redis.managed.resources.requests.cpu",
     ),
     row("image with a space", MANAGED, put("spec.redis.managed.image", "redis 7"), server=Msg.IMAGE),
+    row(
+        "managed replicas 3, name over 46 characters",
+        MANAGED,
+        put("spec.redis.managed.replicas", 3),
+        put("metadata.name", "a" * 47),
+        server=Msg.HA_NAME,
+    ),
+    row("managed replicas 2", MANAGED, put("spec.redis.managed.replicas", 2), server=Msg.MANAGED_REPLICAS),
+    row("managed replicas 0", MANAGED, put("spec.redis.managed.replicas", 0), server=Msg.MANAGED_REPLICAS),
+    row("managed replicas -3", MANAGED, put("spec.redis.managed.replicas", -3), server=Msg.MANAGED_REPLICAS),
+    row(
+        "managed replicas above 9",
+        MANAGED,
+        put("spec.redis.managed.replicas", 10),
+        server="less than or equal to 9",
+        at="spec.redis.managed.replicas",
+    ),
+    row(
+        "managed replicas is a string",
+        MANAGED,
+        put("spec.redis.managed.replicas", "3"),
+        server="must be of type integer",
+        parse=MUST_BE_INTEGER,
+        at="spec.redis.managed.replicas",
+    ),
     row("empty image", MANAGED, put("spec.redis.managed.image", ""), server=Msg.IMAGE),
 ]
 
@@ -378,5 +403,16 @@ GOOD: list[Row] = [
         server="",
     ),
     row("replicas 0", put("spec.replicas", 0), server=""),
+    row("managed replicas 1", MANAGED, put("spec.redis.managed.replicas", 1), server=""),
+    row("managed replicas 3", MANAGED, put("spec.redis.managed.replicas", 3), server=""),
+    row("managed replicas 4", MANAGED, put("spec.redis.managed.replicas", 4), server=""),
+    row("managed replicas 9", MANAGED, put("spec.redis.managed.replicas", 9), server=""),
+    row(
+        "managed replicas 3, name of 46 characters",
+        MANAGED,
+        put("spec.redis.managed.replicas", 3),
+        put("metadata.name", "a" * 46),
+        server="",
+    ),
     row("replicas 1000", put("spec.replicas", 1000), server=""),
 ]

@@ -65,6 +65,9 @@ MAX_OBJECT_NAME = 253  # a Kubernetes object name (DNS subdomain)
 MAX_LABEL_VALUE = 63  # the SyncCluster's name is a label value on target pods and managed objects
 MANAGED_SUFFIX = "-redis"  # managed Redis objects are <name>-redis; the Service's name is a DNS label
 MAX_MANAGED_NAME = MAX_LABEL_VALUE - len(MANAGED_SUFFIX)
+# With replicas, <name>-redis is a StatefulSet: its pods carry the label controller-revision-hash=<name>-redis-<hash
+# of up to 10>, a label value of at most 63.
+MAX_HA_NAME = MAX_LABEL_VALUE - 11 - len(MANAGED_SUFFIX)
 MAX_CONTAINER_NAME = 63
 MAX_ENV_NAME = 128
 MAX_ENV_VALUE = 32768
@@ -76,6 +79,10 @@ MAX_QUANTITY = 64
 MAX_DURATION = 7  # characters: 999999h still fits a Go duration, which the CEL rules parse
 MIN_PROBE_INTERVAL_S, MAX_PROBE_INTERVAL_S = 1, 3600
 MIN_PROBE_TIMEOUT_S = 1
+# A managed Redis's pods: one, or 3 or more, whose Sentinels keep a majority when one pod is lost.
+DEFAULT_MANAGED_REPLICAS = 1
+MIN_HA_REPLICAS = 3
+MAX_MANAGED_REPLICAS = 9
 
 # Regular expressions that read the same in RE2 (CEL) and Python: anchored at both ends, and without quotes (they
 # sit inside CEL string literals, synchro.crd escapes their backslashes).
@@ -133,6 +140,10 @@ class Msg:
     OBJECT_NAME = (
         "must be a Kubernetes object name: lowercase letters, digits, '-' and '.', a letter or digit at each end"
     )
+    HA_NAME = (
+        f"with redis.managed.replicas of {MIN_HA_REPLICAS} or more, metadata.name must be at most {MAX_HA_NAME}"
+        " characters: its StatefulSet <name>-redis names a label value of its pods"
+    )
     CONTAINER = "must be a container name: lowercase letters, digits and '-', a letter or digit at each end"
     ENV_NAME = "must be an environment variable name: letters, digits, '_', '-' and '.', not a digit first"
     ENV_VALUE_OR_FROM = "set value or valueFrom, not both"
@@ -158,6 +169,10 @@ class Msg:
     QUANTITY = "must be a quantity such as 500m, 2 or 1Gi"
     SIZE = "must be a positive quantity such as 1Gi"
     IMAGE = "must be an image reference such as redis:7, with no spaces"
+    MANAGED_REPLICAS = (
+        f"redis.managed.replicas must be 1 (one Redis pod, no failover) or {MIN_HA_REPLICAS} or more (replicas and"
+        " Sentinels that keep a majority when one pod is lost); 2 cannot fail over"
+    )
     EXTERNAL_NEEDS_URL = "redis.mode External needs redis.external.url"
     EXTERNAL_NO_MANAGED = "redis.mode External takes no redis.managed fields"
     MANAGED_NO_EXTERNAL = "redis.mode Managed takes no redis.external fields; set mode: External to adopt a Redis"
@@ -197,6 +212,11 @@ class ManagedRedis:
     resources: Mapping[str, Any] = field(default_factory=dict)
     persistence_size: str | None = None  # None: emptyDir
     storage_class: str | None = None
+    replicas: int = DEFAULT_MANAGED_REPLICAS  # MIN_HA_REPLICAS or more: a StatefulSet with Sentinels (redis.ha)
+
+    @property
+    def ha(self) -> bool:
+        return self.replicas >= MIN_HA_REPLICAS
 
 
 @dataclass(frozen=True)
@@ -391,6 +411,15 @@ def _resources(managed: Mapping[str, Any], where: str) -> dict[str, Any]:
     return checked
 
 
+def _managed_replicas(managed: Mapping[str, Any], where: str) -> int:
+    replicas = _get(managed, "replicas", where, int, DEFAULT_MANAGED_REPLICAS)
+    if replicas > MAX_MANAGED_REPLICAS:
+        raise SpecError(f"{where}.replicas: must be less than or equal to {MAX_MANAGED_REPLICAS}, got {replicas}")
+    if replicas != 1 and replicas < MIN_HA_REPLICAS:
+        raise SpecError(f"{where}.replicas: {Msg.MANAGED_REPLICAS}, got {replicas}")
+    return replicas
+
+
 def parse_managed(managed: Mapping[str, Any]) -> ManagedRedis:
     where = "spec.redis.managed"
     persistence = _get(managed, "persistence", where, dict, {})
@@ -404,6 +433,7 @@ def parse_managed(managed: Mapping[str, Any]) -> ManagedRedis:
             persistence, "storageClassName", f"{where}.persistence", OBJECT_NAME_RE, Msg.OBJECT_NAME, MAX_OBJECT_NAME
         )
     return ManagedRedis(
+        replicas=_managed_replicas(managed, where),
         image=image,
         auth=_get(managed, "auth", where, bool, True),
         resources=_resources(managed, where),
@@ -496,11 +526,13 @@ def parse_targets(spec: Mapping[str, Any]) -> tuple[Target, ...]:
     return parsed
 
 
-def check_name(name: str, managed: bool) -> None:
+def check_name(name: str, managed: ManagedRedis | None) -> None:
     if len(name) > MAX_LABEL_VALUE:
         raise SpecError(f"metadata.name: {Msg.NAME}")
     if managed and (len(name) > MAX_MANAGED_NAME or not re.fullmatch(SERVICE_NAME_RE, name)):
         raise SpecError(f"metadata.name: {Msg.MANAGED_NAME}")
+    if managed and managed.ha and len(name) > MAX_HA_NAME:
+        raise SpecError(f"metadata.name: {Msg.HA_NAME}")
 
 
 def parse(namespace: str, name: str, spec: Mapping[str, Any]) -> SyncClusterSpec:
@@ -508,7 +540,7 @@ def parse(namespace: str, name: str, spec: Mapping[str, Any]) -> SyncClusterSpec
     if not isinstance(spec, Mapping):
         raise SpecError(f"spec: must be an object, got {type(spec).__name__}")
     managed, external = parse_redis(spec)
-    check_name(name, managed is not None)
+    check_name(name, managed)
     replicas = _get(spec, "replicas", "spec", int, DEFAULT_REPLICAS)
     if not 0 <= replicas <= MAX_REPLICAS:
         raise SpecError(f"spec.replicas: must be between 0 and {MAX_REPLICAS}, got {replicas}")

@@ -26,6 +26,10 @@ class Reason:
     UNREACHABLE = "Unreachable"
     AUTH_FAILED = "AuthFailed"
     SECRET_NOT_FOUND = "SecretNotFound"
+    # RedisReady of a managed Redis with replicas (synchro.redis.failover)
+    DEGRADED = "Degraded"
+    FAILING_OVER = "FailingOver"
+    NO_QUORUM = "NoQuorum"
     INVALID_SPEC = "InvalidSpec"
     INJECTED = "Injected"
     TARGET_NOT_FOUND = "TargetNotFound"

@@ -196,6 +196,15 @@ _REDIS: Schema = {
         "managed": {
             "type": "object",
             "properties": {
+                "replicas": {
+                    "type": "integer",
+                    "description": f"Redis pods: 1, or {api.MIN_HA_REPLICAS} or more for replicas with Sentinels.",
+                    "default": api.DEFAULT_MANAGED_REPLICAS,
+                    "maximum": api.MAX_MANAGED_REPLICAS,
+                    "x-kubernetes-validations": [
+                        _rule(f"self == 1 || self >= {api.MIN_HA_REPLICAS}", api.Msg.MANAGED_REPLICAS)
+                    ],
+                },
                 "image": _checked(
                     "Redis image.", api.IMAGE_RE, api.Msg.IMAGE, api.MAX_IMAGE, default=api.DEFAULT_REDIS_IMAGE
                 ),
@@ -303,6 +312,11 @@ _NAME_RULES = [
         f"(self.metadata.name.size() <= {api.MAX_MANAGED_NAME} && "
         f"{_matches(api.SERVICE_NAME_RE, 'self.metadata.name')})",
         api.Msg.MANAGED_NAME,
+    ),
+    _rule(
+        "!has(self.spec.redis) || !has(self.spec.redis.managed) || !has(self.spec.redis.managed.replicas) || "
+        f"self.spec.redis.managed.replicas < {api.MIN_HA_REPLICAS} || self.metadata.name.size() <= {api.MAX_HA_NAME}",
+        api.Msg.HA_NAME,
     ),
 ]
 

@@ -391,6 +391,11 @@ def bad_quantity(draw: Draw, spec: dict[str, Any]) -> None:
     _managed(spec).setdefault("resources", {})["limits"] = {"memory": amount}
 
 
+@mutation(BREAKS, "managed replicas")
+def bad_managed_replicas(draw: Draw, spec: dict[str, Any]) -> None:
+    _managed(spec)["replicas"] = draw(st.sampled_from([2, 0, -1, -7]))
+
+
 @mutation(BREAKS, "storage class")
 def bad_storage_class(draw: Draw, spec: dict[str, Any]) -> None:
     _managed(spec).setdefault("persistence", {})["storageClassName"] = draw(BAD_NAMES)

@@ -41,6 +41,9 @@ class Reconciler:
             spec = api.parse(meta["namespace"], meta["name"], body.get("spec") or {})
         except (api.SpecError, KeyError) as e:
             return decide.invalid(e)
+        unserved = decide.not_served(spec)
+        if unserved is not None:
+            return unserved
         seen = await self.observer.snapshot(body, spec, rolled_out)
         decision = decide.decide(seen)
         if decision.secret_step is not None:  # the managed Redis's passwords first, then the pass sees them

@@ -87,6 +87,20 @@ def invalid(error: Exception) -> Pass:
     return Pass([Condition(conditions.READY, False, Reason.INVALID_SPEC, str(error))], {}, False, None)
 
 
+def not_served(spec: api.SyncClusterSpec) -> Pass | None:
+    """A spec this operator parses but does not serve yet: a managed Redis of 3 or more pods. Its builders
+    (redis/ha.py) and failover rules (redis/failover.py) exist, the pass does not run them yet (issue 15 part 2);
+    so nothing is applied, rather than one Redis pod that would pretend to be the HA the spec asks for."""
+    if spec.managed is None or not spec.managed.ha:
+        return None
+    return invalid(
+        api.SpecError(
+            f"spec.redis.managed.replicas: {spec.managed.replicas} (replicas with Sentinels) is not served by this"
+            " operator version yet; set 1"
+        )
+    )
+
+
 def failed(state: TargetState, problem: Problem) -> TargetState:
     return dataclasses.replace(state, problem=problem, replicas=0, ready_replicas=0, complete=False)
 

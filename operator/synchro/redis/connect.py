@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.maint_notifications import MaintNotificationsConfig
 
@@ -26,7 +27,8 @@ PingKey = tuple[tuple[Address, ...], Credentials, Config, float]
 ClientKey = tuple[str, int, Credentials, float]
 
 
-def client_for(host: str, port: int, creds: Credentials, timeout: float) -> aioredis.Redis:
+def client_for(host: str, port: int, creds: Credentials, timeout: float, retry: Retry | None = None) -> aioredis.Redis:
+    """`retry`: redis-py's own retries of a failed command (None: its default)."""
     kwargs: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -38,6 +40,9 @@ def client_for(host: str, port: int, creds: Credentials, timeout: float) -> aior
         "retry_on_timeout": False,
         "maint_notifications_config": MaintNotificationsConfig(enabled=False),  # one round trip less per connect
     }
+    if retry is not None:  # it says what happens on a timeout too (redis-py 6 deprecates retry_on_timeout)
+        kwargs["retry"] = retry
+        del kwargs["retry_on_timeout"]
     if creds.tls:
         kwargs["ssl"] = True
         kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED if creds.ca_pem else ssl.CERT_NONE

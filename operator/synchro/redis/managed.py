@@ -179,7 +179,7 @@ def _volumes(spec: api.SyncClusterSpec) -> tuple[list[Obj], list[Obj]]:
     return mounts, volumes
 
 
-def _redis_container(spec: api.SyncClusterSpec, mounts: list[Obj]) -> Obj:
+def redis_container(spec: api.SyncClusterSpec, mounts: list[Obj]) -> Obj:
     managed = spec.managed
     assert managed is not None
     # Ready once it answers; with the default user off the answer is NOAUTH. Without a password the probe never
@@ -224,7 +224,7 @@ def deployment(spec: api.SyncClusterSpec, config_version: str) -> Obj:
                         "fsGroup": 999,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "containers": [_redis_container(spec, mounts)],
+                    "containers": [redis_container(spec, mounts)],
                     "volumes": volumes,
                 },
             },

@@ -1,0 +1,285 @@
+"""Pure: what the operator does about an HA managed Redis (redis/ha.py), from what it saw of the pods and Sentinels.
+
+Sentinel picks the master; the operator only follows it, and fences:
+
+1. a master is confirmed when a majority of all Sentinels names it AND its own ROLE says master; else there is
+   none, and no pod may carry the master label (fail closed: a refused connection beats a split brain);
+2. the label goes on the confirmed master first, then off every other pod, so the client Service is never empty
+   while it moves (soketi exits on a publish that finds no Redis: docs/presets.md);
+3. app connections are cut on the other pods only once the client Service's EndpointSlices list the master
+   alone, so that a client's reconnect lands on the master (Stalwart waits 64 s after a failed resubscribe);
+4. an old master that stays unanswered past DELETE_AFTER_S loses its pod: its app connections cannot be cut
+   while it is frozen, and deleting the pod closes them.
+
+No I/O and no clock: redis/nodes.py gathers a World and carries out a Verdict.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from synchro.conditions import Reason
+from synchro.redis.model import Address
+
+DELETE_AFTER_S = 20.0  # an old master unanswered this long (Sentinel's down-after is 5 s) loses its pod
+REPLICATION_FLAGS = frozenset("SM")  # CLIENT LIST flags: S a replica's link to us, M our link to our master
+SENTINEL_NAME_PREFIX = "sentinel-"  # what a Sentinel names its connections (CLIENT SETNAME)
+
+
+@dataclass(frozen=True)
+class Client:
+    """One line of CLIENT LIST."""
+
+    id: int
+    addr: str = ""
+    name: str = ""
+    user: str = ""
+    flags: str = "N"
+    sub: int = 0
+    psub: int = 0
+
+
+def client_from(fields: Mapping[str, str]) -> Client:
+    """One connection's `key=value` fields, as CLIENT LIST gives them."""
+    return Client(
+        id=int(fields["id"]),
+        addr=fields.get("addr", ""),
+        name=fields.get("name", ""),
+        user=fields.get("user", ""),
+        flags=fields.get("flags", "N"),
+        sub=int(fields.get("sub", "0") or 0),
+        psub=int(fields.get("psub", "0") or 0),
+    )
+
+
+def parse_client_list(text: str) -> tuple[Client, ...]:
+    """CLIENT LIST's reply: one `key=value ...` line per connection (a name holds no space)."""
+    lines = (dict(part.partition("=")[::2] for part in line.split() if "=" in part) for line in text.splitlines())
+    return tuple(client_from(fields) for fields in lines if "id" in fields)
+
+
+@dataclass(frozen=True)
+class Role:
+    """ROLE's reply: a master with its replicas' offsets, or a replica with its link to its master."""
+
+    role: str  # "master", "slave" (Redis's word) or "sentinel"
+    offset: int = 0  # a master's replication offset, or the offset a replica has processed
+    master: Address | None = None  # a replica's master
+    link_up: bool = True  # a replica's link to its master is "connected"
+
+
+def parse_role(reply: Sequence[Any]) -> Role:
+    def text(value: Any) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    role = text(reply[0])
+    if role == "master":
+        return Role("master", int(reply[1]))
+    if role == "slave":
+        return Role("slave", int(reply[4]), (text(reply[1]), int(reply[2])), text(reply[3]) == "connected")
+    return Role(role)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One Redis pod, as seen this pass. None for what it did not answer."""
+
+    pod: str
+    addresses: frozenset[Address]  # the names Sentinels may give it: its stable DNS name, its IP
+    ip: str | None = None  # the pod's IP, as the client Service's EndpointSlices list it
+    labelled: bool = False  # it carries the master label
+    role: Role | None = None
+    clients: tuple[Client, ...] | None = None
+    unanswered_s: float = 0.0  # how long it has not answered ROLE (0: it answers)
+    was_master: bool = False  # the last ROLE it answered (this pod, not an earlier one of its name) said master
+
+
+@dataclass(frozen=True)
+class World:
+    nodes: tuple[Node, ...]
+    sentinels: tuple[Address | None, ...]  # each Sentinel's get-master-addr-by-name; None: it did not answer
+    endpoints: frozenset[str] | None  # ready addresses of the client Service's EndpointSlices; None: not read
+    own_users: frozenset[str]  # the operator's, the replicas' and the Sentinels' ACL users: never cut
+    now: str = ""  # for lastFailover.time
+    previous_master: str = ""  # status.redis.master as written before ("": none)
+    last_failover: Mapping[str, Any] | None = None  # status.redis.lastFailover as written before
+
+
+@dataclass(frozen=True)
+class Label:
+    pod: str
+    master: bool  # True: put the master label on; False: take it off
+
+
+@dataclass(frozen=True)
+class Cut:
+    pod: str
+    ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    master: str | None
+    labels: tuple[Label, ...]  # in this order
+    wait_for_endpoints: bool  # the Service may still route elsewhere: cut nothing yet
+    cuts: tuple[Cut, ...]
+    delete: tuple[str, ...]  # pods to delete
+    reason: str | None  # RedisReady's reason when not plainly reachable: Degraded, FailingOver or NoQuorum
+    message: str
+    status: dict[str, Any] = field(default_factory=dict)  # status.redis's HA fields
+
+    @property
+    def serving(self) -> bool:
+        """RedisReady may be True: a master is confirmed and the Service routes to it alone."""
+        return self.master is not None and not self.wait_for_endpoints
+
+
+def majority(sentinels: int) -> int:
+    return sentinels // 2 + 1
+
+
+def named_pod(nodes: Sequence[Node], address: Address | None) -> str | None:
+    if address is None:
+        return None
+    host, port = address
+    return next((n.pod for n in nodes if (host.lower(), port) in n.addresses), None)
+
+
+def sentinel_choice(world: World) -> tuple[str | None, int]:
+    """The pod a majority of all Sentinels names as master (None: no majority), and how many answered."""
+    answered = [a for a in world.sentinels if a is not None]
+    votes = Counter(named_pod(world.nodes, a) for a in answered)
+    pod, count = votes.most_common(1)[0] if votes else (None, 0)
+    return (pod if pod is not None and count >= majority(len(world.sentinels)) else None), len(answered)
+
+
+def confirmed_master(world: World) -> str | None:
+    pod, _ = sentinel_choice(world)
+    node = next((n for n in world.nodes if n.pod == pod), None)
+    return pod if node is not None and node.role is not None and node.role.role == "master" else None
+
+
+def label_moves(nodes: Sequence[Node], master: str | None) -> tuple[Label, ...]:
+    """The master labelled first, then every other label taken off: the Service is never empty while a master is
+    confirmed, and never points anywhere while none is."""
+    first = [Label(master, True)] if master and not any(n.labelled for n in nodes if n.pod == master) else []
+    return (*first, *(Label(n.pod, False) for n in nodes if n.labelled and n.pod != master))
+
+
+def app_clients(clients: Sequence[Client], own_users: frozenset[str]) -> tuple[int, ...]:
+    """The connections an app made: not replication (S, M), not a Sentinel's, not the operator's own."""
+    return tuple(
+        c.id
+        for c in clients
+        if not (REPLICATION_FLAGS & set(c.flags))
+        and not c.name.startswith(SENTINEL_NAME_PREFIX)
+        and c.user not in own_users
+    )
+
+
+def cuts(world: World, master: str) -> tuple[Cut, ...]:
+    found = [Cut(n.pod, app_clients(n.clients, world.own_users)) for n in world.nodes if n.pod != master and n.clients]
+    return tuple(c for c in found if c.ids)
+
+
+def routed_to_master(world: World, master: str) -> bool:
+    node = next(n for n in world.nodes if n.pod == master)
+    return world.endpoints is not None and node.ip is not None and world.endpoints == {node.ip}
+
+
+def to_delete(world: World, master: str | None) -> tuple[str, ...]:
+    """An old master that stays silent: it may still hold app connections, which only its end closes. Only once
+    another master is confirmed (deleting the only copy of the data helps nobody), and never a pod that was not
+    a master (one still starting, say: deleting it would only start it again)."""
+    if master is None:
+        return ()
+    return tuple(
+        n.pod
+        for n in world.nodes
+        if n.pod != master and n.role is None and n.was_master and n.unanswered_s >= DELETE_AFTER_S
+    )
+
+
+def decide(world: World) -> Verdict:
+    master = confirmed_master(world)
+    labels = label_moves(world.nodes, master)
+    wait = master is not None and (bool(labels) or not routed_to_master(world, master))
+    fence = cuts(world, master) if master is not None and not wait else ()
+    reason, message = redis_reason(world, master, wait)
+    return Verdict(
+        master,
+        labels,
+        wait,
+        fence,
+        to_delete(world, master),
+        reason,
+        message,
+        status_fields(world, master),
+    )
+
+
+def redis_reason(world: World, master: str | None, wait: bool) -> tuple[str | None, str]:
+    chosen, answered = sentinel_choice(world)
+    need = majority(len(world.sentinels))
+    if chosen is None:
+        return Reason.NO_QUORUM, (
+            f"{answered} of {len(world.sentinels)} Sentinels answered, {need} must name the same master:"
+            f" {sentinel_answers(world)}; no pod is labelled master"
+        )
+    if master is None:
+        return Reason.FAILING_OVER, f"the Sentinels name {chosen}, whose ROLE is not master yet"
+    if wait:
+        return Reason.FAILING_OVER, f"{master} is the master; waiting for Service routing to list it alone"
+    followed = next(n.addresses for n in world.nodes if n.pod == master)
+    missing = [n.pod for n in world.nodes if n.pod != master and not replica_of(n, followed)]
+    if missing or answered < len(world.sentinels):
+        return Reason.DEGRADED, (
+            f"{master} serves; replicas not in sync: {', '.join(missing) or 'none'};"
+            f" Sentinels answering: {answered} of {len(world.sentinels)}"
+        )
+    return None, f"{master} serves, with {len(world.nodes) - 1} replicas in sync"
+
+
+def replica_of(node: Node, master: frozenset[Address]) -> bool:
+    """A replica of the master at one of these addresses, with its link up."""
+    role = node.role
+    return (
+        role is not None
+        and role.role == "slave"
+        and role.link_up
+        and role.master is not None
+        and ((role.master[0].lower(), role.master[1]) in master)
+    )
+
+
+def sentinel_answers(world: World) -> str:
+    said = [named_pod(world.nodes, a) or (f"{a[0]}:{a[1]}" if a else "no answer") for a in world.sentinels]
+    return ", ".join(said)
+
+
+def status_fields(world: World, master: str | None) -> dict[str, Any]:
+    """status.redis's HA fields: master, nodes, sentinels, and lastFailover, which a confirmed master other than
+    the one status named before records (healSeconds: how long the old master had not answered by then)."""
+    offset = next((n.role.offset for n in world.nodes if n.pod == master and n.role), None)
+    nodes = []
+    for n in world.nodes:
+        role = "unknown" if n.role is None else ("master" if n.role.role == "master" else "replica")
+        entry: dict[str, Any] = {"pod": n.pod, "role": role, "linkUp": n.role is not None and n.role.link_up}
+        if role == "replica" and offset is not None and n.role is not None:
+            entry["lagBytes"] = max(offset - n.role.offset, 0)
+        nodes.append(entry)
+    fields: dict[str, Any] = {
+        "master": master or "",
+        "nodes": nodes,
+        "sentinels": {"ready": sum(a is not None for a in world.sentinels), "quorum": majority(len(world.sentinels))},
+    }
+    before = world.previous_master
+    if master is not None and before and before != master:
+        down = next((n.unanswered_s for n in world.nodes if n.pod == before), 0.0)
+        fields["lastFailover"] = {"time": world.now, "from": before, "to": master, "healSeconds": round(down, 1)}
+    elif world.last_failover:
+        fields["lastFailover"] = dict(world.last_failover)
+    return fields

@@ -1,0 +1,372 @@
+"""Pure builders for a managed Redis of 3 or more pods (issue 15): a StatefulSet whose pods each run Redis and a
+Sentinel beside it, a headless Service for their stable names, and the one client Service `<name>-redis`, which
+selects only the pod the operator labelled master (redis/failover.py decides which).
+
+Passwords live only in the Secret. The conf fragments that must hold one in clear (a replica's `masterauth`, a
+Sentinel's `auth-pass`) are Secret keys too; the start scripts (in the ConfigMap) copy them into a per-pod memory
+volume, because a Sentinel rewrites its config file as it learns.
+
+Not wired into the pass yet (decide.not_served refuses 3 or more): part 2 of the issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from synchro import api
+from synchro.api import Obj
+from synchro.redis import managed
+
+SENTINEL_PORT = 26379
+MASTER_NAME = "synchro"  # what the Sentinels call the master they watch
+ROLE_LABEL = f"{api.GROUP}/redis-role"  # on the one pod the client Service may select
+MASTER = "master"
+HEADLESS_SUFFIX = "-nodes"
+DOWN_AFTER_MS = 5000
+FAILOVER_TIMEOUT_MS = 15000
+# A master that restarted within this long counts as down (Redis 7.0), so a pod that came back empty is
+# replaced by a replica that kept the data, instead of being followed by every replica.
+REBOOT_DOWN_AFTER_MS = 20000
+
+REPLICA_USER = "synchro-replica"  # the replicas' login to their master
+SENTINEL_USER = "synchro-sentinel"  # the Sentinels' login to Redis and to each other
+HA_PASSWORD_KEYS = {REPLICA_USER: "replica-password", SENTINEL_USER: "sentinel-password"}
+REPLICATION_CONF_KEY = "replication.conf"  # masteruser/masterauth, in clear: a Secret key, never a ConfigMap's
+SENTINEL_AUTH_KEY = "sentinel-auth.conf"
+# Only what replication needs; and what a Sentinel runs on a Redis (the minimum Redis's Sentinel docs give).
+REPLICA_RIGHTS = ("+psync", "+replconf", "+ping")
+SENTINEL_RIGHTS = (
+    "&*",
+    "+multi",
+    "+exec",
+    "+slaveof",
+    "+replicaof",
+    "+ping",
+    "+info",
+    "+role",
+    "+subscribe",
+    "+publish",
+    "+config|rewrite",
+    "+client|setname",
+    "+client|kill",
+    "+script|kill",
+)
+RUN_DIR = "/run/redis"  # the per-pod memory volume the start scripts write the live configs to
+
+
+def headless_name(cluster: str) -> str:
+    return managed.name(cluster) + HEADLESS_SUFFIX
+
+
+def pod_names(spec: api.SyncClusterSpec) -> list[str]:
+    assert spec.managed is not None
+    return [f"{managed.name(spec.name)}-{i}" for i in range(spec.managed.replicas)]
+
+
+def pod_host(spec: api.SyncClusterSpec, pod: str) -> str:
+    """A pod's stable DNS name, through the headless Service (it resolves before the pod is ready)."""
+    return f"{pod}.{headless_name(spec.name)}.{spec.namespace}.svc"
+
+
+def quorum(replicas: int) -> int:
+    """Sentinels that must agree a master is down: a majority, so two sides of a partition never both fail over."""
+    return replicas // 2 + 1
+
+
+# ------------------------------------------------------------------ the Secret
+
+
+def new_passwords() -> dict[str, str]:
+    return {**managed.new_passwords(), **{user: managed.new_password() for user in HA_PASSWORD_KEYS}}
+
+
+def _user_line(user: str, password: str, rights: tuple[str, ...]) -> str:
+    return " ".join(["user", user, "on", managed.password_hash(password), *rights])
+
+
+def secret_data(passwords: Mapping[str, str]) -> dict[str, str]:
+    """The Secret's stringData (user -> password): what managed.secret_data holds for the app and operator users,
+    the replication and Sentinel users beside them in auth.conf, and the two fragments that need a clear password."""
+    base = {user: passwords[user] for user in managed.PASSWORD_KEYS}
+    data = managed.secret_data(base)
+    data[managed.SECRET_AUTH_KEY] += "\n".join(
+        [
+            _user_line(REPLICA_USER, passwords[REPLICA_USER], REPLICA_RIGHTS),
+            _user_line(SENTINEL_USER, passwords[SENTINEL_USER], SENTINEL_RIGHTS),
+        ]
+    )
+    data[managed.SECRET_AUTH_KEY] += "\n"
+    data.update({HA_PASSWORD_KEYS[user]: passwords[user] for user in HA_PASSWORD_KEYS})
+    data[REPLICATION_CONF_KEY] = f"masteruser {REPLICA_USER}\nmasterauth {passwords[REPLICA_USER]}\n"
+    data[SENTINEL_AUTH_KEY] = sentinel_auth_conf(passwords)
+    return data
+
+
+def sentinel_auth_conf(passwords: Mapping[str, str]) -> str:
+    """A Sentinel's logins (to Redis, to the other Sentinels) and its own users: none for the apps."""
+    sentinel = passwords[SENTINEL_USER]
+    lines = [
+        f"sentinel auth-user {MASTER_NAME} {SENTINEL_USER}",
+        f"sentinel auth-pass {MASTER_NAME} {sentinel}",
+        f"sentinel sentinel-user {SENTINEL_USER}",
+        f"sentinel sentinel-pass {sentinel}",
+        "user default off resetpass",
+        _user_line(SENTINEL_USER, sentinel, ("&*", "+@all")),
+        _user_line(managed.OPERATOR_USER, passwords[managed.OPERATOR_USER], ("&*", "+@all")),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def secret(spec: api.SyncClusterSpec, passwords: Mapping[str, str]) -> Obj:
+    return {**managed.secret(spec, {}), "stringData": secret_data(passwords)}
+
+
+# ------------------------------------------------------------------ configs and start scripts
+
+
+def redis_conf(spec: api.SyncClusterSpec) -> str:
+    """managed.redis_conf plus what a replica needs; the start script adds `replicaof` and the announced name."""
+    assert spec.managed is not None
+    lines = [managed.redis_conf(spec).rstrip("\n")]
+    if spec.managed.auth:
+        lines.append(f"include /etc/redis/auth/{REPLICATION_CONF_KEY}")
+    # A full sync streams at once: Redis's default waits 5 s for more replicas, a replica out of sync meanwhile.
+    lines += ["replica-read-only yes", "replica-serve-stale-data yes", "repl-diskless-sync-delay 0"]
+    return "\n".join(lines) + "\n"
+
+
+def sentinel_conf(spec: api.SyncClusterSpec, master: str = "@MASTER@") -> str:
+    """The Sentinel's config; the start script puts the master it found in place of @MASTER@."""
+    assert spec.managed is not None
+    name = MASTER_NAME
+    lines = [
+        f"port {SENTINEL_PORT}",
+        "bind 0.0.0.0",
+        "protected-mode no",
+        f"dir {RUN_DIR}",
+        "sentinel resolve-hostnames yes",
+        "sentinel announce-hostnames yes",
+        f"sentinel monitor {name} {master} {api.REDIS_PORT} {quorum(spec.managed.replicas)}",
+        f"sentinel down-after-milliseconds {name} {DOWN_AFTER_MS}",
+        f"sentinel failover-timeout {name} {FAILOVER_TIMEOUT_MS}",
+        f"sentinel parallel-syncs {name} 1",
+        f"sentinel master-reboot-down-after-period {name} {REBOOT_DOWN_AFTER_MS}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# A POSIX sh (dash) script; {placeholders} are filled by start_script. It asks the Sentinels which master they
+# follow (a pod that restarts must not take back a role that moved), else pod-0 is the master. A Sentinel skips
+# its own pod's: it is the one starting.
+_FIND_MASTER = """\
+set -eu
+me="$(hostname)"
+self="$me.{suffix}"
+master=""
+if [ -r /etc/redis/auth/sentinel-password ]; then
+  REDISCLI_AUTH="$(cat /etc/redis/auth/sentinel-password)"; export REDISCLI_AUTH
+fi
+for i in $(seq 0 {last}); do
+  peer="{sts}-$i.{suffix}"
+{skip_self}  found="$(timeout 3 redis-cli --no-auth-warning {user}-h "$peer" -p {sentinel_port} \\
+    SENTINEL get-master-addr-by-name {master_name} 2>/dev/null | head -n 1)" || found=""
+  case "$found" in ""|*ERR*|*NOAUTH*|*WRONGPASS*) ;; *) master="$found"; break ;; esac
+done
+[ -n "$master" ] || master="{sts}-0.{suffix}"
+"""
+
+# Without persistence a Redis restarts empty. If the Sentinels still name it master (it came back within
+# down-after) while a replica holds what it had, serving would hand that replica an empty dataset to sync: exit
+# instead, so the Sentinels see it down and promote the replica; the kubelet starts it again as that one's replica.
+_REFUSE_EMPTY_MASTER = """\
+if [ "$master" = "$self" ]; then
+  for i in $(seq 0 {last}); do
+    peer="{sts}-$i.{suffix}"
+    [ "$peer" = "$self" ] && continue
+    info="$(timeout 3 redis-cli --no-auth-warning {user}-h "$peer" -p {port} INFO replication 2>/dev/null \\
+      | tr -d '\\r')" || info=""
+    case "$info" in *"master_host:$self"*) ;; *) continue ;; esac
+    offset="$(echo "$info" | sed -n 's/^slave_repl_offset://p')"
+    if [ "${{offset:-0}}" -gt 0 ]; then
+      echo "restarted empty while $peer holds this master's data: waiting for the Sentinels to promote it" >&2
+      sleep {down_after_s}; exit 1
+    fi
+  done
+fi
+"""
+
+_START_REDIS = """\
+{{ cat /etc/redis/redis.conf; echo "replica-announce-ip $self"
+  [ "$master" = "$self" ] || echo "replicaof $master {port}"; }} > {run}/redis.conf
+exec redis-server {run}/redis.conf
+"""
+
+_START_SENTINEL = """\
+{{ sed "s/@MASTER@/$master/" /etc/redis/sentinel.conf; echo "sentinel announce-ip $self"
+  {auth}}} > {run}/sentinel.conf
+exec redis-server {run}/sentinel.conf --sentinel
+"""
+
+
+def start_script(spec: api.SyncClusterSpec, sentinel: bool) -> str:
+    assert spec.managed is not None
+    auth = spec.managed.auth
+    fill = {
+        "suffix": f"{headless_name(spec.name)}.{spec.namespace}.svc",
+        "sts": managed.name(spec.name),
+        "last": spec.managed.replicas - 1,
+        "user": f"--user {SENTINEL_USER} " if auth else "",
+        "sentinel_port": SENTINEL_PORT,
+        "master_name": MASTER_NAME,
+        "port": api.REDIS_PORT,
+        "run": RUN_DIR,
+        "auth": f"cat /etc/redis/auth/{SENTINEL_AUTH_KEY}; " if auth else "",
+        "skip_self": '  [ "$peer" = "$self" ] && continue\n' if sentinel else "",
+        "down_after_s": DOWN_AFTER_MS // 1000,
+    }
+    tail = _START_SENTINEL if sentinel else _START_REDIS
+    if not sentinel and not spec.managed.persistence_size:
+        tail = _REFUSE_EMPTY_MASTER + tail
+    return "#!/bin/sh\n" + _FIND_MASTER.format(**fill) + tail.format(**fill)
+
+
+def config_map(spec: api.SyncClusterSpec) -> Obj:
+    data = {
+        "redis.conf": redis_conf(spec),
+        "sentinel.conf": sentinel_conf(spec),
+        "start-redis.sh": start_script(spec, sentinel=False),
+        "start-sentinel.sh": start_script(spec, sentinel=True),
+    }
+    return {**managed.config_map(spec), "data": data}
+
+
+# ------------------------------------------------------------------ the objects
+
+
+def _volumes(spec: api.SyncClusterSpec) -> tuple[list[Obj], list[Obj]]:
+    """The mounts (the same in both containers) and the pod's volumes. With persistence, the data volume comes
+    from the StatefulSet's volumeClaimTemplates, one claim per pod."""
+    assert spec.managed is not None
+    cm = managed.name(spec.name)
+    mounts: list[Obj] = [
+        {"name": "config", "mountPath": "/etc/redis/redis.conf", "subPath": "redis.conf"},
+        {"name": "config", "mountPath": "/etc/redis/sentinel.conf", "subPath": "sentinel.conf"},
+        {"name": "start", "mountPath": "/etc/redis/start", "readOnly": True},
+        {"name": "run", "mountPath": RUN_DIR},
+        {"name": "data", "mountPath": "/data"},
+    ]
+    scripts = [{"key": f"start-{c}.sh", "path": f"{c}.sh"} for c in ("redis", "sentinel")]
+    volumes: list[Obj] = [
+        {"name": "config", "configMap": {"name": cm}},
+        {"name": "start", "configMap": {"name": cm, "items": scripts}},
+        {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+    ]
+    if not spec.managed.persistence_size:
+        volumes.append({"name": "data", "emptyDir": {}})
+    if spec.managed.auth:
+        mounts.append({"name": "auth", "mountPath": "/etc/redis/auth", "readOnly": True})
+        keys = [managed.SECRET_AUTH_KEY, REPLICATION_CONF_KEY, SENTINEL_AUTH_KEY, HA_PASSWORD_KEYS[SENTINEL_USER]]
+        items = [{"key": k, "path": k} for k in keys]
+        volumes.append({"name": "auth", "secret": {"secretName": cm, "items": items}})
+    return mounts, volumes
+
+
+def _containers(spec: api.SyncClusterSpec, mounts: list[Obj]) -> list[Obj]:
+    """Redis as managed.py runs it, started by its script; and a Sentinel beside it, from the same image. The
+    Sentinel has no readiness probe: a pod is ready only when all its containers are, and a Sentinel that does not
+    answer must not take the master out of the apps' Service (the operator sees it as a Sentinel that is silent)."""
+    redis = managed.redis_container(spec, mounts)
+    redis["command"] = ["sh", "/etc/redis/start/redis.sh"]
+    sentinel = {
+        **{k: v for k, v in redis.items() if k != "readinessProbe"},
+        "name": "sentinel",
+        "command": ["sh", "/etc/redis/start/sentinel.sh"],
+        "ports": [{"name": "sentinel", "containerPort": SENTINEL_PORT}],
+        "livenessProbe": {"tcpSocket": {"port": SENTINEL_PORT}, "periodSeconds": 10},
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+    }
+    return [redis, sentinel]
+
+
+def _anti_affinity(spec: api.SyncClusterSpec) -> Obj:
+    """Soft: spread the pods over nodes where there are several, run them anyway where there is one."""
+    term = {"labelSelector": {"matchLabels": managed.labels(spec.name)}, "topologyKey": "kubernetes.io/hostname"}
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]
+        }
+    }
+
+
+def stateful_set(spec: api.SyncClusterSpec, config_version: str) -> Obj:
+    assert spec.managed is not None
+    mounts, volumes = _volumes(spec)
+    deployment = managed.deployment(spec, config_version)
+    template = deployment["spec"]["template"]
+    template["spec"].update(containers=_containers(spec, mounts), volumes=volumes, affinity=_anti_affinity(spec))
+    sts_spec: Obj = {
+        "replicas": spec.managed.replicas,
+        "serviceName": headless_name(spec.name),
+        "podManagementPolicy": "Parallel",
+        "updateStrategy": {"type": "RollingUpdate"},
+        "selector": {"matchLabels": managed.labels(spec.name)},
+        "template": template,
+    }
+    if spec.managed.persistence_size:
+        pvc = managed.persistent_volume_claim(spec)
+        assert pvc is not None
+        sts_spec["volumeClaimTemplates"] = [{"metadata": {"name": "data"}, "spec": pvc["spec"]}]
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": deployment["metadata"], "spec": sts_spec}
+
+
+def service(spec: api.SyncClusterSpec) -> Obj:
+    """The apps' one address, `<name>-redis`: only the pod labelled master is behind it (none: fail closed)."""
+    obj = managed.service(spec)
+    obj["spec"]["selector"] = {**managed.labels(spec.name), ROLE_LABEL: MASTER}
+    return obj
+
+
+def headless_service(spec: api.SyncClusterSpec) -> Obj:
+    """Stable names for the pods, published before they are ready: replicas and Sentinels find each other by them."""
+    obj = managed.service(spec)
+    obj["metadata"]["name"] = headless_name(spec.name)
+    obj["spec"] = {
+        "clusterIP": "None",
+        "publishNotReadyAddresses": True,
+        "selector": managed.labels(spec.name),
+        "ports": [
+            {"name": "redis", "port": api.REDIS_PORT, "targetPort": "redis"},
+            {"name": "sentinel", "port": SENTINEL_PORT, "targetPort": "sentinel"},
+        ],
+    }
+    return obj
+
+
+def network_policy(spec: api.SyncClusterSpec) -> Obj:
+    """The targets reach Redis; the operator reaches Redis and the Sentinels; the pods reach each other on both."""
+    obj = managed.network_policy(spec)
+    [targets_and_operator] = obj["spec"]["ingress"]
+    both = [{"port": p, "protocol": "TCP"} for p in (api.REDIS_PORT, SENTINEL_PORT)]
+    peers = {"podSelector": {"matchLabels": managed.labels(spec.name)}}
+    operator = {"namespaceSelector": {}, "podSelector": {"matchLabels": managed.OPERATOR_POD_LABELS}}
+    obj["spec"]["ingress"] = [targets_and_operator, {"ports": both, "from": [peers, operator]}]
+    return obj
+
+
+def pod_disruption_budget(spec: api.SyncClusterSpec) -> Obj:
+    obj = managed.pod_disruption_budget(spec)
+    del obj["spec"]["minAvailable"]
+    obj["spec"]["maxUnavailable"] = 1
+    return obj
+
+
+def applied_objects(spec: api.SyncClusterSpec, config_version: str) -> list[Obj]:
+    """Everything but the Secret, in the order they should be applied."""
+    return [
+        config_map(spec),
+        headless_service(spec),
+        service(spec),
+        network_policy(spec),
+        pod_disruption_budget(spec),
+        stateful_set(spec, config_version),
+    ]

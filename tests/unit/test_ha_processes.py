@@ -1,0 +1,361 @@
+"""The failover core and its I/O (synchro.redis.failover, synchro.redis.nodes) against real processes, no cluster.
+
+Three redis-servers and three Sentinels on free loopback ports, each started from the very configs and Secret
+that synchro.redis.ha builds (ACL users for the apps, the operator, replication and the Sentinels; the default
+user off). The Kubernetes side is played by the test: a set of labelled pods, and an EndpointSlice that lists the
+labelled pods from the pass after a label moved (as the endpoints controller would).
+
+"Stragglers" are app connections that land on a non-master after the switch: a reconnect that kube-proxy still
+sent to the old pod, or a connection kept to a pod that left the Service. Sentinel's own reconfiguration kills
+the clients of the nodes it reconfigures, but not these: each test first checks they are still there (so the
+final check fails without the fence), then that the fence closed them and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from poll import wait_for
+from synchro import api
+from synchro.redis import failover, ha, managed, nodes
+from synchro.redis.model import Credentials
+
+APP, OPERATOR = managed.APP_USER, managed.OPERATOR_USER
+OWN = frozenset({OPERATOR, ha.REPLICA_USER, ha.SENTINEL_USER})
+SWITCH_DEADLINE_S = 30  # down-after 5 s, then Sentinel's election and promotion
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def resp(*args: str) -> bytes:
+    return f"*{len(args)}\r\n".encode() + b"".join(f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args)
+
+
+class App:
+    """An app's connection, as a raw socket: logged in as the app user, named, optionally subscribed."""
+
+    def __init__(self, port: int, password: str, name: str, subscribe: bool = False) -> None:
+        self.name = name
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+        commands = [("AUTH", APP, password), ("CLIENT", "SETNAME", name)]
+        for command in commands + ([("SUBSCRIBE", "app-channel")] if subscribe else []):
+            self.sock.sendall(resp(*command))
+            assert self.sock.recv(4096)[:1] in (b"+", b"*"), command
+
+    def closed(self) -> bool:
+        """The server closed it: a read finds the end of the stream (nothing is published to it here)."""
+        self.sock.settimeout(0.2)
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK) == b""
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+
+
+class Replicas:
+    """The processes, and the Kubernetes side the operator would read and write: labels and the EndpointSlice."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.spec = api.parse(
+            "ns", "web", {"redis": {"managed": {"replicas": 3}}, "targets": [{"name": "w", "preset": "generic"}]}
+        )
+        self.passwords = ha.new_passwords()
+        data = ha.secret_data(self.passwords)
+        for key in (managed.SECRET_AUTH_KEY, ha.REPLICATION_CONF_KEY):
+            (tmp / key).write_text(data[key])
+        self.ports = [free_port() for _ in range(3)]
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.names = [f"web-redis-{i}" for i in range(3)]
+        self.redis = [self.start_redis(tmp, i) for i in range(3)]
+        self.sentinels = [self.start_sentinel(tmp, i, data[ha.SENTINEL_AUTH_KEY]) for i in range(3)]
+        self.creds = Credentials(OPERATOR, self.passwords[OPERATOR], 0, False)
+        self.labelled: set[str] = set()
+        self.routed: frozenset[str] = frozenset()  # what the EndpointSlice lists: the IPs labelled a pass ago
+        self.silence = nodes.Silence()
+        self.status: dict[str, Any] = {}
+
+    def start_redis(self, tmp: Path, i: int) -> subprocess.Popen[bytes]:
+        conf = (
+            ha.redis_conf(self.spec)
+            .replace("/etc/redis/auth/", f"{tmp}/")
+            .replace("dir /data", f"dir {tmp}")
+            .replace(f"port {api.REDIS_PORT}", f"port {self.ports[i]}")
+            .replace("bind 0.0.0.0", "bind 127.0.0.1")
+        )
+        conf += f"dbfilename node-{i}.rdb\n" + (f"replicaof 127.0.0.1 {self.ports[0]}\n" if i else "")
+        (tmp / f"redis-{i}.conf").write_text(conf)
+        log = (tmp / f"redis-{i}.log").open("w")
+        return subprocess.Popen(["redis-server", str(tmp / f"redis-{i}.conf")], stdout=log, stderr=log)
+
+    def start_sentinel(self, tmp: Path, i: int, auth: str) -> subprocess.Popen[bytes]:
+        quorum = ha.quorum(3)
+        conf = (
+            ha.sentinel_conf(self.spec, "127.0.0.1")
+            .replace(f"port {ha.SENTINEL_PORT}", f"port {self.sentinel_ports[i]}")
+            .replace("bind 0.0.0.0", "bind 127.0.0.1")
+            .replace(f"dir {ha.RUN_DIR}", f"dir {tmp}")
+            .replace(f"127.0.0.1 {api.REDIS_PORT} {quorum}", f"127.0.0.1 {self.ports[0]} {quorum}")
+        )
+        path = tmp / f"sentinel-{i}.conf"  # a Sentinel rewrites its config: a file of its own
+        path.write_text(conf + auth)
+        log = (tmp / f"sentinel-{i}.log").open("w")
+        return subprocess.Popen(["redis-server", str(path), "--sentinel"], stdout=log, stderr=log)
+
+    def stop(self) -> None:
+        for proc in self.redis + self.sentinels:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+        for proc in self.redis + self.sentinels:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+    # ------------------------------------------------------------ what the operator sees and does
+
+    def client(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, username=OPERATOR, password=self.passwords[OPERATOR], socket_timeout=2)
+
+    def pod(self, i: int) -> str:
+        return self.names[i]
+
+    def ip(self, pod: str) -> str:
+        return f"10.0.0.{self.names.index(pod)}"
+
+    def pods(self) -> list[nodes.Pod]:
+        return [
+            nodes.Pod(
+                name,
+                ("127.0.0.1", self.ports[i]),
+                ("127.0.0.1", self.sentinel_ports[i]),
+                frozenset({("127.0.0.1", self.ports[i])}),
+                self.ip(name),
+                name in self.labelled,
+            )
+            for i, name in enumerate(self.names)
+        ]
+
+    def step(self) -> tuple[failover.Verdict, int]:
+        """One pass: observe, decide, then act as part 2's act will (labels in order, the fence)."""
+
+        async def run() -> tuple[failover.Verdict, int]:
+            before = {k: self.status[k] for k in ("previous_master", "last_failover") if k in self.status}
+            world = await nodes.look(self.pods(), self.creds, OWN, self.routed, self.silence, now="now", **before)
+            verdict = failover.decide(world)
+            self.routed = frozenset(self.ip(pod) for pod in self.labelled)  # the last pass's labels, now routed
+            for move in verdict.labels:
+                (self.labelled.add if move.master else self.labelled.discard)(move.pod)
+            cut = await nodes.fence(verdict, self.pods(), self.creds)
+            self.status = {"previous_master": verdict.master or "", "last_failover": verdict.status.get("lastFailover")}
+            return verdict, cut
+
+        return asyncio.run(run())
+
+    def settle(self, what: str, timeout: float = 30) -> tuple[failover.Verdict, set[tuple[str, int]]]:
+        """Passes until one has nothing left to move or wait for; the connections cut on the way, as (pod, id),
+        each checked closed by Redis (CLIENT KILL answered 1)."""
+        cut: set[tuple[str, int]] = set()
+
+        def settled() -> failover.Verdict | None:
+            verdict, killed = self.step()
+            ids = {(c.pod, i) for c in verdict.cuts for i in c.ids}
+            assert killed == len(ids)
+            cut.update(ids)
+            return verdict if verdict.serving and not verdict.labels and not verdict.cuts else None
+
+        return wait_for(settled, what, timeout, interval=0.3), cut
+
+    def app_ids(self, port: int) -> tuple[int, ...]:
+        listing = tuple(failover.client_from(fields) for fields in self.client(port).client_list())
+        return failover.app_clients(listing, OWN)
+
+    def ids(self, port: int) -> dict[str, int]:
+        """Connection name -> id."""
+        return {c["name"]: int(c["id"]) for c in self.client(port).client_list() if c["name"]}
+
+    def sentinel_users(self, port: int) -> set[str]:
+        """The Sentinels (by the run id in their connection names) that hold connections to this Redis."""
+        names = [c["name"] for c in self.client(port).client_list() if c["user"] == ha.SENTINEL_USER]
+        return {name.split("-")[1] for name in names if name.startswith(failover.SENTINEL_NAME_PREFIX)}
+
+    def denied(self, port: int) -> list[tuple[str, str]]:
+        """ACL LOG: (user, what) of each refusal."""
+        return [(e["username"], e["object"]) for e in self.client(port).acl_log()]
+
+    def watch_switch(self) -> redis.client.PubSub:
+        events = self.client(self.sentinel_ports[1]).pubsub()
+        events.subscribe("+switch-master")
+        events.get_message(timeout=2)  # the subscribe confirmation
+        return events
+
+    def switched_to(self, events: redis.client.PubSub) -> str:
+        """The pod Sentinel's +switch-master names: `<name> <old host> <old port> <new host> <new port>`."""
+
+        def heard() -> str | None:
+            message = events.get_message(timeout=0.5)
+            return message["data"].decode() if message and message["type"] == "message" else None
+
+        new_port = int(wait_for(heard, "Sentinel's +switch-master", SWITCH_DEADLINE_S, interval=0).split()[4])
+        return self.names[self.ports.index(new_port)]
+
+    def ready(self) -> None:
+        """Both replicas synced, and every Sentinel knows the two replicas and the two other Sentinels."""
+        for port in self.ports[1:]:
+            wait_for(lambda p=port: self.client(p).execute_command("ROLE")[3] == b"connected", "replica linked", 20)
+        for port in self.sentinel_ports:
+
+            def known(p: int = port) -> bool:
+                info = self.client(p).sentinel_master(ha.MASTER_NAME)
+                return info["num-slaves"] == 2 and info["num-other-sentinels"] == 2
+
+            wait_for(known, "every Sentinel to know its peers", 20)
+
+
+@pytest.fixture
+def replicas(tmp_path: Path) -> Iterator[Replicas]:
+    found = Replicas(tmp_path)
+    try:
+        found.ready()
+        verdict, _ = found.settle("the first master labelled")
+        assert verdict.master == "web-redis-0" and found.labelled == {"web-redis-0"}
+        yield found
+    finally:
+        found.stop()
+
+
+def test_sigkill_of_the_master_moves_the_label_to_sentinels_choice_and_cuts_the_stragglers(replicas: Replicas) -> None:
+    r = replicas
+    pw = r.passwords[APP]
+    before = [App(r.ports[i], pw, f"before-{i}-{kind}", kind == "sub") for i in (0, 1) for kind in ("cmd", "sub")]
+    events = r.watch_switch()
+    killed_at = time.monotonic()
+    r.redis[0].send_signal(signal.SIGKILL)
+    chosen = r.switched_to(events)
+    switched_at = time.monotonic()
+    other = next(p for p in r.names[1:] if p != chosen)
+    at = {name: r.ports[r.names.index(name)] for name in r.names}
+    # Reconnects that still reached the other replica, and the apps that found the new master.
+    stragglers = [App(at[other], pw, f"straggler-{kind}", kind == "sub") for kind in ("cmd", "sub")]
+    keepers = [App(at[chosen], pw, f"keeper-{kind}", kind == "sub") for kind in ("cmd", "sub")]
+    assert not any(a.closed() for a in stragglers + keepers)  # Sentinel cut none of them: that is the fence's job
+    assert len(r.app_ids(at[other])) == 2
+    straggler_ids = {(other, r.ids(at[other])[a.name]) for a in stragglers}
+
+    verdict, cut = r.settle("the label on the new master and the stragglers cut")
+    fenced_s = time.monotonic() - switched_at
+    print(f"SIGKILL: +switch-master after {switched_at - killed_at:.1f}s, the passes settled {fenced_s:.1f}s later")
+
+    assert verdict.master == chosen and r.labelled == {chosen}
+    assert cut == straggler_ids, "the fence cut the stragglers and nothing else"
+    assert all(a.closed() for a in stragglers) and not any(a.closed() for a in keepers)
+    assert r.app_ids(at[other]) == ()
+    # Replication and the Sentinels carry on: the other replica follows the new master, and all three Sentinels
+    # still hold connections to both nodes and answer.
+    role = r.client(at[other]).role()
+    assert (role[0], int(role[2]), role[3]) == (b"slave", at[chosen], b"connected")
+    for name in (chosen, other):
+        assert len(r.sentinel_users(at[name])) == 3, name
+        assert r.denied(at[name]) == [], "Sentinel's failover ran a command its ACL user may not"
+    assert all(a.closed() for a in before)  # gone with the master, or cut by Sentinel's reconfiguration
+    assert verdict.reason == "Degraded"  # the old master is gone
+    assert verdict.status["lastFailover"]["from"] == "web-redis-0"
+    assert verdict.status["lastFailover"]["to"] == chosen
+    assert verdict.status["sentinels"] == {"ready": 3, "quorum": 2}
+    assert [n["role"] for n in verdict.status["nodes"]].count("master") == 1
+
+
+def test_a_master_frozen_then_thawed_comes_back_a_replica_and_its_apps_are_cut(replicas: Replicas) -> None:
+    r = replicas
+    frozen = [App(r.ports[0], r.passwords[APP], f"frozen-{kind}", kind == "sub") for kind in ("cmd", "sub")]
+    events = r.watch_switch()
+    r.redis[0].send_signal(signal.SIGSTOP)
+    chosen = r.switched_to(events)
+
+    verdict, _ = r.settle("the label on the new master while the old one is frozen")
+    assert verdict.master == chosen and r.labelled == {chosen}
+    assert verdict.status["nodes"][0]["role"] == "unknown" and verdict.delete == ()
+
+    r.redis[0].send_signal(signal.SIGCONT)
+    thawed_at = time.monotonic()
+    assert not any(a.closed() for a in frozen)  # nobody cut them yet: Sentinel converts it ~8 s after it answers
+    verdict, cut = r.step()
+    print(f"SIGSTOP: the thawed master's apps cut {time.monotonic() - thawed_at:.2f}s after SIGCONT")
+    assert verdict.master == chosen
+    assert cut == 2, "the fence, not Sentinel, cut the thawed master's apps"  # a client gone already counts 0
+    wait_for(lambda: all(a.closed() for a in frozen), "the frozen master's apps closed", 5)
+
+    def back_as_replica() -> bool:
+        role = r.client(r.ports[0]).execute_command("ROLE")
+        return role[0] == b"slave" and int(role[2]) == r.ports[r.names.index(chosen)] and role[3] == b"connected"
+
+    wait_for(back_as_replica, "the old master to come back as a replica of the new one", 30)
+    verdict = wait_for(lambda: (v := r.step()[0]).reason is None and v, "every replica in sync", 20)
+    assert r.labelled == {chosen} and r.app_ids(r.ports[0]) == ()
+    assert verdict.status["sentinels"] == {"ready": 3, "quorum": 2}
+
+
+def test_the_built_users_are_enough_for_replication_and_sentinel_and_no_password_is_on_a_command_line(
+    replicas: Replicas,
+) -> None:
+    """Replication and the Sentinels' monitoring ran without one ACL refusal; the apps have no login on a Sentinel;
+    the passwords reach the processes through files only (on a pod: the Secret's mount and a memory volume)."""
+    r = replicas
+    assert [r.denied(port) for port in r.ports] == [[], [], []]
+    for user in (APP, None):
+        sentinel = redis.Redis(port=r.sentinel_ports[0], username=user, password=r.passwords[APP])
+        with pytest.raises((redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)):
+            sentinel.ping()
+    for proc in replicas.redis + replicas.sentinels:
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()
+        assert not [user for user, pw in replicas.passwords.items() if pw in cmdline]
+    assert os.path.exists(replicas.redis[0].args[1])
+
+
+def test_a_replica_labelled_by_hand_loses_the_label_then_the_apps_it_drew(replicas: Replicas) -> None:
+    r = replicas
+    pw = r.passwords[APP]
+    keepers = [App(r.ports[0], pw, f"keeper-{kind}", kind == "sub") for kind in ("cmd", "sub")]
+    r.labelled.add("web-redis-2")  # kubectl label pod web-redis-2 synchro.dev/redis-role=master
+    r.routed = frozenset({r.ip("web-redis-0"), r.ip("web-redis-2")})  # the Service now sends apps to both
+    drawn = [App(r.ports[2], pw, f"drawn-{kind}", kind == "sub") for kind in ("cmd", "sub")]
+    drawn_ids = {("web-redis-2", r.ids(r.ports[2])[a.name]) for a in drawn}
+
+    verdict, cut = r.step()
+    assert verdict.labels == (failover.Label("web-redis-2", False),) and verdict.wait_for_endpoints
+    assert cut == 0  # not while the Service may still send a reconnect there
+    verdict, cut_ids = r.settle("the hand-made label gone and the drawn apps cut")
+
+    assert verdict.master == "web-redis-0" and r.labelled == {"web-redis-0"}
+    assert cut_ids == drawn_ids and all(a.closed() for a in drawn)
+    assert not any(a.closed() for a in keepers)
+    assert "lastFailover" not in verdict.status  # the master never changed
+
+
+def test_without_a_sentinel_majority_no_pod_keeps_the_label(replicas: Replicas) -> None:
+    """Fail closed: with two of three Sentinels gone, the master is healthy but cannot be confirmed."""
+    r = replicas
+    for sentinel in r.sentinels[1:]:
+        sentinel.send_signal(signal.SIGKILL)
+    verdict, cut = r.step()
+    assert verdict.master is None and verdict.reason == "NoQuorum"
+    assert verdict.labels == (failover.Label("web-redis-0", False),) and r.labelled == set()
+    assert cut == 0 and verdict.delete == ()
+    assert verdict.status["sentinels"] == {"ready": 1, "quorum": 2}
