@@ -14,7 +14,7 @@ from kit import GROUP, PLURAL, ROOT, VERSION, fresh_namespace
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from catalogue import BAD, BASE, GOOD, Row, put
+from catalogue import BAD, BASE, GOOD, MANAGED, Row, put
 from poll import wait_for
 from synchro.api import Msg
 
@@ -26,8 +26,8 @@ def bad_input_ns(cluster: client.ApiClient, synccluster_crd: None) -> Iterator[s
     """One namespace for the whole catalogue; the CRD as this checkout generates it is the one served."""
     with fresh_namespace(cluster) as name:
         # An older schema may still answer for a moment after its CRD was updated: wait for a rule of this one.
-        newest = Row("newest rule", (put("spec.probe.timeout", "10s"),), Msg.TIMEOUT)
-        wait_for(lambda: Msg.TIMEOUT in refusal(cluster, name, newest.body()), "the CRD's newest rules", 30)
+        newest = Row("newest rule", (MANAGED, put("spec.redis.managed.replicas", 2)), Msg.MANAGED_REPLICAS)
+        wait_for(lambda: Msg.MANAGED_REPLICAS in refusal(cluster, name, newest.body()), "the CRD's newest rules", 30)
         yield name
 
 

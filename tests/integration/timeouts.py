@@ -21,6 +21,7 @@ class Timeouts:
     halted: float = 60  # the operator stops itself at the test hook, after the inject write (item 5)
     scaled_after_restart: float = 60  # after the SIGKILL and a restart, the target runs its replicas (item 5)
     gone_settled: float = 90  # after a 410 Gone and a relist, the next passes decide without the deleted objects
+    real_ready: float = 240  # a Managed SyncCluster with real pods (Redis, targets, sidecars) goes PubSubHealthy
     burst_ready: float = 240  # a burst of SyncClusters, created across an apiserver restart, all go Ready (item 1)
 
 
