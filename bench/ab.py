@@ -10,6 +10,9 @@ A B B A A B ..., so a drift of the machine over the run weighs on both alike.
 Writes bench/ab.json and prints a table. Nothing here is a test: it is how issue 18's changes were judged.
 PROFILE=1 also samples each burst with py-spy (`--gil`: the thread holding the GIL) and prints where the
 operator's time went, by package; the raw stacks stay in .cluster/ab/profile-<side>-<round>.txt.
+MEMORY=1 runs the operators under tracemalloc (bench/memprofile/sitecustomize.py) and keeps, per burst, where the
+traced memory was allocated at the peak of RSS in .cluster/ab/memory-<side>-<round>.txt (the times then
+measure a traced operator: compare memory only).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ AB = ROOT / ".cluster" / "ab"
 CLUSTERS = int(os.environ.get("CLUSTERS", "100"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 PROFILE = os.environ.get("PROFILE") == "1"
+MEMORY = os.environ.get("MEMORY") == "1"
 # Where a sample's innermost frame lies, first match wins: the packages the operator spends its time in.
 PACKAGES = [
     ("synchro", "/synchro/"),
@@ -71,13 +75,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime and stime, fields 14 and 15 of stat(5)
 
 
-def start(source: Path) -> int:
+def start(source: Path, tag: str) -> int:
     b.cluster_cmd("stop-operator")
+    path, env = str(source / "operator"), dict(os.environ)
+    if MEMORY:  # the operator's PYTHONPATH gains the folder whose sitecustomize traces it
+        path += os.pathsep + str(Path(__file__).parent / "memprofile")
+        env["SYNCHRO_AB_MEMORY"] = str(AB / f"memory-{tag}.txt")
     subprocess.run(
         [sys.executable, str(ROOT / "hack" / "cluster.py"), "start-operator"],
         check=True,
         capture_output=True,
-        env={**os.environ, "SYNCHRO_OPERATOR_SOURCE": str(source / "operator")},
+        env={**env, "SYNCHRO_OPERATOR_SOURCE": path},
     )
     return b.operator_pid()
 
@@ -112,7 +120,7 @@ def by_package(raw: Path) -> dict[str, float]:
 
 
 def burst(source: Path, tag: str) -> dict[str, Any]:
-    pid = start(source)
+    pid = start(source, tag)
     ns = f"ab-{uuid.uuid4().hex[:5]}"
     b.core.create_namespace({"metadata": {"name": ns}})
     try:

@@ -684,7 +684,7 @@ def main(argv: list[str]) -> int:
         as_sa = "--as-service-account" in argv[1:]
         ensure_lease_namespace()
         kubeconfig = service_account_kubeconfig() if as_sa else KUBECONFIG
-        # SYNCHRO_OPERATOR_SOURCE: another checkout's operator/ (bench/ab.py runs two refs against one cluster)
+        # SYNCHRO_OPERATOR_SOURCE: the operator's PYTHONPATH, e.g. another checkout's operator/ (bench/ab.py)
         source = os.environ.get("SYNCHRO_OPERATOR_SOURCE", str(ROOT / "operator"))
         os.environ.update(KUBECONFIG=str(kubeconfig), PYTHONPATH=source, **operator_env())
         start(operator_proc())

@@ -9,7 +9,8 @@ if python3 hack/cluster.py status 2>/dev/null | grep -q '^operator .*running'; t
        "the chart's RBAC proof); make demo starts it again" >&2
   python3 hack/cluster.py stop-operator
 fi
-.venv/bin/python -m pytest "$@"
+# --durations: the slowest tests and their times in every log, CI's included (docs/reliability.md quotes them).
+.venv/bin/python -m pytest --durations=30 "$@"
 rc=$?
 if [ "$rc" = 5 ]; then
   echo "pytest collected no tests: the test setup is broken" >&2

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from kit import ROOT, Env, app, cluster_cmd, sync_cluster
 from kubernetes.client.rest import ApiException
+from timeouts import TIMEOUTS
 
 from poll import wait_for
 
@@ -40,7 +41,8 @@ def test_a_namespace_deleted_while_no_operator_runs_leaves_terminating_with_sync
     cluster_cmd("stop-operator")
     try:
         env.core.delete_namespace(env.ns)
-        wait_for(lambda: finalizers_hold(env), "the namespace held by the SyncCluster's finalizer", 60)
+        held = "the namespace held by the SyncCluster's finalizer"
+        wait_for(lambda: finalizers_hold(env), held, TIMEOUTS.release_held)
         assert not gone(env)
         released = subprocess.run(
             [str(ROOT / "hack" / "kubectl-synchro"), "release", "web", "-n", env.ns],
@@ -50,6 +52,6 @@ def test_a_namespace_deleted_while_no_operator_runs_leaves_terminating_with_sync
         )
         assert released.returncode == 0, released.stderr
         assert "released" in released.stdout
-        wait_for(lambda: gone(env), "the namespace gone", 60)
+        wait_for(lambda: gone(env), "the namespace gone", TIMEOUTS.release_gone)
     finally:
         cluster_cmd("start-operator", "--as-service-account")

@@ -22,6 +22,8 @@ class Timeouts:
     scaled_after_restart: float = 60  # after the SIGKILL and a restart, the target runs its replicas (item 5)
     gone_settled: float = 90  # after a 410 Gone and a relist, the next passes decide without the deleted objects
     real_ready: float = 240  # a Managed SyncCluster with real pods (Redis, targets, sidecars) goes PubSubHealthy
+    release_held: float = 60  # the namespace, deleted with no operator running, is held by the finalizer (item 6)
+    release_gone: float = 60  # after `synchro release`, the namespace is gone (item 6)
     burst_ready: float = 240  # a burst of SyncClusters, created across an apiserver restart, all go Ready (item 1)
 
 
