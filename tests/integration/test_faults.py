@@ -249,9 +249,12 @@ def test_blackholed_watches_resume_after_the_block(env: Env) -> None:
     the block is lifted, by the same operator process: kopf's watch timeouts (handlers.configure) drop the dead
     streams and connect again."""
     env.create(app("cut"))
-    env.create(sync_cluster("cut", [{"name": "cut", "preset": "generic"}], replicas=2))
     api = ("127.0.0.1", 6443 + int(os.environ.get("SYNCHRO_PORT_OFFSET", "0")))
     with BlackHole(api) as hole, own_operator(SYNCHRO_OPERATOR_API_URL=f"https://127.0.0.1:{hole.port}") as op:
+        # Created now, so that the operator behind the proxy is the one that serves it: the block must fall on
+        # an operator whose watches run, not on one still starting (once, the session's operator had served a
+        # SyncCluster created earlier, and the block cut the new one's start-up: not this fault).
+        env.create(sync_cluster("cut", [{"name": "cut", "preset": "generic"}], replicas=2))
         settled(env, "cut", 2)
         hole.freeze(forget=True)  # the connections open now never come back, as behind a NAT that forgot them
         kubectl("scale", "-n", env.ns, "synccluster/cut", "--replicas=3")  # made during the block, not through it
