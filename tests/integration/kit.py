@@ -54,6 +54,18 @@ def sync_cluster(name: str, targets: list[dict[str, Any]], replicas: int = 2, **
     }
 
 
+def probed_managed_cluster(name: str, target: str, preset: str = "generic") -> dict[str, Any]:
+    """The real node's end-to-end shape: one target at 2 replicas, a managed Redis, and the probe's sidecars asking
+    every 2 s (timeout 1 s)."""
+    return sync_cluster(
+        name,
+        [{"name": target, "preset": preset}],
+        replicas=2,
+        redis={"mode": "Managed"},
+        probe={"interval": "2s", "timeout": "1s"},
+    )
+
+
 def app(
     name: str,
     env: list[dict[str, str]] | None = None,

@@ -24,7 +24,19 @@ from typing import Any
 
 import pytest
 from blackhole import BlackHole
-from kit import GROUP, KUBECTL, PLURAL, ROOT, VERSION, Env, app, cluster_cmd, real_app, sync_cluster
+from kit import (
+    GROUP,
+    KUBECTL,
+    PLURAL,
+    ROOT,
+    VERSION,
+    Env,
+    app,
+    cluster_cmd,
+    probed_managed_cluster,
+    real_app,
+    sync_cluster,
+)
 from kubernetes import client
 from kubernetes.stream import stream
 from timeouts import TIMEOUTS
@@ -346,15 +358,7 @@ def test_after_an_apiserver_restart_a_new_managed_redis_is_reached_by_name(real_
     wait_for(api_ready, "the apiserver ready again", TIMEOUTS.api_back)
 
     env.create(real_app("named", "app", ["sleep", "infinity"]))
-    env.create(
-        sync_cluster(
-            "named",
-            [{"name": "named", "preset": "generic"}],
-            replicas=2,
-            redis={"mode": "Managed"},
-            probe={"interval": "2s", "timeout": "1s"},
-        )
-    )
+    env.create(probed_managed_cluster("named", "named"))
     host = f"named-redis.{env.ns}.svc"
     env.wait_condition("named", "PubSubHealthy", "True", "AllPodsHealthy", timeout=TIMEOUTS.real_ready)
     pod = env.core.list_namespaced_pod(env.ns, label_selector="synchro.dev/cluster=named").items[0]

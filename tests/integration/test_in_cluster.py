@@ -29,7 +29,7 @@ from kit import (
     cluster_cmd,
     fresh_namespace,
     host_operator_running,
-    sync_cluster,
+    probed_managed_cluster,
 )
 from kubernetes import client
 
@@ -201,15 +201,7 @@ def test_a_managed_synccluster_goes_ready_with_the_operator_in_cluster(installed
         assert operator.spec.service_account_name == OPERATOR
     assert leader(env, installed.operator_ns) in {p.metadata.name for p in operators}
     env.create(target("app"))
-    env.create(
-        sync_cluster(
-            "live",
-            [{"name": "app", "preset": "generic"}],
-            replicas=2,
-            redis={"mode": "Managed"},
-            probe={"interval": "2s", "timeout": "1s"},
-        )
-    )
+    env.create(probed_managed_cluster("live", "app"))
     env.wait_condition("live", "Ready", "True", timeout=240)
     pods = env.core.list_namespaced_pod(env.ns).items
     names = sorted(c.name for p in pods for c in p.spec.containers)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kit import ROOT, Env, real_app, secret, sync_cluster
+from kit import ROOT, Env, probed_managed_cluster, real_app, secret
 
 from poll import wait_for
 
@@ -36,15 +36,7 @@ CLUSTER_LABEL = "synchro.dev/cluster"
 def probed_cluster(env: Env, name: str) -> list[str]:
     """A two-replica app with real synchro-probe sidecars and a managed Redis, healthy; its pods, sorted."""
     env.create(real_app(name, "app", ["sleep", "infinity"]))
-    env.create(
-        sync_cluster(
-            name,
-            [{"name": name, "preset": "generic"}],
-            replicas=2,
-            redis={"mode": "Managed"},
-            probe={"interval": "2s", "timeout": "1s"},
-        )
-    )
+    env.create(probed_managed_cluster(name, name))
     all_healthy(env, name, 2, timeout=240)
     pods = sorted(p.metadata.name for p in live_pods(env, name))
     wait_for(

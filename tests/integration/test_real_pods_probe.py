@@ -4,7 +4,7 @@ real containers, and the operator reaches Redis through its pod address. No host
 from __future__ import annotations
 
 import pytest
-from kit import Env, real_app, sync_cluster
+from kit import Env, probed_managed_cluster, real_app
 
 from poll import wait_for
 
@@ -14,15 +14,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.realnode]
 def test_managed_redis_and_real_sidecars_go_ready(real_env: Env, real_node: str) -> None:
     env = real_env
     env.create(real_app("app", "app", ["sleep", "infinity"]))
-    env.create(
-        sync_cluster(
-            "live",
-            [{"name": "app", "preset": "generic"}],
-            replicas=2,
-            redis={"mode": "Managed"},
-            probe={"interval": "2s", "timeout": "1s"},
-        )
-    )
+    env.create(probed_managed_cluster("live", "app"))
 
     env.wait_condition("live", "RedisReady", "True", timeout=180)
     env.wait_condition("live", "Ready", "True", timeout=240)
@@ -56,15 +48,7 @@ def test_the_apps_own_subscriptions_are_counted_and_located(real_env: Env, bus: 
         f"subscribe {bus}:schemaChanged"
     )
     env.create(real_app("cms", "directus", ["sh", "-c", subscribe]))
-    env.create(
-        sync_cluster(
-            "cms",
-            [{"name": "cms", "preset": "directus"}],
-            replicas=2,
-            redis={"mode": "Managed"},
-            probe={"interval": "2s", "timeout": "1s"},
-        )
-    )
+    env.create(probed_managed_cluster("cms", "cms", "directus"))
     env.wait_condition("cms", "PubSubHealthy", "True", "AllPodsHealthy", timeout=240)
     env.wait_condition("cms", "Ready", "True")
     probe = env.sc("cms")["status"]["probe"]

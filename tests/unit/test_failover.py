@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from redis._parsers.helpers import parse_client_list  # what client_list() parses its reply with
 
 from synchro.conditions import Reason
 from synchro.redis import failover
@@ -343,6 +344,7 @@ def test_the_labels_never_leave_the_service_empty_while_a_master_is_confirmed() 
 
 
 def test_client_list_and_role_replies_parse() -> None:
+    # CLIENT LIST as redis-py's client_list() gives it (nodes.clients): one dict of strings per connection.
     text = (
         "id=5 addr=127.0.0.1:41234 laddr=127.0.0.1:6379 fd=9 name= age=0 idle=0 flags=N db=0 sub=0 psub=0 ssub=0"
         " multi=-1 qbuf=26 qbuf-free=20448 argv-mem=10 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=22426"
@@ -350,7 +352,7 @@ def test_client_list_and_role_replies_parse() -> None:
         "id=7 addr=10.0.0.2:6379 laddr=10.0.0.1:50000 fd=10 name=sentinel-ab12cd34-cmd age=9 idle=0 flags=P db=0"
         " sub=1 psub=0 ssub=0 multi=-1 cmd=subscribe user=synchro-sentinel redir=-1 resp=2\n"
     )
-    assert failover.parse_client_list(text) == (
+    assert tuple(failover.client_from(fields) for fields in parse_client_list(text)) == (
         Client(5, "127.0.0.1:41234", "", "synchro-app", "N", 0, 0),
         Client(7, "10.0.0.2:6379", "sentinel-ab12cd34-cmd", "synchro-sentinel", "P", 1, 0),
     )

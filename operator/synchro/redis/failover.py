@@ -55,12 +55,6 @@ def client_from(fields: Mapping[str, str]) -> Client:
     )
 
 
-def parse_client_list(text: str) -> tuple[Client, ...]:
-    """CLIENT LIST's reply: one `key=value ...` line per connection (a name holds no space)."""
-    lines = (dict(part.partition("=")[::2] for part in line.split() if "=" in part) for line in text.splitlines())
-    return tuple(client_from(fields) for fields in lines if "id" in fields)
-
-
 @dataclass(frozen=True)
 class Role:
     """ROLE's reply: a master with its replicas' offsets, or a replica with its link to its master."""

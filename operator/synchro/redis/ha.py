@@ -80,10 +80,6 @@ def new_passwords() -> dict[str, str]:
     return {**managed.new_passwords(), **{user: managed.new_password() for user in HA_PASSWORD_KEYS}}
 
 
-def _user_line(user: str, password: str, rights: tuple[str, ...]) -> str:
-    return " ".join(["user", user, "on", managed.password_hash(password), *rights])
-
-
 def secret_data(passwords: Mapping[str, str]) -> dict[str, str]:
     """The Secret's stringData (user -> password): what managed.secret_data holds for the app and operator users,
     the replication and Sentinel users beside them in auth.conf, and the two fragments that need a clear password."""
@@ -91,8 +87,8 @@ def secret_data(passwords: Mapping[str, str]) -> dict[str, str]:
     data = managed.secret_data(base)
     data[managed.SECRET_AUTH_KEY] += "\n".join(
         [
-            _user_line(REPLICA_USER, passwords[REPLICA_USER], REPLICA_RIGHTS),
-            _user_line(SENTINEL_USER, passwords[SENTINEL_USER], SENTINEL_RIGHTS),
+            managed.user_line(REPLICA_USER, passwords[REPLICA_USER], REPLICA_RIGHTS),
+            managed.user_line(SENTINEL_USER, passwords[SENTINEL_USER], SENTINEL_RIGHTS),
         ]
     )
     data[managed.SECRET_AUTH_KEY] += "\n"
@@ -111,8 +107,8 @@ def sentinel_auth_conf(passwords: Mapping[str, str]) -> str:
         f"sentinel sentinel-user {SENTINEL_USER}",
         f"sentinel sentinel-pass {sentinel}",
         "user default off resetpass",
-        _user_line(SENTINEL_USER, sentinel, ("&*", "+@all")),
-        _user_line(managed.OPERATOR_USER, passwords[managed.OPERATOR_USER], ("&*", "+@all")),
+        managed.user_line(SENTINEL_USER, sentinel, ("&*", "+@all")),
+        managed.user_line(managed.OPERATOR_USER, passwords[managed.OPERATOR_USER], ("&*", "+@all")),
     ]
     return "\n".join(lines) + "\n"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from synchro import api
 from synchro.api import Obj
@@ -80,10 +80,15 @@ def password_hash(password: str) -> str:
     return "#" + hashlib.sha256(password.encode()).hexdigest()
 
 
+def user_line(user: str, password: str, rules: Sequence[str]) -> str:
+    """One `user` line of a Redis config: the user on, with its password's hash and its rules."""
+    return " ".join(["user", user, "on", password_hash(password), *rules])
+
+
 def auth_conf(passwords: Mapping[str, str]) -> str:
     """The `user` lines Redis reads at start (user -> password): the default user off, each of ours on."""
     lines = ["user default off resetpass"]
-    lines += [" ".join(["user", user, "on", password_hash(passwords[user]), *rights(user)]) for user in passwords]
+    lines += [user_line(user, passwords[user], rights(user)) for user in passwords]
     return "\n".join(lines) + "\n"
 
 
