@@ -30,6 +30,8 @@ class Reason:
     DEGRADED = "Degraded"
     FAILING_OVER = "FailingOver"
     NO_QUORUM = "NoQuorum"
+    FAILED_OVER = "FailedOver"  # Events: a new Redis master, and the app connections cut on the other pods
+    CLIENTS_ON_REPLICA = "ClientsOnReplica"  # Events: app connections found on a pod that is not the master
     INVALID_SPEC = "InvalidSpec"
     INJECTED = "Injected"
     TARGET_NOT_FOUND = "TargetNotFound"

@@ -20,7 +20,7 @@ from synchro.conditions import Condition, Reason
 from synchro.kube import Kube, KubeError
 from synchro.probe import checker, verdict
 from synchro.reconcile import BUSY_RESYNC_S, SETTLED_RESYNC_S, Pass, ProbePlan, Reconciler, Sources, decide
-from synchro.reconcile.sources import io
+from synchro.reconcile.sources import io, now_iso
 from synchro.redis.model import service_addresses
 
 MAX_BACKOFF_S = 60.0
@@ -29,10 +29,6 @@ PROBE_STATUS_KEYS = ("expected", "healthy", "unhealthy", "groups", "hears")  # w
 # often; any other change (a condition, a hash, the probe) is written at once, with the latest counts.
 COUNTS_EVERY_S = 5.0
 COUNT_KEYS = ("replicas", "readyReplicas")
-
-
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Controller:

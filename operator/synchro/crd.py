@@ -346,6 +346,35 @@ _STATUS: Schema = {
                 "mode": {"type": "string"},
                 "endpoint": {"type": "string"},
                 "secret": {"type": "string"},
+                "master": {"type": "string", "description": "With replicas: the pod the apps' Service routes to."},
+                "nodes": {
+                    "type": "array",
+                    "description": "With replicas: each Redis pod's role, its link to the master, and its lag.",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "pod": {"type": "string"},
+                            "role": {"type": "string", "enum": ["master", "replica", "unknown"]},
+                            "linkUp": {"type": "boolean"},
+                            "lagBytes": {"type": "integer"},
+                        },
+                    },
+                },
+                "sentinels": {
+                    "type": "object",
+                    "description": "With replicas: the Sentinels that answered, and how many must agree.",
+                    "properties": {"ready": {"type": "integer"}, "quorum": {"type": "integer"}},
+                },
+                "lastFailover": {
+                    "type": "object",
+                    "description": "With replicas: the last time the master moved, from which pod to which.",
+                    "properties": {
+                        "time": {"type": "string"},
+                        "from": {"type": "string"},
+                        "to": {"type": "string"},
+                        "healSeconds": {"type": "number"},
+                    },
+                },
                 "passwordRotation": {
                     "type": "object",
                     "description": "The last synchro.dev/rotate-password request on a managed Redis, and how far.",

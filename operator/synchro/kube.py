@@ -150,6 +150,15 @@ class Kube:
             "PATCH", path(api_version, kind, namespace, name), body=patch, content_type="application/merge-patch+json"
         )
 
+    def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str = "") -> None:
+        """Delete; with a uid, only that object (not one made again under its name: 409). Gone already is done."""
+        body = {"preconditions": {"uid": uid}} if uid else None
+        try:
+            self._request("DELETE", path(api_version, kind, namespace, name), body=body)
+        except KubeError as e:
+            if e.status != 409:
+                raise
+
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         url = path(api.API_VERSION, api.KIND, namespace, name, "status")
         self._request("PATCH", url, body={"status": status}, content_type="application/merge-patch+json")

@@ -71,7 +71,7 @@ def landed(write: Write) -> dict[str, Any]:
 def managed_up(ping: PingResult = PONG) -> ManagedSeen:
     deployment = {"metadata": {"name": "web-redis", "resourceVersion": "3"}, "status": {"availableReplicas": 1}}
     service = {"spec": {"clusterIP": "10.96.0.9"}}
-    return ManagedSeen(PASSWORD, {"Deployment": deployment, "Service": service}, (), ping)
+    return ManagedSeen(PASSWORD, {("Deployment", "web-redis"): deployment, ("Service", "web-redis"): service}, (), ping)
 
 
 @dataclass
@@ -131,7 +131,7 @@ CASES: dict[str, tuple[Case, dict[str, tuple[bool, str]], list[int]]] = {
         [],
     ),
     "managed Redis pod not available: injected, held at 1": (
-        Case(redis=ManagedSeen(PASSWORD, {"Deployment": {"status": {}}})),
+        Case(redis=ManagedSeen(PASSWORD, {("Deployment", "web-redis"): {"status": {}}})),
         {R: (False, Reason.PROVISIONING), C: (True, Reason.INJECTED), ROLL: (False, Reason.SCALE_HELD)},
         [1],
     ),
@@ -224,9 +224,11 @@ def test_every_condition_reason_synchro_decides_is_in_the_table() -> None:
         Reason.ACL_USERS,  # events of the managed Redis's passwords (test_managed_acl)
         Reason.ROTATING_PASSWORD,
         Reason.PASSWORD_ROTATED,
-        Reason.DEGRADED,  # a managed Redis with replicas: redis/failover.py (test_failover), not in the pass yet
+        Reason.DEGRADED,  # a managed Redis with replicas: its own table (test_decide_ha)
         Reason.FAILING_OVER,
         Reason.NO_QUORUM,
+        Reason.FAILED_OVER,  # its events (test_decide_ha)
+        Reason.CLIENTS_ON_REPLICA,
     }
     every = {v for k, v in vars(Reason).items() if k.isupper()}
     assert every - elsewhere - covered == set()

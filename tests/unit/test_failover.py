@@ -382,7 +382,7 @@ def test_silence_counts_from_the_first_unanswered_pass_and_forgets_a_pod_made_ag
     from synchro.redis import nodes
 
     now = [100.0]
-    silence = nodes.Silence(lambda: now[0])
+    silence = failover.Silence(lambda: now[0])
     pod = nodes.Pod("r-0", ("10.0.0.0", 6379), ("10.0.0.0", 26379), frozenset(), uid="a")
     assert silence.heard(pod, master()) == (0.0, True)
     now[0] = 105

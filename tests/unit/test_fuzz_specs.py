@@ -36,6 +36,7 @@ from structural import SPEC_SCHEMA, errors
 from synchro import api, conditions, presets
 from synchro.conditions import Reason
 from synchro.probe.protocol import CONTAINER as PROBE_CONTAINER
+from synchro.redis import managed
 from synchro.reconcile import decide
 from synchro.reconcile.model import ExternalSeen, ManagedSeen, Pass, Snapshot, TargetSeen, Write
 from synchro.redis.model import PingResult
@@ -438,7 +439,8 @@ def worlds(draw: Any, spec: api.SyncClusterSpec) -> Snapshot:
     ping = draw(mostly(PingResult.answered(("10.0.0.5", 6379)), PingResult.unreachable("refused"), None))
     if spec.managed is not None:
         deployment = {"metadata": {"name": "x"}, "status": {"availableReplicas": draw(mostly(1, 0))}}
-        live = {"Deployment": deployment, "Service": {"spec": {"clusterIP": "10.96.0.9"}}}
+        name = managed.name(spec.name)
+        live = {("Deployment", name): deployment, ("Service", name): {"spec": {"clusterIP": "10.96.0.9"}}}
         seen: ManagedSeen | ExternalSeen = ManagedSeen(draw(mostly(PASSWORD, None)), live, (), ping)
     else:
         assert spec.external is not None
@@ -573,7 +575,11 @@ def land(seen: Snapshot, writes: tuple[Write, ...]) -> Snapshot:
     )
     redis = seen.redis
     if isinstance(redis, ManagedSeen):
-        applied = {w.obj["kind"]: {**w.obj, "status": {"availableReplicas": 1}} for w in writes if w.target is None}
+        applied = {
+            (w.obj["kind"], w.obj["metadata"]["name"]): {**w.obj, "status": {"availableReplicas": 1}}
+            for w in writes
+            if w.target is None
+        }
         redis = dataclasses.replace(redis, live={**redis.live, **applied})
     return dataclasses.replace(seen, redis=redis, targets=targets)
 

@@ -87,7 +87,7 @@ class Replicas:
         self.creds = Credentials(OPERATOR, self.passwords[OPERATOR], 0, False)
         self.labelled: set[str] = set()
         self.routed: frozenset[str] = frozenset()  # what the EndpointSlice lists: the IPs labelled a pass ago
-        self.silence = nodes.Silence()
+        self.silence = failover.Silence()
         self.status: dict[str, Any] = {}
 
     def start_redis(self, tmp: Path, i: int) -> subprocess.Popen[bytes]:

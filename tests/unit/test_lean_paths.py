@@ -292,7 +292,7 @@ def test_a_managed_pass_reads_its_secret_and_endpoints_again_only_when_they_may_
         Config(),
         redis,
         {},
-        cached=lambda ns, kind, name: watched.get(name),
+        cached=lambda ns, kind, name: watched.get(name) if kind == "Deployment" else None,
         secret_version=lambda ns, name: fake.objects.get(("Secret", name), {})
         .get("metadata", {})
         .get("resourceVersion"),

@@ -38,5 +38,5 @@ def test_a_managed_object_is_read_back_when_the_resync_is_due_and_a_new_want_is_
     # What Synchro wants changed while the copy is fresh: decide compares with that copy and writes at once.
     spec = api.parse("ns", "web", {"targets": [{"name": "web", "preset": "generic"}]})
     body = {"metadata": {"name": "web", "uid": "u1"}}
-    seen = ManagedSeen({"metadata": {"uid": "s1"}, "data": {}}, {"Service": live})
+    seen = ManagedSeen({"metadata": {"uid": "s1"}, "data": {}}, {("Service", "web-redis"): live})
     assert "Service" in [w.obj["kind"] for w in decide.managed_writes(spec, body, seen)]

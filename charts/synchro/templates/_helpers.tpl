@@ -67,14 +67,14 @@ finalizer and progress annotations on them (patch). */}}
   verbs: [get, create, update]
 {{- end -}}
 
-{{/* What Synchro's code does: operator/synchro/{handlers,reconcile,kube}.py. It never deletes. */}}
+{{/* What Synchro's code does: operator/synchro/{handlers,reconcile,kube}.py. It deletes only a frozen Redis master's pod. */}}
 {{- define "synchro.appRules" -}}
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch]
 - apiGroups: [apps]
   resources: [statefulsets]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, patch]
@@ -89,7 +89,7 @@ finalizer and progress annotations on them (patch). */}}
   verbs: [get, create, patch]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [list, watch, patch, delete]
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
   verbs: [list]

@@ -17,7 +17,7 @@ from synchro import api
 from synchro.reconcile import decide
 from synchro.reconcile.act import Actor
 from synchro.reconcile.memory import SETTLED_RESYNC_S, Memory
-from synchro.reconcile.model import Pass, ProbePlan, WorkloadKey
+from synchro.reconcile.model import ManagedSeen, Pass, ProbePlan, WorkloadKey
 from synchro.reconcile.observe import Observer
 from synchro.reconcile.sources import Sources
 
@@ -41,14 +41,17 @@ class Reconciler:
             spec = api.parse(meta["namespace"], meta["name"], body.get("spec") or {})
         except (api.SpecError, KeyError) as e:
             return decide.invalid(e)
-        unserved = decide.not_served(spec)
-        if unserved is not None:
-            return unserved
         seen = await self.observer.snapshot(body, spec, rolled_out)
+        refused = decide.shape_change(seen)
+        if refused is not None:
+            return refused
         decision = decide.decide(seen)
         if decision.secret_step is not None:  # the managed Redis's passwords first, then the pass sees them
             await self.actor.secret_step(body, decision)
-            decision = decide.decide(await self.observer.snapshot(body, spec, rolled_out))
+            seen = await self.observer.snapshot(body, spec, rolled_out)
+            decision = decide.decide(seen)
+        if decision.failover is not None and isinstance(seen.redis, ManagedSeen):  # the master's label before all
+            await self.actor.follow(body, decision, seen.redis)
         failures = await self.actor.write(decision)
         return decide.conclude(decision, failures)
 

@@ -14,9 +14,9 @@ from synchro.conditions import Reason
 from synchro.kube import KubeError
 from synchro.reconcile import decide
 from synchro.reconcile.memory import Memory
-from synchro.reconcile.model import Decision, Problem, Release, SecretStep, WorkloadKey
+from synchro.reconcile.model import Decision, ManagedSeen, Problem, Release, SecretStep, WorkloadKey
 from synchro.reconcile.sources import Sources, io
-from synchro.redis import managed
+from synchro.redis import failover, ha, managed, nodes
 
 
 class Actor:
@@ -26,7 +26,10 @@ class Actor:
     async def create_secret(self, spec: api.SyncClusterSpec, body: Mapping[str, Any]) -> None:
         """The managed Redis's passwords, generated once: they must survive operator restarts, so the Secret is
         never re-applied (a rerun finds it, and a 409 from a racing create is harmless)."""
-        fresh = managed.secret(spec, managed.new_passwords())
+        if decide.is_ha(spec):
+            fresh = ha.secret(spec, ha.new_passwords())
+        else:
+            fresh = managed.secret(spec, managed.new_passwords())
         fresh["metadata"]["ownerReferences"] = [decide.owner_reference(body)]
         await io(self.sources.kube.create, fresh)
 
@@ -39,6 +42,8 @@ class Actor:
             return await self.create_secret(spec, body)
         if step.kind == SecretStep.UPGRADE:
             patch = managed.upgrade_patch(step.passwords[managed.APP_USER], managed.new_password())
+        elif step.kind == SecretStep.HA_USERS:
+            patch = {"stringData": ha.secret_data({**ha.new_passwords(), **step.passwords})}
         elif step.kind == SecretStep.STAGE:
             patch = managed.stage_patch(step.request, managed.new_passwords())
         else:
@@ -67,6 +72,30 @@ class Actor:
         }
         if step.kind in told:
             await io(self.sources.kube.post_event, body, "Normal", *told[step.kind])
+
+    async def follow(self, body: Mapping[str, Any], decision: Decision, seen: ManagedSeen) -> None:
+        """Carry out the failover verdict of a Redis with replicas: the master label moved in the verdict's order,
+        the app connections on every other pod cut, a silent old master's pod deleted; then an Event per failover
+        (once its fence ran) and per connection found on a non-master outside one."""
+        verdict = decision.failover
+        assert verdict is not None and seen.world is not None
+        spec, kube, memory = decision.spec, self.sources.kube, self.memory
+        for move in verdict.labels:
+            await io(kube.merge_patch, "v1", "Pod", spec.namespace, move.pod, ha.label_patch(move.master))
+            self.sources.logger.info("master label %s pod %s", "put on" if move.master else "taken off", move.pod)
+        cut = 0
+        if verdict.cuts and decision.redis.creds is not None:
+            cut = await nodes.fence(verdict, seen.pods, decision.redis.creds)
+        for pod in verdict.delete:
+            uid = next((n.uid for n in seen.world.nodes if n.pod == pod), "")
+            await io(kube.delete, "v1", "Pod", spec.namespace, pod, uid)
+        told = failover.tell(seen.world, verdict, memory.failover_untold, cut)
+        for type_, reason, message in told.events:
+            await io(kube.post_event, body, type_, reason, message)
+        memory.failover_untold = told.untold
+        if verdict.master is not None:
+            memory.master = verdict.master
+            memory.last_failover = verdict.status.get("lastFailover")
 
     async def write(self, decision: Decision) -> dict[WorkloadKey, Problem]:
         """Apply each Write in order. A target that cannot be written is returned with why; anything else raises

@@ -35,7 +35,7 @@ from synchro.reconcile.model import (
     WorkloadKey,
     Write,
 )
-from synchro.redis import managed
+from synchro.redis import failover, ha, managed
 from synchro.redis.model import Credentials, PingResult, service_addresses
 
 ROLLOUT_EVERY_S = 10.0  # a target that runs an injected config starts at most one new rollout in this long
@@ -43,8 +43,10 @@ ROLLOUT_EVERY_S = 10.0  # a target that runs an injected config starts at most o
 
 def decide(seen: Snapshot) -> Decision:
     spec = seen.spec
+    verdict = None
     if isinstance(seen.redis, ManagedSeen):
-        redis = managed_redis(spec, seen.redis)
+        verdict = failover.decide(seen.redis.world) if seen.redis.world is not None else None
+        redis = managed_redis(spec, seen.redis, verdict)
         writes = managed_writes(spec, seen.body, seen.redis)
     else:
         redis, writes = external_redis(spec, seen.redis), []
@@ -56,7 +58,7 @@ def decide(seen: Snapshot) -> Decision:
     if not isinstance(seen.redis, ManagedSeen):
         return Decision(spec, redis, tuple(targets), tuple(writes))
     step, rotation = secret_step(spec, seen.body, seen.redis.secret, redis.ready, targets)
-    return Decision(spec, redis, tuple(targets), tuple(writes), step, rotation)
+    return Decision(spec, redis, tuple(targets), tuple(writes), step, rotation, verdict)
 
 
 def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pass:
@@ -71,13 +73,15 @@ def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pas
     fields = status_fields(spec, redis, targets)
     if decision.rotation is not None:
         fields["redis"]["passwordRotation"] = decision.rotation
+    if decision.failover is not None:
+        fields["redis"].update(decision.failover.status)
     staged = (decision.rotation or {}).get("phase") == "Staged"
     return Pass(
         target_conditions(spec, redis, targets),
         fields,
-        # Rollouts report through the workloads' watch events; Redis coming up, a paced rollout's turn and a staged
-        # rotation's next step are polled.
-        busy=not redis.ready or any(t.paced_s for t in targets) or staged,
+        # Rollouts report through the workloads' watch events; Redis coming up, a paced rollout's turn, a staged
+        # rotation's next step, and the master of a Redis with replicas (no watch says a Sentinel moved it) are polled.
+        busy=not redis.ready or any(t.paced_s for t in targets) or staged or is_ha(spec),
         probe=probe_plan(spec, redis, targets) if probing else None,
         probing=spec.probe.sidecar,
     )
@@ -87,16 +91,22 @@ def invalid(error: Exception) -> Pass:
     return Pass([Condition(conditions.READY, False, Reason.INVALID_SPEC, str(error))], {}, False, None)
 
 
-def not_served(spec: api.SyncClusterSpec) -> Pass | None:
-    """A spec this operator parses but does not serve yet: a managed Redis of 3 or more pods. Its builders
-    (redis/ha.py) and failover rules (redis/failover.py) exist, the pass does not run them yet (issue 15 part 2);
-    so nothing is applied, rather than one Redis pod that would pretend to be the HA the spec asks for."""
-    if spec.managed is None or not spec.managed.ha:
+def shape_change(seen: Snapshot) -> Pass | None:
+    """A live managed Redis asked to move between one pod and replicas: not served yet (issue 15), and nothing is
+    applied, because the Redis of the new shape would start empty and the Service would move the apps to it."""
+    spec, redis = seen.spec, seen.redis
+    if not isinstance(redis, ManagedSeen) or redis.other is None or spec.managed is None:
         return None
+    if managed.owner_of((redis.other.get("metadata") or {}).get("labels")) != spec.name:
+        return None  # not Synchro's: somebody's own workload of that name
+    name, kind = managed.name(spec.name), redis.other.get("kind", "")
+    now = "one pod" if kind == "Deployment" else "replicas"
+    wanted = spec.managed.replicas
     return invalid(
         api.SpecError(
-            f"spec.redis.managed.replicas: {spec.managed.replicas} (replicas with Sentinels) is not served by this"
-            " operator version yet; set 1"
+            f"spec.redis.managed.replicas: {wanted}: moving a live managed Redis from {now} to "
+            f"{'replicas' if spec.managed.ha else 'one pod'} is not served by this operator version yet (the keys"
+            f" would not follow); set it back, or delete {kind} {name} to start the new Redis empty"
         )
     )
 
@@ -173,7 +183,20 @@ def passwords(secret: Mapping[str, Any] | None, keys: Mapping[str, str]) -> dict
     return None if None in found.values() else {user: value for user, value in found.items() if value is not None}
 
 
-def managed_redis(spec: api.SyncClusterSpec, seen: ManagedSeen) -> RedisState:
+def is_ha(spec: api.SyncClusterSpec) -> bool:
+    """A managed Redis with replicas and Sentinels (redis/ha.py), rather than one pod (redis/managed.py)."""
+    return spec.managed is not None and spec.managed.ha
+
+
+def redis_objects(spec: api.SyncClusterSpec, config_version: str) -> list[Obj]:
+    return ha.applied_objects(spec, config_version) if is_ha(spec) else managed.applied_objects(spec, config_version)
+
+
+def redis_kinds(spec: api.SyncClusterSpec) -> list[tuple[str, str, str]]:
+    return ha.applied_kinds(spec) if is_ha(spec) else managed.applied_kinds(spec)
+
+
+def managed_redis(spec: api.SyncClusterSpec, seen: ManagedSeen, verdict: failover.Verdict | None = None) -> RedisState:
     assert spec.managed is not None
     name = managed.name(spec.name)
     host = f"{name}.{spec.namespace}.svc"
@@ -192,14 +215,41 @@ def managed_redis(spec: api.SyncClusterSpec, seen: ManagedSeen) -> RedisState:
         username=managed.APP_USER if auth else None,
         password=presets.SecretKeyRef(name, api.PASSWORD_KEY) if auth else None,
     )
-    if not managed.available(seen.live.get("Deployment")):
+    creds = managed_creds(spec, seen.secret)
+    if is_ha(spec):
+        return replicated_redis(spec, seen, verdict, RedisState(NOT_TRIED, endpoint, display, version, None, creds))
+    if not managed.available(seen.live.get(("Deployment", name))):
         waiting = f"waiting for the Redis pod of Deployment {name} to be ready"
         return RedisState(
             Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, waiting), endpoint, display, version
         )
     result = seen.ping or PingResult.unreachable("not tried")
-    address = result.address or next(iter(service_addresses(seen.live.get("Service"), seen.slices)), None)
-    return RedisState(redis_condition(result), endpoint, display, version, address, managed_creds(spec, seen.secret))
+    address = result.address or next(iter(service_addresses(seen.live.get(("Service", name)), seen.slices)), None)
+    return RedisState(redis_condition(result), endpoint, display, version, address, creds)
+
+
+NOT_TRIED = Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, "not tried")
+
+
+def replicated_redis(
+    spec: api.SyncClusterSpec, seen: ManagedSeen, verdict: failover.Verdict | None, state: RedisState
+) -> RedisState:
+    """RedisReady of a Redis with replicas, from the failover verdict: ready while the confirmed master is the one
+    pod the Service routes to. The operator and the probe talk to that pod's IP."""
+    name = managed.name(spec.name)
+    stateful_set = seen.live.get(("StatefulSet", name)) or {}
+    if verdict is None or seen.world is None or not (stateful_set.get("status") or {}).get("readyReplicas"):
+        waiting = f"waiting for the Redis pods of StatefulSet {name} to be ready"
+        waiting_condition = Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, waiting)
+        return dataclasses.replace(state, condition=waiting_condition)
+    master = next((p for p in seen.pods if p.name == verdict.master and p.reachable), None)
+    if verdict.serving:
+        condition = Condition(conditions.REDIS_READY, True, verdict.reason or Reason.REDIS_REACHABLE, verdict.message)
+    elif not seen.world.previous_master:  # it has never served: still coming up
+        condition = Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, verdict.message)
+    else:
+        condition = Condition(conditions.REDIS_READY, False, verdict.reason or Reason.FAILING_OVER, verdict.message)
+    return dataclasses.replace(state, condition=condition, address=master.redis if master else None)
 
 
 def managed_writes(spec: api.SyncClusterSpec, body: Mapping[str, Any], seen: ManagedSeen) -> list[Write]:
@@ -207,11 +257,12 @@ def managed_writes(spec: api.SyncClusterSpec, body: Mapping[str, Any], seen: Man
     The passwords are not part of the Redis pod's config hash: a rotation reaches the running Redis live."""
     if seen.secret is None:
         return []
-    redis_version = inject.config_hash({"redis.conf": [{"conf": managed.redis_conf(spec)}]}, "")
+    configs = ha.config_version(spec) if is_ha(spec) else {"redis.conf": managed.redis_conf(spec)}
+    redis_version = inject.config_hash({k: [{"conf": v}] for k, v in configs.items()}, "")
     writes = []
-    for obj in managed.applied_objects(spec, redis_version):
+    for obj in redis_objects(spec, redis_version):
         obj["metadata"]["ownerReferences"] = [owner_reference(body)]
-        live = seen.live.get(obj["kind"])
+        live = seen.live.get((obj["kind"], obj["metadata"]["name"]))
         if live is None or not inject.subset_equal(obj, live):
             writes.append(Write(obj, live))
     return writes
@@ -239,12 +290,20 @@ def secret_step(
     version = secret["metadata"].get("resourceVersion", "")
     if before_acl(secret):
         return SecretStep(SecretStep.UPGRADE, "", passwords(secret, {managed.APP_USER: api.PASSWORD_KEY}) or {}), None
+    if is_ha(spec) and passwords(secret, ha.HA_PASSWORD_KEYS) is None:
+        return SecretStep(SecretStep.HA_USERS, "", passwords(secret, managed.PASSWORD_KEYS) or {}), None
     marks = secret["metadata"].get("annotations") or {}
     staged, current, done = (marks.get(k, "") for k in managed.ROTATION_ANNOTATIONS)
     following = passwords(secret, managed.NEXT_KEYS)
     if following is not None:
         step = SecretStep(SecretStep.SWITCH, staged, following, version) if redis_ready else None
         return step, rotation_status(requested, "Staged", "new passwords in the Secret, for Redis once it answers")
+    if requested and requested != current and is_ha(spec):
+        return None, rotation_status(
+            requested,
+            "Refused",
+            "rotating the passwords of a managed Redis with replicas is not served by this operator version yet",
+        )
     if requested and requested != current:
         return SecretStep(SecretStep.STAGE, requested), rotation_status(requested, "Staged", "staging new passwords")
     if current and current != done:
@@ -475,7 +534,7 @@ def release(
     """With Retain, the managed Redis is orphaned so garbage collection keeps it, and targets keep their config.
     Otherwise every target this SyncCluster injected (it carries the claim) is given back."""
     if spec.retain_on_delete:
-        objects = [managed.secret(spec, {}), *managed.applied_objects(spec, "")] if spec.managed else []
+        objects = [managed.secret(spec, {}), *redis_objects(spec, "")] if spec.managed else []
         return Release(orphans=tuple(objects))
     given: list[WorkloadKey] = []
     for t in spec.targets:

@@ -6,10 +6,12 @@ Observe reads through it and act writes into it; decide never sees it. No I/O he
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from synchro import inject
 from synchro.api import Obj
 from synchro.reconcile.model import WORKLOAD_KINDS, WorkloadKey
+from synchro.redis.failover import Silence
 
 SETTLED_RESYNC_S = 60.0  # look again this often even when no watch event wakes the loop
 
@@ -28,6 +30,13 @@ class Memory:
     secrets: dict[str, Obj] = field(default_factory=dict)  # name -> the Secret as last read
     endpoints: tuple[str, str, list[Obj]] | None = None  # (the Redis Deployment, its version when listed, slices)
     rolled: dict[WorkloadKey, float] = field(default_factory=dict)  # when Synchro last rolled a target again
+    # A managed Redis with replicas: how long each pod has been silent, the master the last pass confirmed and the
+    # last failover (None: not known yet, read from status once: after a restart status is the only memory), and
+    # a failover whose Event waits for its fence (from, to): the Event says how many connections were cut.
+    silence: Silence = field(default_factory=Silence)
+    master: str | None = None
+    last_failover: dict[str, Any] | None = None
+    failover_untold: tuple[str, str] | None = None
 
     def since_rollout(self, kind: str, name: str, now: float) -> float | None:
         when = self.rolled.get((kind, name))

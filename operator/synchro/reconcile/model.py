@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from synchro import api, presets
 from synchro.api import Obj
 from synchro.conditions import Condition
+from synchro.redis.failover import Pod, Verdict, World
 from synchro.redis.model import Address, Credentials, PingResult
 
 ClaimKey = tuple[str, str, str]  # (namespace, kind, name) of a target workload, a Secret, ...
@@ -31,9 +32,12 @@ class ManagedSeen:
     """The Redis Synchro runs, as observed. Without its Secret nothing else is read."""
 
     secret: Obj | None  # the generated password; None until created
-    live: Mapping[str, Obj | None] = field(default_factory=dict)  # kind -> the managed object (None: absent)
+    live: Mapping[WorkloadKey, Obj | None] = field(default_factory=dict)  # (kind, name) -> the object (None: absent)
     slices: tuple[Obj, ...] = ()  # the Service's EndpointSlices, read once the Deployment has an available pod
-    ping: PingResult | None = None  # None: not tried yet (no available pod)
+    ping: PingResult | None = None  # None: not tried yet (no available pod); never with replicas (the World says)
+    pods: tuple[Pod, ...] = ()  # with replicas: every pod the StatefulSet should have, and where each answers
+    world: World | None = None  # with replicas: what the Sentinels and the pods said (None: no StatefulSet yet)
+    other: Obj | None = None  # Synchro's Redis workload of the other shape (a Deployment while replicas are asked)
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ class SecretStep:
     STAGE: ClassVar[str] = "stage"  # rotate: the next passwords into the Secret (Redis does not know them yet)
     SWITCH: ClassVar[str] = "switch"  # Redis takes the next passwords beside the old; the Secret makes them current
     FINISH: ClassVar[str] = "finish"  # every target rolled: Redis keeps only the current passwords
+    HA_USERS: ClassVar[str] = "ha-users"  # replicas asked of a Secret made for one pod: the replication users
 
     kind: str
     request: str = ""  # the rotate-password request it serves
@@ -142,6 +147,7 @@ class Decision:
     writes: tuple[Write, ...]  # in order: the managed Redis first, then the targets
     secret_step: SecretStep | None = None  # act makes it first, and the pass looks again
     rotation: Mapping[str, str] | None = None  # status.redis.passwordRotation; None: never asked for
+    failover: Verdict | None = None  # with replicas: labels to move, connections to cut, pods to delete
 
     @property
     def create_secret(self) -> bool:

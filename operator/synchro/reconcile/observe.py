@@ -15,9 +15,9 @@ from synchro.api import Obj
 from synchro.reconcile import decide
 from synchro.reconcile.memory import Memory
 from synchro.reconcile.model import WORKLOAD_KINDS, ExternalSeen, ManagedSeen, Snapshot, TargetSeen, WorkloadKey
-from synchro.reconcile.sources import Sources, io
-from synchro.redis import managed
-from synchro.redis.model import service_addresses
+from synchro.reconcile.sources import Sources, io, now_iso
+from synchro.redis import ha, managed, nodes
+from synchro.redis.model import ready_ips, service_addresses
 
 
 class Observer:
@@ -30,7 +30,7 @@ class Observer:
         # Redis and the targets are observed at once: the first injection waits for neither PING nor Secret.
         redis: ManagedSeen | ExternalSeen
         redis, targets = await asyncio.gather(
-            self.managed(spec) if spec.managed else self.external(spec), self.targets(spec)
+            self.managed(spec, body) if spec.managed else self.external(spec), self.targets(spec)
         )
         return Snapshot(body, spec, redis, targets, rolled_out, self.sources.config.probe_image)
 
@@ -55,24 +55,58 @@ class Observer:
         self.memory.remember_secret(name, secret)
         return secret
 
-    async def managed(self, spec: api.SyncClusterSpec) -> ManagedSeen:
+    async def managed(self, spec: api.SyncClusterSpec, body: Mapping[str, Any]) -> ManagedSeen:
         ns, name = spec.namespace, managed.name(spec.name)
         secret = await self.secret(ns, name)
         if secret is None:
             return ManagedSeen(None)
-        kinds = managed.applied_kinds(spec)
-        found = await asyncio.gather(*(self.read(api_version, kind, ns, name) for api_version, kind in kinds))
-        live = {kind: obj for (_, kind), obj in zip(kinds, found, strict=True)}
-        deployment = live.get("Deployment")
+        kinds = decide.redis_kinds(spec)
+        found = await asyncio.gather(*(self.read(api_version, kind, ns, n) for api_version, kind, n in kinds))
+        live = {(kind, n): obj for (_, kind, n), obj in zip(kinds, found, strict=True)}
+        # The workload of the other shape (a Deployment while the spec asks for replicas, or the StatefulSet while
+        # it asks for one pod) is read from the watch cache only: it holds every one, and absent is the usual case.
+        other = self.sources.cached(ns, "Deployment" if decide.is_ha(spec) else "StatefulSet", name)
+        if decide.is_ha(spec):
+            return await self.replicated(spec, body, secret, live, other)
+        deployment = live.get(("Deployment", name))
         if deployment is None or not managed.available(deployment):
-            return ManagedSeen(secret, live)
+            return ManagedSeen(secret, live, other=other)
         slices = self.memory.known_endpoints(deployment)
         if slices is None:
             slices = await io(self.sources.kube.endpoint_slices, ns, name)
-        addresses = service_addresses(live.get("Service"), slices)
+        addresses = service_addresses(live.get(("Service", name)), slices)
         result = await self.sources.redis.ping(addresses, decide.managed_creds(spec, secret), self.sources.config)
         self.memory.remember_endpoints(deployment, slices, result.ok)
-        return ManagedSeen(secret, live, tuple(slices), result)
+        return ManagedSeen(secret, live, tuple(slices), result, other=other)
+
+    async def replicated(
+        self, spec: api.SyncClusterSpec, body: Mapping[str, Any], secret: Obj, live: dict[WorkloadKey, Obj | None],
+        other: Obj | None,
+    ) -> ManagedSeen:  # fmt: skip
+        """A managed Redis with replicas: its pods and the client Service's EndpointSlices, read on every pass (no
+        watch says when a Sentinel moved the master), then every Sentinel and every Redis asked at once."""
+        ns, name = spec.namespace, managed.name(spec.name)
+        if live.get(("StatefulSet", name)) is None:
+            return ManagedSeen(secret, live, other=other)
+        listed, slices = await asyncio.gather(
+            io(self.sources.kube.list, "v1", "Pod", ns, ha.pod_selector(spec)),
+            io(self.sources.kube.endpoint_slices, ns, name),
+        )
+        pods = ha.pods(spec, listed, self.sources.config.may_connect)
+        if self.memory.master is None:  # the first pass since the operator started: status is the memory
+            written = (body.get("status") or {}).get("redis") or {}
+            self.memory.master, self.memory.last_failover = written.get("master", ""), written.get("lastFailover")
+        world = await nodes.look(
+            pods,
+            decide.managed_creds(spec, secret),
+            ha.OWN_USERS,
+            ready_ips(slices),
+            self.memory.silence,
+            now=now_iso(),
+            previous_master=self.memory.master,
+            last_failover=self.memory.last_failover,
+        )
+        return ManagedSeen(secret, live, tuple(slices), pods=tuple(pods), world=world, other=other)
 
     async def external(self, spec: api.SyncClusterSpec) -> ExternalSeen:
         ext = spec.external

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,11 @@ LOG = logging.getLogger("synchro")
 async def io(fn: Callable[..., T], *args: Any) -> T:
     """Run a blocking Kubernetes client call off the event loop."""
     return await asyncio.to_thread(fn, *args)
+
+
+def now_iso() -> str:
+    """The wall clock, as status and Events write it."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def nothing_cached(namespace: str, kind: str, name: str) -> Obj | None:

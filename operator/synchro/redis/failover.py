@@ -11,13 +11,14 @@ Sentinel picks the master; the operator only follows it, and fences:
 4. an old master that stays unanswered past DELETE_AFTER_S loses its pod: its app connections cannot be cut
    while it is frozen, and deleting the pod closes them.
 
-No I/O and no clock: redis/nodes.py gathers a World and carries out a Verdict.
+No I/O, and no clock but the one Silence is handed: redis/nodes.py gathers a World and carries out a Verdict.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,23 @@ def parse_role(reply: Sequence[Any]) -> Role:
 
 
 @dataclass(frozen=True)
+class Pod:
+    """Where the operator reaches one Redis pod and its Sentinel, and what the Kubernetes side knows of it."""
+
+    name: str
+    redis: Address  # ("", port): not reachable (no pod, no IP yet, or outside SYNCHRO_REDIS_NETWORKS)
+    sentinel: Address
+    names: frozenset[Address]  # what the Sentinels call it: its stable DNS name (and its IP)
+    ip: str | None = None
+    labelled: bool = False
+    uid: str = ""  # a pod made again under the same name starts a new silence
+
+    @property
+    def reachable(self) -> bool:
+        return bool(self.redis[0])
+
+
+@dataclass(frozen=True)
 class Node:
     """One Redis pod, as seen this pass. None for what it did not answer."""
 
@@ -89,6 +107,7 @@ class Node:
     clients: tuple[Client, ...] | None = None
     unanswered_s: float = 0.0  # how long it has not answered ROLE (0: it answers)
     was_master: bool = False  # the last ROLE it answered (this pod, not an earlier one of its name) said master
+    uid: str = ""  # the pod's uid: a deletion must not reach a pod made again under its name
 
 
 @dataclass(frozen=True)
@@ -277,3 +296,45 @@ def status_fields(world: World, master: str | None) -> dict[str, Any]:
     elif world.last_failover:
         fields["lastFailover"] = dict(world.last_failover)
     return fields
+
+
+@dataclass(frozen=True)
+class Told:
+    events: tuple[tuple[str, str, str], ...]  # (type, reason, message)
+    untold: tuple[str, str] | None  # a failover (from, to) whose Event waits for its fence
+
+
+def tell(world: World, verdict: Verdict, untold: tuple[str, str] | None, cut: int) -> Told:
+    """The Events of a pass: one per failover, once the Service routes to the new master and the fence ran (so it
+    can say how many connections were cut), and one per pass that cut app connections outside a failover."""
+    before, master = world.previous_master, verdict.master
+    if master is not None and before and before != master:
+        untold = (before, master)
+    if untold is not None and verdict.serving:
+        message = f"{untold[1]} replaced {untold[0]} as the Redis master; app connections cut on the other pods: {cut}"
+        return Told((("Normal", Reason.FAILED_OVER, message),), None)
+    if cut:
+        pods = ", ".join(c.pod for c in verdict.cuts)
+        message = f"app connections on {pods}, which are not the master ({master}): {cut} cut"
+        return Told((("Warning", Reason.CLIENTS_ON_REPLICA, message),), untold)
+    return Told((), untold)
+
+
+class Silence:
+    """Since when each pod has not answered ROLE, and whether the last ROLE it answered said master: what
+    failover.Node's unanswered_s and was_master read. Kept per pod uid, so a pod deleted and made again under the
+    same name starts afresh. One per SyncCluster, kept between passes in reconcile/memory.py."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._since: dict[tuple[str, str], float] = {}
+        self._master: dict[tuple[str, str], bool] = {}
+
+    def heard(self, pod: Pod, answer: Role | None) -> tuple[float, bool]:
+        """(seconds unanswered, was master) after this pass's answer."""
+        key = (pod.name, pod.uid)
+        if answer is not None:
+            self._since.pop(key, None)
+            self._master[key] = answer.role == "master"
+            return 0.0, self._master[key]
+        return self.clock() - self._since.setdefault(key, self.clock()), self._master.get(key, False)

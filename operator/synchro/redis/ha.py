@@ -5,17 +5,16 @@ selects only the pod the operator labelled master (redis/failover.py decides whi
 Passwords live only in the Secret. The conf fragments that must hold one in clear (a replica's `masterauth`, a
 Sentinel's `auth-pass`) are Secret keys too; the start scripts (in the ConfigMap) copy them into a per-pod memory
 volume, because a Sentinel rewrites its config file as it learns.
-
-Not wired into the pass yet (decide.not_served refuses 3 or more): part 2 of the issue.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from synchro import api
 from synchro.api import Obj
 from synchro.redis import managed
+from synchro.redis.failover import Pod
 
 SENTINEL_PORT = 26379
 MASTER_NAME = "synchro"  # what the Sentinels call the master they watch
@@ -30,6 +29,7 @@ REBOOT_DOWN_AFTER_MS = 20000
 
 REPLICA_USER = "synchro-replica"  # the replicas' login to their master
 SENTINEL_USER = "synchro-sentinel"  # the Sentinels' login to Redis and to each other
+OWN_USERS = frozenset({managed.OPERATOR_USER, REPLICA_USER, SENTINEL_USER})  # never an app's: never cut
 HA_PASSWORD_KEYS = {REPLICA_USER: "replica-password", SENTINEL_USER: "sentinel-password"}
 REPLICATION_CONF_KEY = "replication.conf"  # masteruser/masterauth, in clear: a Secret key, never a ConfigMap's
 SENTINEL_AUTH_KEY = "sentinel-auth.conf"
@@ -61,6 +61,11 @@ def headless_name(cluster: str) -> str:
 def pod_names(spec: api.SyncClusterSpec) -> list[str]:
     assert spec.managed is not None
     return [f"{managed.name(spec.name)}-{i}" for i in range(spec.managed.replicas)]
+
+
+def pod_selector(spec: api.SyncClusterSpec) -> str:
+    """The label selector of the StatefulSet's pods."""
+    return ",".join(f"{k}={v}" for k, v in managed.labels(spec.name).items())
 
 
 def pod_host(spec: api.SyncClusterSpec, pod: str) -> str:
@@ -366,3 +371,36 @@ def applied_objects(spec: api.SyncClusterSpec, config_version: str) -> list[Obj]
         pod_disruption_budget(spec),
         stateful_set(spec, config_version),
     ]
+
+
+def applied_kinds(spec: api.SyncClusterSpec) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of every object applied_objects() builds, in its order."""
+    return [(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in applied_objects(spec, "")]
+
+
+def config_version(spec: api.SyncClusterSpec) -> dict[str, str]:
+    """What the pods must restart for when it changes: the ConfigMap's configs and start scripts (not the
+    passwords, which a rotation sets live)."""
+    return dict(config_map(spec)["data"])
+
+
+def pods(spec: api.SyncClusterSpec, listed: Sequence[Obj], reachable: Callable[[str], bool]) -> list[Pod]:
+    """Every pod the StatefulSet should have, from the Redis pods listed (one missing, or without an IP yet, or at
+    an IP the operator may not connect to, cannot be reached: it counts as a pod and a Sentinel that are silent)."""
+    by_name = {p["metadata"]["name"]: p for p in listed}
+    found = []
+    for name in pod_names(spec):
+        pod = by_name.get(name, {})
+        meta = pod.get("metadata") or {}
+        ip = (pod.get("status") or {}).get("podIP") or None
+        host = ip if ip and reachable(ip) else ""
+        names = {(pod_host(spec, name).lower(), api.REDIS_PORT)} | ({(ip, api.REDIS_PORT)} if ip else set())
+        labelled = (meta.get("labels") or {}).get(ROLE_LABEL) == MASTER
+        where = ((host, api.REDIS_PORT), (host, SENTINEL_PORT))
+        found.append(Pod(name, *where, frozenset(names), ip, labelled, meta.get("uid", "")))
+    return found
+
+
+def label_patch(master: bool) -> Obj:
+    """The merge patch that puts the master label on a pod, or takes it off."""
+    return {"metadata": {"labels": {ROLE_LABEL: MASTER if master else None}}}

@@ -307,9 +307,9 @@ def applied_objects(spec: api.SyncClusterSpec, config_version: str) -> list[Obj]
     return [o for o in objects if o is not None]
 
 
-def applied_kinds(spec: api.SyncClusterSpec) -> list[tuple[str, str]]:
-    """(apiVersion, kind) of every object applied_objects() builds, in its order; all carry the name name()."""
-    return [(o["apiVersion"], o["kind"]) for o in applied_objects(spec, "")]
+def applied_kinds(spec: api.SyncClusterSpec) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of every object applied_objects() builds, in its order."""
+    return [(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in applied_objects(spec, "")]
 
 
 def available(deployment: Obj | None) -> bool:

@@ -49,3 +49,14 @@ def service_addresses(service: Mapping[str, Any] | None, slices: Sequence[Mappin
             if (endpoint.get("conditions") or {}).get("ready", True):
                 found += [(a, int(port or api.REDIS_PORT)) for a in endpoint.get("addresses", [])]
     return found
+
+
+def ready_ips(slices: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    """Every address a Service's EndpointSlices list as ready: where its traffic goes now."""
+    return frozenset(
+        a
+        for s in slices
+        for endpoint in s.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready", True)
+        for a in endpoint.get("addresses", [])
+    )

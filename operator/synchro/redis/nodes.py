@@ -1,17 +1,15 @@
 """The I/O of an HA managed Redis's failover (the rules are redis/failover.py): ask every Sentinel which master it
 follows, every Redis its ROLE and CLIENT LIST, all at once and each within a timeout; and cut connections by id.
 
-The labels, EndpointSlices and pod deletion are the Kubernetes side: the caller reads and writes those (part 2
-wires this into the pass). Each call opens its own short-lived connection, so a frozen pod costs one timeout and
+The labels, EndpointSlices and pod deletion are the Kubernetes side: reconcile's observe and act read and write
+those. Each call opens its own short-lived connection, so a frozen pod costs one timeout and
 leaves nothing half-read in a pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 from redis.asyncio.retry import Retry
@@ -20,26 +18,13 @@ from redis.exceptions import RedisError
 
 from synchro.redis import failover
 from synchro.redis.connect import client_for
-from synchro.redis.failover import Client, Node, Role, World
+from synchro.redis.failover import Client, Node, Pod, Role, Silence, World
 from synchro.redis.ha import MASTER_NAME
 from synchro.redis.model import Address, Credentials
 
 TIMEOUT_S = 1.0
 ONCE = Retry(NoBackoff(), 0)  # no retry: a pod that does not answer within the timeout has not answered
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Pod:
-    """Where the operator reaches one Redis pod and its Sentinel, and what the Kubernetes side knows of it."""
-
-    name: str
-    redis: Address
-    sentinel: Address
-    names: frozenset[Address]  # what the Sentinels call it: its stable DNS name (and its IP)
-    ip: str | None = None
-    labelled: bool = False
-    uid: str = ""  # a pod made again under the same name starts a new silence
 
 
 async def _ask(address: Address, creds: Credentials, timeout: float, ask: Callable[[Any], Awaitable[T]]) -> T:
@@ -92,24 +77,12 @@ async def cut(address: Address, creds: Credentials, ids: Iterable[int], timeout:
     return killed
 
 
-class Silence:
-    """Since when each pod has not answered ROLE, and whether the last ROLE it answered said master: what
-    failover.Node's unanswered_s and was_master read. Kept per pod uid, so a pod deleted and made again under the
-    same name starts afresh. One per SyncCluster, kept between passes (part 2: in reconcile/memory.py)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._since: dict[tuple[str, str], float] = {}
-        self._master: dict[tuple[str, str], bool] = {}
-
-    def heard(self, pod: Pod, answer: Role | None) -> tuple[float, bool]:
-        """(seconds unanswered, was master) after this pass's answer."""
-        key = (pod.name, pod.uid)
-        if answer is not None:
-            self._since.pop(key, None)
-            self._master[key] = answer.role == "master"
-            return 0.0, self._master[key]
-        return self.clock() - self._since.setdefault(key, self.clock()), self._master.get(key, False)
+async def _if(pod: Pod, call: Coroutine[Any, Any, T]) -> T | None:
+    """The call's answer, or no answer for a pod that cannot be reached (the call is never started)."""
+    if pod.reachable:
+        return await call
+    call.close()
+    return None
 
 
 async def look(
@@ -124,12 +97,12 @@ async def look(
     """Every Sentinel's master, every pod's ROLE and CLIENT LIST, at once. `pods` must be every pod the
     StatefulSet should have, a missing one included (it counts as a Sentinel that did not answer: a majority is
     of all Sentinels). `before` is World's previous_master, last_failover and now, from status and the clock."""
-    masters = asyncio.gather(*(sentinel_master(p.sentinel, creds, timeout) for p in pods))
-    roles = asyncio.gather(*(role(p.redis, creds, timeout) for p in pods))
-    lists = asyncio.gather(*(clients(p.redis, creds, timeout) for p in pods))
+    masters = asyncio.gather(*(_if(p, sentinel_master(p.sentinel, creds, timeout)) for p in pods))
+    roles = asyncio.gather(*(_if(p, role(p.redis, creds, timeout)) for p in pods))
+    lists = asyncio.gather(*(_if(p, clients(p.redis, creds, timeout)) for p in pods))
     said, answered, connections = await asyncio.gather(masters, roles, lists)
     nodes = tuple(
-        Node(p.name, p.names, p.ip, p.labelled, r, c, *silence.heard(p, r))
+        Node(p.name, p.names, p.ip, p.labelled, r, c, *silence.heard(p, r), uid=p.uid)
         for p, r, c in zip(pods, answered, connections, strict=True)
     )
     return World(nodes, tuple(said), endpoints, own_users, **before)
