@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -219,7 +219,8 @@ async def cluster_pods(
     return {(namespace or "", labels[api.CLUSTER_LABEL]): checker.pod_record(body)}
 
 
-# Asked to stop, a loop finishes its pass and returns (cancellation_backoff); kopf cancels it only after that.
+# Asked to stop, a loop cancels its own round in progress and returns at once (until_stopped). kopf waits
+# cancellation_backoff for that before it cancels the daemon itself and logs "is cancelled. Will escalate".
 @kopf.daemon(api.GROUP, api.VERSION, api.PLURAL, cancellation_backoff=5, cancellation_timeout=10)
 async def controller(
     body: kopf.Body,
@@ -237,12 +238,6 @@ async def controller(
     event = memo.wakers.setdefault(key, asyncio.Event())
     uid = body["metadata"]["uid"]
     ends = Ends(stopped, memo.gone, uid)
-
-    async def wake_when_stopped() -> None:  # a loop asleep until its next resync must still stop at once
-        await stopped.wait()
-        event.set()
-
-    stopping = asyncio.create_task(wake_when_stopped())
     try:
         sources = Sources(
             memo.kube,
@@ -254,11 +249,33 @@ async def controller(
             pods=lambda namespace, name: list(cluster_pods.get((namespace, name), ())),  # read live on every probe
             logger=logger,
         )
-        await Controller(sources, body).run(ends, event)
+        await until_stopped(Controller(sources, body).run(ends, event), stopped)
     finally:
-        stopping.cancel()
         memo.wakers.pop(key, None)
         memo.gone.discard(uid)
+
+
+async def until_stopped(loop: Coroutine[Any, Any, None], stopped: kopf.DaemonStopped) -> None:
+    """Run a controller loop until it returns, or until kopf asks it to stop: then cancel it, whatever it awaits.
+    The pass or probe round in progress is abandoned as an operator restart would abandon it (passes are
+    level-based). A cancel of the daemon itself from outside still propagates."""
+
+    async def asked() -> None:
+        await stopped.wait()
+
+    running = asyncio.create_task(loop)
+    stopping = asyncio.create_task(asked())
+    try:
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        running.cancel()  # nothing to do if it returned on its own
+        try:
+            await running  # its finally blocks run; an error of its own is raised here
+        except asyncio.CancelledError:
+            daemon = asyncio.current_task()
+            if not stopped or (daemon is not None and daemon.cancelling()):  # not our cancel: kopf's, or its own
+                raise
 
 
 class Ends:
