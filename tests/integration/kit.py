@@ -392,3 +392,29 @@ def cargo_install(crate: str, version: str, binary: str, features: list[str]) ->
         partial.rename(target)
     shutil.rmtree(partial, ignore_errors=True)
     return target / "bin" / binary
+
+
+def container_pid(env: Env, pod: str, container: str, command: str) -> int | None:
+    """The host PID of `command` (a word of its command line) in the running `container` of `pod`: the process
+    in that container's cgroup, named by the container ID in the pod's status. (The environment would not do:
+    redis-server writes its process title over it.)"""
+    found = [
+        c
+        for c in env.core.read_namespaced_pod(pod, env.ns).status.container_statuses or []
+        if c.name == container and c.state.running and c.container_id
+    ]
+    if not found:
+        return None
+    container_id = found[0].container_id.rpartition("://")[2]
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (
+                container_id in (proc / "cgroup").read_text()
+                and command.encode() in (proc / "cmdline").read_bytes().replace(b"\0", b" ").split()
+            ):
+                return int(proc.name)
+        except OSError:
+            continue  # gone meanwhile
+    return None

@@ -24,6 +24,8 @@ class Timeouts:
     real_ready: float = 240  # a Managed SyncCluster with real pods (Redis, targets, sidecars) goes PubSubHealthy
     release_held: float = 60  # the namespace, deleted with no operator running, is held by the finalizer (item 6)
     release_gone: float = 60  # after `synchro release`, the namespace is gone (item 6)
+    ha_switch: float = 60  # after a fault of the master, a majority of the Sentinels names another pod (issue 15)
+    ha_heal: float = 90  # after a fault of the master, probes, routing and the fence all say healed (issue 15)
     burst_ready: float = 240  # a burst of SyncClusters, created across an apiserver restart, all go Ready (item 1)
 
 

@@ -247,7 +247,7 @@ def redis_reason(world: World, master: str | None, wait: bool) -> tuple[str | No
     if wait:
         return Reason.FAILING_OVER, f"{master} is the master; waiting for Service routing to list it alone"
     followed = next(n.addresses for n in world.nodes if n.pod == master)
-    missing = [n.pod for n in world.nodes if n.pod != master and not replica_of(n, followed)]
+    missing = [f"{n.pod} ({following(n)})" for n in world.nodes if n.pod != master and not replica_of(n, followed)]
     if missing or answered < len(world.sentinels):
         return Reason.DEGRADED, (
             f"{master} serves; replicas not in sync: {', '.join(missing) or 'none'};"
@@ -266,6 +266,17 @@ def replica_of(node: Node, master: frozenset[Address]) -> bool:
         and role.master is not None
         and ((role.master[0].lower(), role.master[1]) in master)
     )
+
+
+def following(node: Node) -> str:
+    """What a pod that is not an in-sync replica of the master says of itself."""
+    role = node.role
+    if role is None:
+        return "no answer"
+    if role.role != "slave" or role.master is None:
+        return f"says {role.role}"
+    host, port = role.master
+    return f"replica of {host}:{port}, link {'up' if role.link_up else 'down'}"
 
 
 def sentinel_answers(world: World) -> str:

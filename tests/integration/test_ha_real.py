@@ -1,0 +1,278 @@
+"""A managed Redis with replicas (issue 15) on the real node: three Redis pods with a Sentinel each, a target whose
+two pods run real synchro-probe sidecars, and faults of the master.
+
+After each fault the test waits until all of these hold, and records how long that took (the heal time):
+- PubSubHealthy is AllPodsHealthy about both pods, and RedisReady is True;
+- status.redis.master names a pod whose ROLE says master;
+- every target pod has a connection on that master (CLIENT LIST, mapped to pods by IP);
+- no other Redis pod holds a connection of the app user.
+
+The module shares one SyncCluster: the faults run in turn on it, each from a healed state. A container's processes are
+host processes here, so a test signals redis-server directly (kit.container_pid).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from typing import Any
+
+import pytest
+import redis
+from kit import REAL_NODE_TOLERATION, Env, cluster_cmd, container_pid, fresh_namespace, real_app
+from kubernetes import client
+from timeouts import TIMEOUTS
+
+from poll import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.realnode]
+NAME = "ha"
+STS = f"{NAME}-redis"
+APP_USER, OPERATOR_USER = "synchro-app", "synchro-operator"
+HEALED: dict[str, float] = {}  # fault -> seconds from the fault until every check held
+
+
+@pytest.fixture(scope="module")
+def ha(cluster: client.ApiClient, operator: None, real_node: str) -> Iterator[Env]:
+    """A namespace on the real node with the SyncCluster healthy: a target at 2 replicas, Redis at 3."""
+    annotations = {
+        "scheduler.alpha.kubernetes.io/node-selector": "synchro.dev/node=real",
+        "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([REAL_NODE_TOLERATION]),
+    }
+    with fresh_namespace(cluster, annotations) as name:
+        env = Env(cluster, name)
+        env.create(real_app(NAME, "app", ["sleep", "infinity"]))
+        env.create(
+            {
+                "apiVersion": "synchro.dev/v1alpha1",
+                "kind": "SyncCluster",
+                "metadata": {"name": NAME},
+                "spec": {
+                    "replicas": 2,
+                    "targets": [{"name": NAME, "preset": "generic"}],
+                    "redis": {"mode": "Managed", "managed": {"replicas": 3}},
+                    "probe": {"interval": "2s", "timeout": "1s"},
+                },
+            }
+        )
+        wait_for(lambda: healed(env, synced=True), "the SyncCluster with replicas healthy", TIMEOUTS.real_ready)
+        yield env
+    if HEALED:
+        print("\nheal times (s): " + json.dumps({k: round(v, 1) for k, v in HEALED.items()}))
+
+
+# ---------------------------------------------------------------- what the test reads
+
+
+def secret_value(env: Env, key: str) -> str:
+    secret = env.core.read_namespaced_secret(STS, env.ns)
+    return base64.b64decode(secret.data[key]).decode()
+
+
+def pod_ip(env: Env, pod: str) -> str | None:
+    try:
+        found = env.core.read_namespaced_pod(pod, env.ns)
+    except client.ApiException:
+        return None
+    return None if found.metadata.deletion_timestamp else found.status.pod_ip
+
+
+def connect(
+    env: Env, ip: str, port: int = 6379, user: str = OPERATOR_USER, key: str = "operator-password"
+) -> redis.Redis:
+    return redis.Redis(host=ip, port=port, username=user, password=secret_value(env, key), socket_timeout=2)
+
+
+def clients(env: Env, ip: str) -> list[dict[str, Any]]:
+    with connect(env, ip) as r:
+        return list(r.client_list())
+
+
+def app_pod_ips(env: Env) -> set[str]:
+    pods = env.core.list_namespaced_pod(env.ns, label_selector=f"synchro.dev/cluster={NAME}").items
+    return {p.status.pod_ip for p in pods if p.status.pod_ip and not p.metadata.deletion_timestamp}
+
+
+def redis_pods(env: Env) -> dict[str, str]:
+    """Redis pod -> its IP, for every pod running and not being deleted."""
+    return {p: ip for p in (f"{STS}-{i}" for i in range(3)) if (ip := pod_ip(env, p))}
+
+
+def status_redis(env: Env) -> dict[str, Any]:
+    return dict((env.sc(NAME).get("status") or {}).get("redis") or {})
+
+
+def healed(env: Env, synced: bool = False) -> str:
+    """The master's name once every check holds; raises LookupError naming the first one that does not. With
+    `synced`, every replica must also be in sync (RedisReady Reachable, not Degraded): where a fault starts from."""
+    c = {t: env.condition(NAME, t) or {} for t in ("PubSubHealthy", "RedisReady")}
+    if (c["PubSubHealthy"].get("reason"), c["RedisReady"].get("status")) != ("AllPodsHealthy", "True"):
+        raise LookupError(f"conditions: {[(t, x.get('status'), x.get('reason')) for t, x in c.items()]}")
+    if synced and c["RedisReady"].get("reason") != "Reachable":
+        raise LookupError(f"RedisReady: {c['RedisReady'].get('reason')}: {c['RedisReady'].get('message')}")
+    probe = (env.sc(NAME).get("status") or {}).get("probe") or {}
+    if probe.get("healthy") != 2:
+        raise LookupError(f"probe: {probe.get('healthy')} healthy")
+    master = status_redis(env).get("master", "")
+    ips = redis_pods(env)
+    if master not in ips:
+        raise LookupError(f"status.redis.master {master!r} is not a running pod ({sorted(ips)})")
+    with connect(env, ips[master]) as r:
+        if r.role()[0] != b"master":
+            raise LookupError(f"{master} says {r.role()[0]!r}")
+    apps = app_pod_ips(env)
+    on_master = {c["addr"].rpartition(":")[0] for c in clients(env, ips[master]) if c.get("user") == APP_USER}
+    if not apps <= on_master:
+        raise LookupError(f"target pods {sorted(apps - on_master)} have no connection on the master {master}")
+    for pod, ip in ips.items():
+        stray = [c["addr"] for c in clients(env, ip) if c.get("user") == APP_USER] if pod != master else []
+        if stray:
+            raise LookupError(f"{pod} is not the master and holds app connections from {stray}")
+    return master
+
+
+def heal(env: Env, fault: str, since: float) -> str:
+    """Wait until healed; print when each reason it was not yet changed, seconds after the fault."""
+    said: list[str] = []
+    last = [""]
+
+    def check() -> str:
+        try:
+            return healed(env)
+        except LookupError as e:
+            if str(e) != last[0]:
+                last[0] = str(e)
+                said.append(f"{time.monotonic() - since:5.1f}s {e}")
+            raise
+
+    try:
+        master = wait_for(check, f"healed after {fault}", TIMEOUTS.ha_heal)
+    finally:
+        print(f"\n{fault}:\n  " + "\n  ".join(said))
+    HEALED[fault] = time.monotonic() - since
+    return master
+
+
+def sentinels_name_other_than(env: Env, old: str) -> str:
+    """The pod a majority of the Sentinels now names master, once it is not `old`."""
+
+    def named() -> str | None:
+        said = []
+        for ip in redis_pods(env).values():
+            with suppress(redis.RedisError), connect(env, ip, 26379) as s:
+                host = s.sentinel_get_master_addr_by_name("synchro")[0]
+                said.append((host.decode() if isinstance(host, bytes) else str(host)).split(".")[0])
+        winner = max(set(said), key=said.count, default=None)
+        return winner if winner and winner != old and said.count(winner) >= 2 else None
+
+    return wait_for(named, f"a majority of the Sentinels to name another master than {old}", TIMEOUTS.ha_switch)
+
+
+def events(env: Env, reason: str) -> list[str]:
+    return [e.message for e in env.events(NAME) if e.reason == reason]
+
+
+def write_key(env: Env, master: str, key: str) -> None:
+    with connect(env, redis_pods(env)[master]) as r:
+        r.set(key, "kept")
+        assert r.wait(2, 2000) == 2  # both replicas have it: what async replication can lose is not checked here
+
+
+def key_kept(env: Env, master: str, key: str) -> None:
+    with connect(env, redis_pods(env)[master]) as r:
+        assert r.get(key) == b"kept", f"{key} lost on the new master {master}"
+
+
+# ---------------------------------------------------------------- the faults
+
+
+def test_master_pod_deleted(ha: Env) -> None:
+    master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
+    write_key(ha, master, "deleted")
+    told = len(events(ha, "FailedOver"))
+    since = time.monotonic()
+    ha.core.delete_namespaced_pod(master, ha.ns)
+    new = heal(ha, "pod deleted", since)
+    assert new != master
+    key_kept(ha, new, "deleted")
+    wait_for(lambda: len(events(ha, "FailedOver")) > told, "a FailedOver event", 30)
+    last = status_redis(ha).get("lastFailover") or {}
+    assert (last.get("from"), last.get("to")) == (master, new)
+
+
+def test_master_sigkilled_with_no_persistence_loses_no_key(ha: Env) -> None:
+    """Redis restarts empty within down-after while the Sentinels still name it master: its start script refuses to
+    serve while a replica holds its data, so the Sentinels promote that replica and no key is lost."""
+    master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
+    write_key(ha, master, "killed")
+    pid = container_pid(ha, master, "redis", "redis-server")
+    assert pid is not None
+    since = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    new = heal(ha, "SIGKILL", since)
+    assert new != master
+    key_kept(ha, new, "killed")
+    wait_for(lambda: role_of(ha, master) == b"slave", f"{master} back as a replica", TIMEOUTS.ha_heal)
+
+
+def role_of(env: Env, pod: str) -> bytes | None:
+    ip = redis_pods(env).get(pod)
+    if ip is None:
+        return None
+    with suppress(redis.RedisError), connect(env, ip) as r:
+        return bytes(r.role()[0])
+    return None
+
+
+def test_master_frozen_then_thawed_comes_back_as_a_replica_without_app_connections(ha: Env) -> None:
+    master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
+    pid = container_pid(ha, master, "redis", "redis-server")
+    assert pid is not None
+    since = time.monotonic()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        sentinels_name_other_than(ha, master)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    new = heal(ha, "SIGSTOP", since)
+    assert new != master
+    wait_for(lambda: role_of(ha, master) == b"slave", f"{master} back as a replica", TIMEOUTS.ha_heal)
+    healed(ha)  # and still no app connection on it
+
+
+def test_operator_stopped_during_a_failover_routes_when_it_returns(ha: Env) -> None:
+    master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
+    cluster_cmd("stop-operator")
+    try:
+        since = time.monotonic()
+        ha.core.delete_namespaced_pod(master, ha.ns)
+        sentinels_name_other_than(ha, master)
+    finally:
+        cluster_cmd("start-operator", "--as-service-account")
+    assert heal(ha, "operator stopped", since) != master
+
+
+def test_a_replica_labelled_master_by_hand_is_unlabelled_and_its_app_connections_cut(ha: Env) -> None:
+    master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
+    replica = next(p for p in redis_pods(ha) if p != master)
+    told = len(events(ha, "ClientsOnReplica"))
+    # An app connection on the replica, as a client the Service sent there would have.
+    stray = connect(ha, redis_pods(ha)[replica], user=APP_USER, key="password")
+    stray_id = stray.client_id()
+    since = time.monotonic()
+    ha.core.patch_namespaced_pod(replica, ha.ns, {"metadata": {"labels": {"synchro.dev/redis-role": "master"}}})
+
+    def unlabelled() -> bool:
+        labels = ha.core.read_namespaced_pod(replica, ha.ns).metadata.labels or {}
+        return "synchro.dev/redis-role" not in labels
+
+    wait_for(unlabelled, f"the label taken off {replica}", 30)
+    assert heal(ha, "replica labelled", since) == master
+    assert str(stray_id) not in {c["id"] for c in clients(ha, redis_pods(ha)[replica])}
+    stray.close()
+    wait_for(lambda: len(events(ha, "ClientsOnReplica")) > told, "a ClientsOnReplica event", 30)
