@@ -120,6 +120,9 @@ def healed(env: Env, synced: bool = False) -> str:
         raise LookupError(f"probe: {probe.get('healthy')} healthy")
     master = status_redis(env).get("master", "")
     ips = redis_pods(env)
+    chosen = sentinels_choice(env)
+    if chosen != master:
+        raise LookupError(f"status.redis.master is {master!r}, a majority of the Sentinels names {chosen!r}")
     if master not in ips:
         raise LookupError(f"status.redis.master {master!r} is not a running pod ({sorted(ips)})")
     with connect(env, ips[master]) as r:
@@ -158,17 +161,23 @@ def heal(env: Env, fault: str, since: float) -> str:
     return master
 
 
+def sentinels_choice(env: Env) -> str | None:
+    """The pod a majority (2 of 3) of the Sentinels names master, if any."""
+    said = []
+    for ip in redis_pods(env).values():
+        with suppress(redis.RedisError), connect(env, ip, 26379) as s:
+            host = s.sentinel_get_master_addr_by_name("synchro")[0]
+            said.append((host.decode() if isinstance(host, bytes) else str(host)).split(".")[0])
+    winner = max(set(said), key=said.count, default=None)
+    return winner if winner and said.count(winner) >= 2 else None
+
+
 def sentinels_name_other_than(env: Env, old: str) -> str:
     """The pod a majority of the Sentinels now names master, once it is not `old`."""
 
     def named() -> str | None:
-        said = []
-        for ip in redis_pods(env).values():
-            with suppress(redis.RedisError), connect(env, ip, 26379) as s:
-                host = s.sentinel_get_master_addr_by_name("synchro")[0]
-                said.append((host.decode() if isinstance(host, bytes) else str(host)).split(".")[0])
-        winner = max(set(said), key=said.count, default=None)
-        return winner if winner and winner != old and said.count(winner) >= 2 else None
+        chosen = sentinels_choice(env)
+        return chosen if chosen != old else None
 
     return wait_for(named, f"a majority of the Sentinels to name another master than {old}", TIMEOUTS.ha_switch)
 

@@ -36,9 +36,9 @@ from structural import SPEC_SCHEMA, errors
 from synchro import api, conditions, presets
 from synchro.conditions import Reason
 from synchro.probe.protocol import CONTAINER as PROBE_CONTAINER
-from synchro.redis import managed
 from synchro.reconcile import decide
 from synchro.reconcile.model import ExternalSeen, ManagedSeen, Pass, Snapshot, TargetSeen, Write
+from synchro.redis import managed
 from synchro.redis.model import PingResult
 
 NS = "ns"

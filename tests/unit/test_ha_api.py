@@ -15,4 +15,3 @@ def test_one_pod_by_default_and_ha_from_three() -> None:
     assert managed().managed == api.ManagedRedis(replicas=1)
     assert not managed().managed.ha  # type: ignore[union-attr]
     assert managed(replicas=3).managed.ha  # type: ignore[union-attr]
-

@@ -202,8 +202,12 @@ _START_REDIS = """\
 exec redis-server {run}/redis.conf
 """
 
+# A Sentinel's id comes from its pod's name: a pod made again under that name is the same Sentinel to the others.
+# With a new random id it would be one more Sentinel they know (they never forget one), and the majority a
+# failover needs would grow past what the live ones can give: a failover measured at 63 s instead of 10-15 s.
 _START_SENTINEL = """\
 {{ sed "s/@MASTER@/$master/" /etc/redis/sentinel.conf; echo "sentinel announce-ip $self"
+  echo "sentinel myid $(printf %s "$self" | sha1sum | cut -c1-40)"
   {auth}}} > {run}/sentinel.conf
 exec redis-server {run}/sentinel.conf --sentinel
 """
