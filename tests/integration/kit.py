@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -418,3 +418,35 @@ def container_pid(env: Env, pod: str, container: str, command: str) -> int | Non
         except OSError:
             continue  # gone meanwhile
     return None
+
+
+class HocuspocusReplicas:
+    """Hocuspocus replicas (apps/hocuspocus) as host processes, each fed an env as a pod would get it."""
+
+    def __init__(self, app: Path, tmp: Path) -> None:
+        self.app, self.tmp, self.procs = app, tmp, []  # type: list[subprocess.Popen[bytes]]
+
+    def start(self, env: Mapping[str, str]) -> int:
+        port = free_port()
+        log = (self.tmp / f"hocuspocus-{port}.log").open("wb")
+        proc = subprocess.Popen(
+            ["node", "server.mjs"],
+            cwd=self.app,
+            env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env, "PORT": str(port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs.append(proc)
+        wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5), f"hocuspocus on {port}", 20)
+        return port
+
+    def synchronized(self, a: int, b: int, doc: str) -> bool:
+        result = subprocess.run(
+            ["node", "check.mjs", str(a), str(b), doc], cwd=self.app, capture_output=True, text=True, timeout=60
+        )
+        return result.returncode == 0
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+            p.wait(10)

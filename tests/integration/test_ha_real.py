@@ -5,7 +5,9 @@ After each fault the test waits until all of these hold, and records how long th
 - PubSubHealthy is AllPodsHealthy about both pods, and RedisReady is True;
 - status.redis.master names a pod whose ROLE says master;
 - every target pod has a connection on that master (CLIENT LIST, mapped to pods by IP);
-- no other Redis pod holds a connection of the app user.
+- no other Redis pod holds a connection of the app user;
+- a real app, two Hocuspocus replicas run as host processes with a live pod's env (REDIS_HOST made the Service's
+  ClusterIP, which the host reaches through kube-proxy), passes a Y.js update from replica A to replica B.
 
 The module shares one SyncCluster: the faults run in turn on it, each from a healed state. A container's processes are
 host processes here, so a test signals redis-server directly (kit.container_pid).
@@ -20,11 +22,21 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from kit import REAL_NODE_TOLERATION, Env, cluster_cmd, container_pid, fresh_namespace, real_app
+from kit import (
+    REAL_NODE_TOLERATION,
+    Env,
+    HocuspocusReplicas,
+    cluster_cmd,
+    container_pid,
+    fresh_namespace,
+    pod_env,
+    real_app,
+)
 from kubernetes import client
 from timeouts import TIMEOUTS
 
@@ -54,7 +66,7 @@ def ha(cluster: client.ApiClient, operator: None, real_node: str) -> Iterator[En
                 "metadata": {"name": NAME},
                 "spec": {
                     "replicas": 2,
-                    "targets": [{"name": NAME, "preset": "generic"}],
+                    "targets": [{"name": NAME, "preset": "hocuspocus"}],
                     "redis": {"mode": "Managed", "managed": {"replicas": 3}},
                     "probe": {"interval": "2s", "timeout": "1s"},
                 },
@@ -64,6 +76,29 @@ def ha(cluster: client.ApiClient, operator: None, real_node: str) -> Iterator[En
         yield env
     if HEALED:
         print("\nheal times (s): " + json.dumps({k: round(v, 1) for k, v in HEALED.items()}))
+
+
+@pytest.fixture(scope="module")
+def hocuspocus(ha: Env, hocuspocus_app: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """Two Hocuspocus replicas with the env of a live target pod, through the apps' Service."""
+    replicas = HocuspocusReplicas(hocuspocus_app, tmp_path_factory.mktemp("hocuspocus"))
+    pod = sorted(p.metadata.name for p in target_pods(ha))[0]
+    env = pod_env(ha, pod, "app")
+    assert env["REDIS_HOST"] == f"{STS}.{ha.ns}.svc", env.get("REDIS_HOST")
+    env["REDIS_HOST"] = ha.core.read_namespaced_service(STS, ha.ns).spec.cluster_ip
+    try:
+        yield App(replicas, replicas.start(env), replicas.start(env))
+    finally:
+        replicas.stop()
+
+
+class App:
+    def __init__(self, replicas: HocuspocusReplicas, a: int, b: int) -> None:
+        self.replicas, self.a, self.b, self.docs = replicas, a, b, 0
+
+    def passes_an_update(self) -> bool:
+        self.docs += 1
+        return self.replicas.synchronized(self.a, self.b, f"doc-{self.docs}")
 
 
 # ---------------------------------------------------------------- what the test reads
@@ -93,9 +128,13 @@ def clients(env: Env, ip: str) -> list[dict[str, Any]]:
         return list(r.client_list())
 
 
-def app_pod_ips(env: Env) -> set[str]:
+def target_pods(env: Env) -> list[Any]:
     pods = env.core.list_namespaced_pod(env.ns, label_selector=f"synchro.dev/cluster={NAME}").items
-    return {p.status.pod_ip for p in pods if p.status.pod_ip and not p.metadata.deletion_timestamp}
+    return [p for p in pods if p.status.pod_ip and not p.metadata.deletion_timestamp]
+
+
+def app_pod_ips(env: Env) -> set[str]:
+    return {p.status.pod_ip for p in target_pods(env)}
 
 
 def redis_pods(env: Env) -> dict[str, str]:
@@ -139,14 +178,18 @@ def healed(env: Env, synced: bool = False) -> str:
     return master
 
 
-def heal(env: Env, fault: str, since: float) -> str:
-    """Wait until healed; print when each reason it was not yet changed, seconds after the fault."""
+def heal(env: Env, app: App, fault: str, since: float) -> str:
+    """Wait until healed and the real app passes an update; print when each reason it was not yet changed,
+    seconds after the fault."""
     said: list[str] = []
     last = [""]
 
     def check() -> str:
         try:
-            return healed(env)
+            master = healed(env)
+            if not app.passes_an_update():
+                raise LookupError("Hocuspocus replica B did not get replica A's update")
+            return master
         except LookupError as e:
             if str(e) != last[0]:
                 last[0] = str(e)
@@ -200,13 +243,13 @@ def key_kept(env: Env, master: str, key: str) -> None:
 # ---------------------------------------------------------------- the faults
 
 
-def test_master_pod_deleted(ha: Env) -> None:
+def test_master_pod_deleted(ha: Env, hocuspocus: App) -> None:
     master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
     write_key(ha, master, "deleted")
     told = len(events(ha, "FailedOver"))
     since = time.monotonic()
     ha.core.delete_namespaced_pod(master, ha.ns)
-    new = heal(ha, "pod deleted", since)
+    new = heal(ha, hocuspocus, "pod deleted", since)
     assert new != master
     key_kept(ha, new, "deleted")
     wait_for(lambda: len(events(ha, "FailedOver")) > told, "a FailedOver event", 30)
@@ -214,7 +257,7 @@ def test_master_pod_deleted(ha: Env) -> None:
     assert (last.get("from"), last.get("to")) == (master, new)
 
 
-def test_master_sigkilled_with_no_persistence_loses_no_key(ha: Env) -> None:
+def test_master_sigkilled_with_no_persistence_loses_no_key(ha: Env, hocuspocus: App) -> None:
     """Redis restarts empty within down-after while the Sentinels still name it master: its start script refuses to
     serve while a replica holds its data, so the Sentinels promote that replica and no key is lost."""
     master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
@@ -223,7 +266,7 @@ def test_master_sigkilled_with_no_persistence_loses_no_key(ha: Env) -> None:
     assert pid is not None
     since = time.monotonic()
     os.kill(pid, signal.SIGKILL)
-    new = heal(ha, "SIGKILL", since)
+    new = heal(ha, hocuspocus, "SIGKILL", since)
     assert new != master
     key_kept(ha, new, "killed")
     wait_for(lambda: role_of(ha, master) == b"slave", f"{master} back as a replica", TIMEOUTS.ha_heal)
@@ -238,7 +281,7 @@ def role_of(env: Env, pod: str) -> bytes | None:
     return None
 
 
-def test_master_frozen_then_thawed_comes_back_as_a_replica_without_app_connections(ha: Env) -> None:
+def test_master_frozen_then_thawed_comes_back_as_a_replica_without_app_connections(ha: Env, hocuspocus: App) -> None:
     master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
     pid = container_pid(ha, master, "redis", "redis-server")
     assert pid is not None
@@ -248,13 +291,13 @@ def test_master_frozen_then_thawed_comes_back_as_a_replica_without_app_connectio
         sentinels_name_other_than(ha, master)
     finally:
         os.kill(pid, signal.SIGCONT)
-    new = heal(ha, "SIGSTOP", since)
+    new = heal(ha, hocuspocus, "SIGSTOP", since)
     assert new != master
     wait_for(lambda: role_of(ha, master) == b"slave", f"{master} back as a replica", TIMEOUTS.ha_heal)
     healed(ha)  # and still no app connection on it
 
 
-def test_operator_stopped_during_a_failover_routes_when_it_returns(ha: Env) -> None:
+def test_operator_stopped_during_a_failover_routes_when_it_returns(ha: Env, hocuspocus: App) -> None:
     master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
     cluster_cmd("stop-operator")
     try:
@@ -263,10 +306,10 @@ def test_operator_stopped_during_a_failover_routes_when_it_returns(ha: Env) -> N
         sentinels_name_other_than(ha, master)
     finally:
         cluster_cmd("start-operator", "--as-service-account")
-    assert heal(ha, "operator stopped", since) != master
+    assert heal(ha, hocuspocus, "operator stopped", since) != master
 
 
-def test_a_replica_labelled_master_by_hand_is_unlabelled_and_its_app_connections_cut(ha: Env) -> None:
+def test_a_replica_labelled_master_by_hand_is_unlabelled_and_its_app_connections_cut(ha: Env, hocuspocus: App) -> None:
     master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
     replica = next(p for p in redis_pods(ha) if p != master)
     told = len(events(ha, "ClientsOnReplica"))
@@ -281,7 +324,7 @@ def test_a_replica_labelled_master_by_hand_is_unlabelled_and_its_app_connections
         return "synchro.dev/redis-role" not in labels
 
     wait_for(unlabelled, f"the label taken off {replica}", 30)
-    assert heal(ha, "replica labelled", since) == master
+    assert heal(ha, hocuspocus, "replica labelled", since) == master
     assert str(stray_id) not in {c["id"] for c in clients(ha, redis_pods(ha)[replica])}
     stray.close()
     wait_for(lambda: len(events(ha, "ClientsOnReplica")) > told, "a ClientsOnReplica event", 30)

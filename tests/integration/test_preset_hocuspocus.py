@@ -7,18 +7,16 @@ replicas without the injected env must not synchronize, which proves the check c
 
 from __future__ import annotations
 
-import socket
-import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kit import (
     Env,
+    HocuspocusReplicas,
     RedisServer,
     app,
     container_env,
-    free_port,
     managed_app_user,
     plain_env,
     secret,
@@ -31,45 +29,15 @@ from synchro.redis.managed import APP_USER
 pytestmark = [pytest.mark.integration, pytest.mark.apps]
 
 
-class Replicas:
-    def __init__(self, app: Path, tmp: Path) -> None:
-        self.app, self.tmp, self.procs = app, tmp, []  # type: list[subprocess.Popen[bytes]]
-
-    def start(self, env: Mapping[str, str]) -> int:
-        port = free_port()
-        log = (self.tmp / f"hocuspocus-{port}.log").open("wb")
-        proc = subprocess.Popen(
-            ["node", "server.mjs"],
-            cwd=self.app,
-            env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env, "PORT": str(port)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.procs.append(proc)
-        wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5), f"hocuspocus on {port}", 20)
-        return port
-
-    def synchronized(self, a: int, b: int, doc: str) -> bool:
-        result = subprocess.run(
-            ["node", "check.mjs", str(a), str(b), doc], cwd=self.app, capture_output=True, text=True, timeout=60
-        )
-        return result.returncode == 0
-
-    def stop(self) -> None:
-        for p in self.procs:
-            p.terminate()
-            p.wait(10)
-
-
 @pytest.fixture()
-def replicas(hocuspocus_app: Path, tmp_path: Path) -> Iterator[Replicas]:
-    r = Replicas(hocuspocus_app, tmp_path)
+def replicas(hocuspocus_app: Path, tmp_path: Path) -> Iterator[HocuspocusReplicas]:
+    r = HocuspocusReplicas(hocuspocus_app, tmp_path)
     yield r
     r.stop()
 
 
 def test_replicas_synchronize_through_the_injected_redis_and_not_without_it(
-    env: Env, replicas: Replicas, redis_server: RedisServer
+    env: Env, replicas: HocuspocusReplicas, redis_server: RedisServer
 ) -> None:
     password = managed_app_user(redis_server)
     env.create(secret("redis-auth", password))
