@@ -908,6 +908,10 @@ def only_failover() -> int:
 def main() -> int:
     if sys.argv[1:] == ["operator_failover"]:
         return only_failover()
+    if sys.argv[1:] == ["redis_failover"]:  # a managed Redis with replicas, on the real node: bench/redis_failover.py
+        import redis_failover
+
+        return redis_failover.main()
     started = time.monotonic()
     cluster_cmd("up")
     subprocess.run(
