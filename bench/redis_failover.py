@@ -89,12 +89,13 @@ class Bench:
         pubsub.subscribe("+switch-master")
         pubsub.get_message(timeout=2)  # the subscribe confirmation
 
-        def listen() -> None:
+        def listen() -> None:  # holds the client: collected, it would close the connection under the pubsub
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and not heard:
                 if pubsub.get_message(timeout=1):
                     heard.append(time.monotonic())
             pubsub.close()
+            sentinel.close()
 
         thread = threading.Thread(target=listen, daemon=True)
         thread.start()

@@ -32,6 +32,7 @@ class Reason:
     NO_QUORUM = "NoQuorum"
     FAILED_OVER = "FailedOver"  # Events: a new Redis master, and the app connections cut on the other pods
     CLIENTS_ON_REPLICA = "ClientsOnReplica"  # Events: app connections found on a pod that is not the master
+    SWITCHOVER = "Switchover"  # Events: a planned failover, so that the master's pod can take a new template
     INVALID_SPEC = "InvalidSpec"
     INJECTED = "Injected"
     TARGET_NOT_FOUND = "TargetNotFound"

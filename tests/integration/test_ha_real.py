@@ -328,3 +328,30 @@ def test_a_replica_labelled_master_by_hand_is_unlabelled_and_its_app_connections
     assert str(stray_id) not in {c["id"] for c in clients(ha, redis_pods(ha)[replica])}
     stray.close()
     wait_for(lambda: len(events(ha, "ClientsOnReplica")) > told, "a ClientsOnReplica event", 30)
+
+
+def test_a_new_pod_template_updates_the_replicas_first_and_moves_the_master_once(ha: Env, hocuspocus: App) -> None:
+    """A change of the Redis container's resources: the replicas are made again first, then the Sentinels are asked
+    to fail over once, to an updated replica, and the old master is made again last."""
+    master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
+    write_key(ha, master, "updated")
+    failovers, switchovers = len(events(ha, "FailedOver")), len(events(ha, "Switchover"))
+    since = time.monotonic()
+    ha.custom.patch_namespaced_custom_object(
+        "synchro.dev", "v1alpha1", ha.ns, "syncclusters", NAME,
+        {"spec": {"redis": {"managed": {"resources": {"requests": {"memory": "40Mi"}}}}}},
+    )  # fmt: skip
+
+    def updated() -> bool:
+        target = ha.apps.read_namespaced_stateful_set(STS, ha.ns).status.update_revision
+        pods = ha.core.list_namespaced_pod(ha.ns, label_selector=f"app.kubernetes.io/instance={NAME}").items
+        revisions = {p.metadata.labels.get("controller-revision-hash") for p in pods}
+        return len(pods) == 3 and revisions == {target}
+
+    wait_for(updated, "every Redis pod made from the new template", TIMEOUTS.ha_update)
+    new = heal(ha, hocuspocus, "new pod template", since)
+    wait_for(lambda: healed(ha, synced=True), "every replica in sync again", TIMEOUTS.ha_heal)
+    assert new != master
+    key_kept(ha, new, "updated")
+    assert len(events(ha, "FailedOver")) == failovers + 1, events(ha, "FailedOver")
+    assert len(events(ha, "Switchover")) == switchovers + 1, events(ha, "Switchover")

@@ -26,6 +26,7 @@ class Timeouts:
     release_gone: float = 60  # after `synchro release`, the namespace is gone (item 6)
     ha_switch: float = 60  # after a fault of the master, a majority of the Sentinels names another pod (issue 15)
     ha_heal: float = 90  # after a fault of the master, probes, routing and the fence all say healed (issue 15)
+    ha_update: float = 180  # a new Redis pod template: all three pods made again, one at a time (issue 15)
     burst_ready: float = 240  # a burst of SyncClusters, created across an apiserver restart, all go Ready (item 1)
 
 

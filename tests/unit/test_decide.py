@@ -229,6 +229,7 @@ def test_every_condition_reason_synchro_decides_is_in_the_table() -> None:
         Reason.NO_QUORUM,
         Reason.FAILED_OVER,  # its events (test_decide_ha)
         Reason.CLIENTS_ON_REPLICA,
+        Reason.SWITCHOVER,
     }
     every = {v for k, v in vars(Reason).items() if k.isupper()}
     assert every - elsewhere - covered == set()

@@ -89,6 +89,7 @@ class Actor:
         for pod in verdict.delete:
             uid = next((n.uid for n in seen.world.nodes if n.pod == pod), "")
             await io(kube.delete, "v1", "Pod", spec.namespace, pod, uid)
+        await self.update_pods(body, decision, seen)
         told = failover.tell(seen.world, verdict, memory.failover_untold, cut)
         for type_, reason, message in told.events:
             await io(kube.post_event, body, type_, reason, message)
@@ -96,6 +97,21 @@ class Actor:
         if verdict.master is not None:
             memory.master = verdict.master
             memory.last_failover = verdict.status.get("lastFailover")
+
+    async def update_pods(self, body: Mapping[str, Any], decision: Decision, seen: ManagedSeen) -> None:
+        """The next step of moving the Redis pods to a new template (redis/switchover.py)."""
+        step, creds = decision.switchover, decision.redis.creds
+        if step is None or not (step.delete or step.failover) or creds is None:
+            return
+        self.sources.logger.info("%s", step.message)
+        if step.delete:
+            uid = next((p.uid for p in seen.pods if p.name == step.delete), "")
+            await io(self.sources.kube.delete, "v1", "Pod", decision.spec.namespace, step.delete, uid)
+            return
+        self.memory.failover_asked = time.monotonic()
+        by = await nodes.ask_failover(seen.pods, creds)
+        if by is not None:
+            await io(self.sources.kube.post_event, body, "Normal", Reason.SWITCHOVER, step.message)
 
     async def write(self, decision: Decision) -> dict[WorkloadKey, Problem]:
         """Apply each Write in order. A target that cannot be written is returned with why; anything else raises

@@ -35,7 +35,7 @@ from synchro.reconcile.model import (
     WorkloadKey,
     Write,
 )
-from synchro.redis import failover, ha, managed
+from synchro.redis import failover, ha, managed, switchover
 from synchro.redis.model import Credentials, PingResult, service_addresses
 
 ROLLOUT_EVERY_S = 10.0  # a target that runs an injected config starts at most one new rollout in this long
@@ -58,7 +58,8 @@ def decide(seen: Snapshot) -> Decision:
     if not isinstance(seen.redis, ManagedSeen):
         return Decision(spec, redis, tuple(targets), tuple(writes))
     step, rotation = secret_step(spec, seen.body, seen.redis.secret, redis.ready, targets)
-    return Decision(spec, redis, tuple(targets), tuple(writes), step, rotation, verdict)
+    update = pod_update(spec, seen.redis, verdict)
+    return Decision(spec, redis, tuple(targets), tuple(writes), step, rotation, verdict, update)
 
 
 def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pass:
@@ -250,6 +251,17 @@ def replicated_redis(
     else:
         condition = Condition(conditions.REDIS_READY, False, verdict.reason or Reason.FAILING_OVER, verdict.message)
     return dataclasses.replace(state, condition=condition, address=master.redis if master else None)
+
+
+def pod_update(
+    spec: api.SyncClusterSpec, seen: ManagedSeen, verdict: failover.Verdict | None
+) -> switchover.Step | None:
+    """A Redis with replicas on an old pod template: its next pod to delete, or the switchover to ask for."""
+    stateful_set = seen.live.get(("StatefulSet", managed.name(spec.name))) or {}
+    target = (stateful_set.get("status") or {}).get("updateRevision", "")
+    if verdict is None or not target:
+        return None
+    return switchover.step(target, seen.pods, verdict, verdict.reason is None, seen.since_failover_asked_s)
 
 
 def managed_writes(spec: api.SyncClusterSpec, body: Mapping[str, Any], seen: ManagedSeen) -> list[Write]:

@@ -32,11 +32,13 @@ class Memory:
     rolled: dict[WorkloadKey, float] = field(default_factory=dict)  # when Synchro last rolled a target again
     # A managed Redis with replicas: how long each pod has been silent, the master the last pass confirmed and the
     # last failover (None: not known yet, read from status once: after a restart status is the only memory), and
-    # a failover whose Event waits for its fence (from, to): the Event says how many connections were cut.
+    # a failover whose Event waits for its fence (from, to): the Event says how many connections were cut; and when
+    # a planned switchover (redis/switchover.py) was last asked for.
     silence: Silence = field(default_factory=Silence)
     master: str | None = None
     last_failover: dict[str, Any] | None = None
     failover_untold: tuple[str, str] | None = None
+    failover_asked: float | None = None  # when the operator last asked the Sentinels for a planned switchover
 
     def since_rollout(self, kind: str, name: str, now: float) -> float | None:
         when = self.rolled.get((kind, name))

@@ -16,6 +16,7 @@ from synchro.api import Obj
 from synchro.conditions import Condition
 from synchro.redis.failover import Pod, Verdict, World
 from synchro.redis.model import Address, Credentials, PingResult
+from synchro.redis.switchover import Step
 
 ClaimKey = tuple[str, str, str]  # (namespace, kind, name) of a target workload, a Secret, ...
 Claim = tuple[str, str]  # (creationTimestamp, SyncCluster name): the oldest claim wins
@@ -38,6 +39,7 @@ class ManagedSeen:
     pods: tuple[Pod, ...] = ()  # with replicas: every pod the StatefulSet should have, and where each answers
     world: World | None = None  # with replicas: what the Sentinels and the pods said (None: no StatefulSet yet)
     other: Obj | None = None  # Synchro's Redis workload of the other shape (a Deployment while replicas are asked)
+    since_failover_asked_s: float | None = None  # since the operator last asked its Sentinels for a switchover
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ class Decision:
     secret_step: SecretStep | None = None  # act makes it first, and the pass looks again
     rotation: Mapping[str, str] | None = None  # status.redis.passwordRotation; None: never asked for
     failover: Verdict | None = None  # with replicas: labels to move, connections to cut, pods to delete
+    switchover: Step | None = None  # with replicas and a new pod template: the next pod to update, or a failover
 
     @property
     def create_secret(self) -> bool:

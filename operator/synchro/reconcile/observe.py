@@ -106,7 +106,10 @@ class Observer:
             previous_master=self.memory.master,
             last_failover=self.memory.last_failover,
         )
-        return ManagedSeen(secret, live, tuple(slices), pods=tuple(pods), world=world, other=other)
+        asked = self.memory.failover_asked
+        since = None if asked is None else time.monotonic() - asked
+        return ManagedSeen(secret, live, tuple(slices), pods=tuple(pods), world=world, other=other,
+                           since_failover_asked_s=since)  # fmt: skip
 
     async def external(self, spec: api.SyncClusterSpec) -> ExternalSeen:
         ext = spec.external

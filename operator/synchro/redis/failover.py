@@ -89,6 +89,8 @@ class Pod:
     ip: str | None = None
     labelled: bool = False
     uid: str = ""  # a pod made again under the same name starts a new silence
+    revision: str = ""  # the StatefulSet revision it was made from (its controller-revision-hash label)
+    ready: bool = False  # its Ready condition
 
     @property
     def reachable(self) -> bool:

@@ -313,7 +313,9 @@ def stateful_set(spec: api.SyncClusterSpec, config_version: str) -> Obj:
         "replicas": spec.managed.replicas,
         "serviceName": headless_name(spec.name),
         "podManagementPolicy": "Parallel",
-        "updateStrategy": {"type": "RollingUpdate"},
+        # The operator deletes the pods of an old template in its own order (redis/switchover.py): the replicas
+        # first, then the master after one planned failover.
+        "updateStrategy": {"type": "OnDelete"},
         "selector": {"matchLabels": managed.labels(spec.name)},
         "template": template,
     }
@@ -401,7 +403,12 @@ def pods(spec: api.SyncClusterSpec, listed: Sequence[Obj], reachable: Callable[[
         names = {(pod_host(spec, name).lower(), api.REDIS_PORT)} | ({(ip, api.REDIS_PORT)} if ip else set())
         labelled = (meta.get("labels") or {}).get(ROLE_LABEL) == MASTER
         where = ((host, api.REDIS_PORT), (host, SENTINEL_PORT))
-        found.append(Pod(name, *where, frozenset(names), ip, labelled, meta.get("uid", "")))
+        revision = (meta.get("labels") or {}).get("controller-revision-hash", "")
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (pod.get("status") or {}).get("conditions") or []
+        )
+        found.append(Pod(name, *where, frozenset(names), ip, labelled, meta.get("uid", ""), revision, ready))
     return found
 
 

@@ -108,6 +108,17 @@ async def look(
     return World(nodes, tuple(said), endpoints, own_users, **before)
 
 
+async def ask_failover(pods: Sequence[Pod], creds: Credentials, timeout: float = TIMEOUT_S) -> str | None:
+    """SENTINEL FAILOVER on the first Sentinel that takes it; the pod whose Sentinel did (None: none did)."""
+    for pod in pods:
+        if not pod.reachable:
+            continue
+        done = await _or_none(_ask(pod.sentinel, creds, timeout, lambda r: r.sentinel_failover(MASTER_NAME)))
+        if done:
+            return pod.name
+    return None
+
+
 async def fence(verdict: failover.Verdict, pods: Sequence[Pod], creds: Credentials, timeout: float = TIMEOUT_S) -> int:
     """Carry out the verdict's cuts; how many connections were closed. Nothing while it waits for the Service."""
     if verdict.wait_for_endpoints:
