@@ -336,6 +336,7 @@ def test_a_new_pod_template_updates_the_replicas_first_and_moves_the_master_once
     master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
     write_key(ha, master, "updated")
     failovers, switchovers = len(events(ha, "FailedOver")), len(events(ha, "Switchover"))
+    before = ha.apps.read_namespaced_stateful_set(STS, ha.ns).status.update_revision
     since = time.monotonic()
     ha.custom.patch_namespaced_custom_object(
         "synchro.dev", "v1alpha1", ha.ns, "syncclusters", NAME,
@@ -346,7 +347,7 @@ def test_a_new_pod_template_updates_the_replicas_first_and_moves_the_master_once
         target = ha.apps.read_namespaced_stateful_set(STS, ha.ns).status.update_revision
         pods = ha.core.list_namespaced_pod(ha.ns, label_selector=f"app.kubernetes.io/instance={NAME}").items
         revisions = {p.metadata.labels.get("controller-revision-hash") for p in pods}
-        return len(pods) == 3 and revisions == {target}
+        return target != before and len(pods) == 3 and revisions == {target}
 
     wait_for(updated, "every Redis pod made from the new template", TIMEOUTS.ha_update)
     new = heal(ha, hocuspocus, "new pod template", since)

@@ -234,3 +234,12 @@ def test_one_event_per_failover_once_its_fence_ran_and_one_per_cut_outside_a_fai
     [(type_, reason, message)] = stray.events
     assert (type_, reason) == ("Warning", Reason.CLIENTS_ON_REPLICA) and PODS[2] in message
     assert failover.tell(settled, verdict(PODS[0]), None, 0).events == ()
+
+
+def test_a_pod_being_deleted_is_not_ready_and_each_pod_carries_its_template_revision() -> None:
+    ready = {"conditions": [{"type": "Ready", "status": "True"}], "podIP": "10.0.0.1"}
+    up = {"metadata": {"name": PODS[0], "labels": {"controller-revision-hash": "web-redis-abc"}}, "status": ready}
+    going = {"metadata": {"name": PODS[1], "deletionTimestamp": "2026-12-03T00:00:00Z"}, "status": ready}
+    first, second, _ = ha.pods(SPEC, [up, going], lambda address: True)
+    assert (first.ready, first.revision) == (True, "web-redis-abc")
+    assert not second.ready  # the StatefulSet makes it again: an update waits for that one too

@@ -404,7 +404,7 @@ def pods(spec: api.SyncClusterSpec, listed: Sequence[Obj], reachable: Callable[[
         labelled = (meta.get("labels") or {}).get(ROLE_LABEL) == MASTER
         where = ((host, api.REDIS_PORT), (host, SENTINEL_PORT))
         revision = (meta.get("labels") or {}).get("controller-revision-hash", "")
-        ready = any(
+        ready = not meta.get("deletionTimestamp") and any(
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in (pod.get("status") or {}).get("conditions") or []
         )
