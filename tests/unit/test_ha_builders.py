@@ -201,7 +201,10 @@ def test_a_sentinel_skips_its_own_pod_and_watches_the_master_its_peers_name(tmp_
 def replication(master: int, offset: int) -> str:
     """INFO replication of a replica of pod `master`, as Redis writes it (CRLF)."""
     host = ha.pod_host(spec(), f"web-redis-{master}")
-    return f"# Replication\r\nrole:slave\r\nmaster_host:{host}\r\nmaster_port:6379\r\nslave_repl_offset:{offset}\r\n"
+    return (
+        f"# Replication\r\nrole:slave\r\nmaster_host:{host}\r\nmaster_port:6379\r\nslave_repl_offset:{offset}\r\n"
+        f"master_repl_offset:{offset}\r\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -209,11 +212,11 @@ def replication(master: int, offset: int) -> str:
     [
         ({1: replication(0, 0), 2: replication(0, 0)}, True),  # a new set: nothing to lose
         ({2: replication(0, 0)}, True),  # a peer that does not answer holds nothing we know of
-        ({1: replication(1, 900), 2: replication(0, 0)}, True),  # data, but not ours
+        ({1: replication(1, 900), 2: replication(0, 0)}, False),  # data following another pod: still not served empty
         ({1: replication(0, 0), 2: replication(0, 5120)}, False),  # our data on web-redis-2: do not serve empty
     ],
 )
-def test_a_master_back_empty_does_not_serve_while_a_replica_holds_its_data(
+def test_a_master_back_empty_does_not_serve_while_another_pod_holds_data(
     tmp_path: Path, infos: dict[int, str], starts: bool
 ) -> None:
     """The Sentinels still name pod-0 (its Redis restarted within down-after, without persistence)."""

@@ -103,14 +103,15 @@ class Actor:
         step, creds = decision.switchover, decision.redis.creds
         if step is None or not (step.delete or step.failover) or creds is None:
             return
-        self.sources.logger.info("%s", step.message)
         if step.delete:
+            self.sources.logger.info("%s", step.message)
             uid = next((p.uid for p in seen.pods if p.name == step.delete), "")
             await io(self.sources.kube.delete, "v1", "Pod", decision.spec.namespace, step.delete, uid)
             return
-        self.memory.failover_asked = time.monotonic()
         by = await nodes.ask_failover(seen.pods, creds)
-        if by is not None:
+        if by is not None:  # else asked again next pass: the Sentinels do not see every replica up yet
+            self.sources.logger.info("%s", step.message)
+            self.memory.failover_asked = time.monotonic()
             await io(self.sources.kube.post_event, body, "Normal", Reason.SWITCHOVER, step.message)
 
     async def write(self, decision: Decision) -> dict[WorkloadKey, Problem]:

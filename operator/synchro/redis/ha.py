@@ -177,8 +177,11 @@ done
 """
 
 # Without persistence a Redis restarts empty. If the Sentinels still name it master (it came back within
-# down-after) while a replica holds what it had, serving would hand that replica an empty dataset to sync: exit
-# instead, so the Sentinels see it down and promote the replica; the kubelet starts it again as that one's replica.
+# down-after) while another pod holds data, serving would hand the replicas an empty dataset to sync: exit
+# instead, so the Sentinels see it down and promote a replica; the kubelet starts it again as that one's replica.
+# Any peer with a replication offset counts, whichever master it follows: on the real node a replica that was not
+# (or not yet) following this pod again was missed by a check for `master_host:` this pod, and the empty Redis
+# served.
 _REFUSE_EMPTY_MASTER = """\
 if [ "$master" = "$self" ]; then
   for i in $(seq 0 {last}); do
@@ -186,10 +189,9 @@ if [ "$master" = "$self" ]; then
     [ "$peer" = "$self" ] && continue
     info="$(timeout 3 redis-cli --no-auth-warning {user}-h "$peer" -p {port} INFO replication 2>/dev/null \\
       | tr -d '\\r')" || info=""
-    case "$info" in *"master_host:$self"*) ;; *) continue ;; esac
-    offset="$(echo "$info" | sed -n 's/^slave_repl_offset://p')"
+    offset="$(echo "$info" | sed -n 's/^master_repl_offset://p')"
     if [ "${{offset:-0}}" -gt 0 ]; then
-      echo "restarted empty while $peer holds this master's data: waiting for the Sentinels to promote it" >&2
+      echo "restarted empty while $peer holds data: waiting for the Sentinels to promote a replica" >&2
       sleep {down_after_s}; exit 1
     fi
   done

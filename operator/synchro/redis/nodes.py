@@ -109,13 +109,20 @@ async def look(
 
 
 async def ask_failover(pods: Sequence[Pod], creds: Credentials, timeout: float = TIMEOUT_S) -> str | None:
-    """SENTINEL FAILOVER on the first Sentinel that takes it; the pod whose Sentinel did (None: none did)."""
+    """SENTINEL FAILOVER on the first Sentinel that answers, once it sees every other pod as a replica that is up
+    and linked (a pod made again a moment ago may be a replica to ROLE and not yet to the Sentinel, which would
+    then find no replica to promote and abort); the pod whose Sentinel took it (None: not asked, or refused)."""
     for pod in pods:
         if not pod.reachable:
             continue
+        seen = await _or_none(_ask(pod.sentinel, creds, timeout, lambda r: r.sentinel_slaves(MASTER_NAME)))
+        if seen is None:
+            continue
+        usable = [s for s in seen if not s.get("is_sdown") and not s.get("is_disconnected")]
+        if len([s for s in usable if s.get("master-link-status") == "ok"]) < len(pods) - 1:
+            return None
         done = await _or_none(_ask(pod.sentinel, creds, timeout, lambda r: r.sentinel_failover(MASTER_NAME)))
-        if done:
-            return pod.name
+        return pod.name if done else None
     return None
 
 
