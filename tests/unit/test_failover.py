@@ -104,7 +104,7 @@ CASES = [
         "master killed: label the new one first, then unlabel the old; wait for the Service before cutting",
         world(
             node("r-0", None, True, down_s=6.5),
-            node("r-1", master(2000), apps=APP),
+            node("r-1", master(6000), apps=APP),
             node("r-2", replica_of("r-1", 1990), apps=APP),
             sentinels=("r-1", "r-1", None),
             endpoints=("r-0",),
@@ -119,7 +119,7 @@ CASES = [
             "nodes": [
                 {"pod": "r-0", "role": "unknown", "linkUp": False},
                 {"pod": "r-1", "role": "master", "linkUp": True},
-                {"pod": "r-2", "role": "replica", "linkUp": True, "lagBytes": 10},
+                {"pod": "r-2", "role": "replica", "linkUp": True, "lagBytes": 3072},  # 4010, in KiB steps
             ],
             "sentinels": {"ready": 2, "quorum": 2},
         },

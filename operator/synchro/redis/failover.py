@@ -28,6 +28,9 @@ from synchro.redis.model import Address
 DELETE_AFTER_S = 20.0  # an old master unanswered this long (Sentinel's down-after is 5 s) loses its pod
 REPLICATION_FLAGS = frozenset("SM")  # CLIENT LIST flags: S a replica's link to us, M our link to our master
 SENTINEL_NAME_PREFIX = "sentinel-"  # what a Sentinel names its connections (CLIENT SETNAME)
+# status.redis.nodes[].lagBytes is rounded down to this: the offsets are read a moment apart, and the bytes of the
+# probe's own PUBLISHes in between would otherwise rewrite status on every 2 s pass.
+LAG_STEP_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -295,7 +298,8 @@ def status_fields(world: World, master: str | None) -> dict[str, Any]:
         role = "unknown" if n.role is None else ("master" if n.role.role == "master" else "replica")
         entry: dict[str, Any] = {"pod": n.pod, "role": role, "linkUp": n.role is not None and n.role.link_up}
         if role == "replica" and offset is not None and n.role is not None:
-            entry["lagBytes"] = max(offset - n.role.offset, 0)
+            lag = max(offset - n.role.offset, 0)
+            entry["lagBytes"] = lag - lag % LAG_STEP_BYTES
         nodes.append(entry)
     fields: dict[str, Any] = {
         "master": master or "",
