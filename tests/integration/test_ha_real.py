@@ -151,7 +151,8 @@ def healed(env: Env, synced: bool = False) -> str:
     `synced`, every replica must also be in sync (RedisReady Reachable, not Degraded): where a fault starts from."""
     c = {t: env.condition(NAME, t) or {} for t in ("PubSubHealthy", "RedisReady")}
     if (c["PubSubHealthy"].get("reason"), c["RedisReady"].get("status")) != ("AllPodsHealthy", "True"):
-        raise LookupError(f"conditions: {[(t, x.get('status'), x.get('reason')) for t, x in c.items()]}")
+        said = [(t, x.get("status"), x.get("reason")) for t, x in c.items()]
+        raise LookupError(f"conditions: {said}; RedisReady: {c['RedisReady'].get('message')}")
     if synced and c["RedisReady"].get("reason") != "Reachable":
         raise LookupError(f"RedisReady: {c['RedisReady'].get('reason')}: {c['RedisReady'].get('message')}")
     probe = (env.sc(NAME).get("status") or {}).get("probe") or {}
