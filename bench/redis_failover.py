@@ -81,7 +81,17 @@ class Bench:
     def synced(self) -> str | None:
         ok = self.condition("RedisReady").get("reason") == "Reachable"
         healthy = self.condition("PubSubHealthy").get("reason") == "AllPodsHealthy"
-        return (self.status().get("redis") or {}).get("master") if ok and healthy else None
+        return (self.status().get("redis") or {}).get("master") if ok and healthy and self.known() else None
+
+    def known(self) -> bool:
+        """Every Sentinel knows both replicas, up (else a kill leaves nothing they would promote: docs/ha.md)."""
+        for i in range(3):
+            with redis.Redis(host=self.ip(f"{STS}-{i}"), port=26379, username="synchro-operator",
+                             password=self.password, socket_timeout=2) as s:  # fmt: skip
+                replicas = s.sentinel_slaves("synchro")
+            if len([r for r in replicas if not r.get("is_sdown") and not r.get("is_disconnected")]) < 2:
+                return False
+        return True
 
     def switch_listener(self, pod: str, heard: list[float]) -> threading.Thread:
         sentinel = redis.Redis(host=self.ip(pod), port=26379, username="synchro-operator", password=self.password)

@@ -155,6 +155,8 @@ def healed(env: Env, synced: bool = False) -> str:
         raise LookupError(f"conditions: {said}; RedisReady: {c['RedisReady'].get('message')}")
     if synced and c["RedisReady"].get("reason") != "Reachable":
         raise LookupError(f"RedisReady: {c['RedisReady'].get('reason')}: {c['RedisReady'].get('message')}")
+    if synced:
+        sentinels_know_the_replicas(env)
     probe = (env.sc(NAME).get("status") or {}).get("probe") or {}
     if probe.get("healthy") != 2:
         raise LookupError(f"probe: {probe.get('healthy')} healthy")
@@ -214,6 +216,18 @@ def sentinels_choice(env: Env) -> str | None:
             said.append((host.decode() if isinstance(host, bytes) else str(host)).split(".")[0])
     winner = max(set(said), key=said.count, default=None)
     return winner if winner and said.count(winner) >= 2 else None
+
+
+def sentinels_know_the_replicas(env: Env) -> None:
+    """Every Sentinel knows both replicas, up: else a failover would find no replica to promote. Right after
+    creation they may not yet (they learn replicas from the master's INFO once they resolve its name), and
+    RedisReady does not say so yet (docs/ha.md): a fault then leaves the Sentinels naming a master that refuses to
+    serve empty, with no replica they would promote."""
+    for pod, ip in redis_pods(env).items():
+        with connect(env, ip, 26379) as s:
+            usable = [r for r in s.sentinel_slaves("synchro") if not r.get("is_sdown") and not r.get("is_disconnected")]
+        if len(usable) < 2:
+            raise LookupError(f"the Sentinel of {pod} knows {len(usable)} usable replicas of 2")
 
 
 def sentinels_name_other_than(env: Env, old: str) -> str:
@@ -356,4 +370,6 @@ def test_a_new_pod_template_updates_the_replicas_first_and_moves_the_master_once
     assert new != master
     key_kept(ha, new, "updated")
     assert len(events(ha, "FailedOver")) == failovers + 1, events(ha, "FailedOver")
-    assert len(events(ha, "Switchover")) == switchovers + 1, events(ha, "Switchover")
+    # The master moved once. Its Sentinels may have been asked twice: a first SENTINEL FAILOVER that did not complete
+    # within 20 s is asked again (seen in 2 of 5 runs; docs/ha.md).
+    assert len(events(ha, "Switchover")) in (switchovers + 1, switchovers + 2), events(ha, "Switchover")
