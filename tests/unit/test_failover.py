@@ -77,6 +77,31 @@ class Case:
 APP_IDS = (20, 21)
 CASES = [
     Case(
+        "settled, but one Sentinel knows no replica yet: a failover now would find none to promote",
+        world(
+            node("r-0", master(), True),
+            node("r-1", replica_of("r-0")),
+            node("r-2", replica_of("r-0")),
+            sentinels=("r-0", "r-0", "r-0"),
+            endpoints=("r-0",),
+            known_replicas=(2, 0, None),
+        ),
+        "r-0",
+        reason=Reason.DEGRADED,
+    ),
+    Case(
+        "settled, and every Sentinel that answers knows both replicas",
+        world(
+            node("r-0", master(), True),
+            node("r-1", replica_of("r-0")),
+            node("r-2", replica_of("r-0")),
+            sentinels=("r-0", "r-0", "r-0"),
+            endpoints=("r-0",),
+            known_replicas=(2, 2, 2),
+        ),
+        "r-0",
+    ),
+    Case(
         "settled: nothing to do",
         world(
             node("r-0", master(), True),

@@ -124,6 +124,9 @@ class World:
     now: str = ""  # for lastFailover.time
     previous_master: str = ""  # status.redis.master as written before ("": none)
     last_failover: Mapping[str, Any] | None = None  # status.redis.lastFailover as written before
+    # Per Sentinel, in the order of `sentinels`: how many replicas it knows up and linked (None: no answer; empty:
+    # not asked). A Sentinel learns them from the master's INFO: until it knows one, it has nobody to promote.
+    known_replicas: tuple[int | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -253,10 +256,17 @@ def redis_reason(world: World, master: str | None, wait: bool) -> tuple[str | No
         return Reason.FAILING_OVER, f"{master} is the master; waiting for Service routing to list it alone"
     followed = next(n.addresses for n in world.nodes if n.pod == master)
     missing = [f"{n.pod} ({following(n)})" for n in world.nodes if n.pod != master and not replica_of(n, followed)]
-    if missing or answered < len(world.sentinels):
+    replicas = len(world.nodes) - 1
+    unaware = [
+        f"{n.pod}'s ({known} of {replicas})"
+        for n, known in zip(world.nodes, world.known_replicas, strict=False)
+        if known is not None and known < replicas
+    ]
+    if missing or answered < len(world.sentinels) or unaware:
+        unknown = f"; Sentinels that do not know every replica yet: {', '.join(unaware)}" if unaware else ""
         return Reason.DEGRADED, (
             f"{master} serves; replicas not in sync: {', '.join(missing) or 'none'};"
-            f" Sentinels answering: {answered} of {len(world.sentinels)}"
+            f" Sentinels answering: {answered} of {len(world.sentinels)}{unknown}"
         )
     return None, f"{master} serves, with {len(world.nodes) - 1} replicas in sync"
 

@@ -51,6 +51,15 @@ async def sentinel_master(address: Address, creds: Credentials, timeout: float =
     return (host.decode() if isinstance(host, bytes) else str(host)).lower(), int(port)
 
 
+async def known_replicas(address: Address, creds: Credentials, timeout: float = TIMEOUT_S) -> int | None:
+    """How many replicas a Sentinel knows up and linked (SENTINEL REPLICAS); None: no answer."""
+    seen = await _or_none(_ask(address, creds, timeout, lambda r: r.sentinel_slaves(MASTER_NAME)))
+    if seen is None:
+        return None
+    usable = [s for s in seen if not s.get("is_sdown") and not s.get("is_disconnected")]
+    return len([s for s in usable if s.get("master-link-status") == "ok"])
+
+
 async def role(address: Address, creds: Credentials, timeout: float = TIMEOUT_S) -> Role | None:
     reply = await _or_none(_ask(address, creds, timeout, lambda r: r.role()))
     return failover.parse_role(reply) if reply else None
@@ -100,12 +109,13 @@ async def look(
     masters = asyncio.gather(*(_if(p, sentinel_master(p.sentinel, creds, timeout)) for p in pods))
     roles = asyncio.gather(*(_if(p, role(p.redis, creds, timeout)) for p in pods))
     lists = asyncio.gather(*(_if(p, clients(p.redis, creds, timeout)) for p in pods))
-    said, answered, connections = await asyncio.gather(masters, roles, lists)
+    aware = asyncio.gather(*(_if(p, known_replicas(p.sentinel, creds, timeout)) for p in pods))
+    said, answered, connections, known = await asyncio.gather(masters, roles, lists, aware)
     nodes = tuple(
         Node(p.name, p.names, p.ip, p.labelled, r, c, *silence.heard(p, r), uid=p.uid)
         for p, r, c in zip(pods, answered, connections, strict=True)
     )
-    return World(nodes, tuple(said), endpoints, own_users, **before)
+    return World(nodes, tuple(said), endpoints, own_users, **before, known_replicas=tuple(known))
 
 
 async def ask_failover(pods: Sequence[Pod], creds: Credentials, timeout: float = TIMEOUT_S) -> str | None:
@@ -115,11 +125,10 @@ async def ask_failover(pods: Sequence[Pod], creds: Credentials, timeout: float =
     for pod in pods:
         if not pod.reachable:
             continue
-        seen = await _or_none(_ask(pod.sentinel, creds, timeout, lambda r: r.sentinel_slaves(MASTER_NAME)))
-        if seen is None:
+        known = await known_replicas(pod.sentinel, creds, timeout)
+        if known is None:
             continue
-        usable = [s for s in seen if not s.get("is_sdown") and not s.get("is_disconnected")]
-        if len([s for s in usable if s.get("master-link-status") == "ok"]) < len(pods) - 1:
+        if known < len(pods) - 1:
             return None
         done = await _or_none(_ask(pod.sentinel, creds, timeout, lambda r: r.sentinel_failover(MASTER_NAME)))
         return pod.name if done else None
