@@ -75,41 +75,31 @@ class Case:
 
 
 APP_IDS = (20, 21)
+
+
+def settled(**kw: Any) -> World:
+    """r-0 the master, labelled and routed; r-1 and r-2 its replicas; every Sentinel names r-0."""
+    return world(
+        node("r-0", master(), True),
+        node("r-1", replica_of("r-0")),
+        node("r-2", replica_of("r-0")),
+        sentinels=("r-0", "r-0", "r-0"),
+        endpoints=("r-0",),
+        **kw,
+    )
+
+
 CASES = [
     Case(
         "settled, but one Sentinel knows no replica yet: a failover now would find none to promote",
-        world(
-            node("r-0", master(), True),
-            node("r-1", replica_of("r-0")),
-            node("r-2", replica_of("r-0")),
-            sentinels=("r-0", "r-0", "r-0"),
-            endpoints=("r-0",),
-            known_replicas=(2, 0, None),
-        ),
+        settled(known_replicas=(2, 0, None)),
         "r-0",
         reason=Reason.DEGRADED,
     ),
-    Case(
-        "settled, and every Sentinel that answers knows both replicas",
-        world(
-            node("r-0", master(), True),
-            node("r-1", replica_of("r-0")),
-            node("r-2", replica_of("r-0")),
-            sentinels=("r-0", "r-0", "r-0"),
-            endpoints=("r-0",),
-            known_replicas=(2, 2, 2),
-        ),
-        "r-0",
-    ),
+    Case("settled, and every Sentinel that answers knows both replicas", settled(known_replicas=(2, 2, 2)), "r-0"),
     Case(
         "settled: nothing to do",
-        world(
-            node("r-0", master(), True),
-            node("r-1", replica_of("r-0")),
-            node("r-2", replica_of("r-0")),
-            sentinels=("r-0", "r-0", "r-0"),
-            endpoints=("r-0",),
-        ),
+        settled(),
         "r-0",
         status={"master": "r-0", "sentinels": {"ready": 3, "quorum": 2}},
     ),

@@ -119,19 +119,15 @@ async def look(
 
 
 async def ask_failover(pods: Sequence[Pod], creds: Credentials, timeout: float = TIMEOUT_S) -> str | None:
-    """SENTINEL FAILOVER on the first Sentinel that answers, once it sees every other pod as a replica that is up
-    and linked (a pod made again a moment ago may be a replica to ROLE and not yet to the Sentinel, which would
-    then find no replica to promote and abort); the pod whose Sentinel took it (None: not asked, or refused)."""
+    """SENTINEL FAILOVER on the first Sentinel that takes it; the pod whose Sentinel did (None: none did). The
+    caller asks only while every Sentinel that answered this pass knew every replica (failover.redis_reason): one
+    that does not would find no replica to promote and abort."""
     for pod in pods:
         if not pod.reachable:
             continue
-        known = await known_replicas(pod.sentinel, creds, timeout)
-        if known is None:
-            continue
-        if known < len(pods) - 1:
-            return None
         done = await _or_none(_ask(pod.sentinel, creds, timeout, lambda r: r.sentinel_failover(MASTER_NAME)))
-        return pod.name if done else None
+        if done:
+            return pod.name
     return None
 
 
