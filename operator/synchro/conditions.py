@@ -32,6 +32,8 @@ class Reason:
     NO_QUORUM = "NoQuorum"
     FAILED_OVER = "FailedOver"  # Events: a new Redis master, and the app connections cut on the other pods
     CLIENTS_ON_REPLICA = "ClientsOnReplica"  # Events: app connections found on a pod that is not the master
+    RESIZING = "Resizing"  # RedisReady: a managed Redis moving from one pod to replicas; Events: each step of it
+    RESIZED = "Resized"  # Events: the move is done, the one-pod Redis deleted
     SWITCHOVER = "Switchover"  # Events: a planned failover, so that the master's pod can take a new template
     INVALID_SPEC = "InvalidSpec"
     INJECTED = "Injected"

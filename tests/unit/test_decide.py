@@ -225,6 +225,8 @@ def test_every_condition_reason_synchro_decides_is_in_the_table() -> None:
         Reason.ROTATING_PASSWORD,
         Reason.PASSWORD_ROTATED,
         Reason.DEGRADED,  # a managed Redis with replicas: its own table (test_decide_ha)
+        Reason.RESIZING,
+        Reason.RESIZED,
         Reason.FAILING_OVER,
         Reason.NO_QUORUM,
         Reason.FAILED_OVER,  # its events (test_decide_ha)

@@ -5,6 +5,7 @@ observe builds from a pod list, the Events of a failover, a refused move between
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 import pytest
@@ -175,19 +176,112 @@ def ours(kind: str) -> dict[str, Any]:
     return {"kind": kind, "metadata": {"name": STS, "labels": managed.labels(NAME)}}
 
 
-def test_moving_a_live_redis_between_one_pod_and_replicas_is_refused_and_nothing_is_written() -> None:
-    refused = decide.shape_change(snapshot(ManagedSeen(secret(), other=ours("Deployment"))))
+def test_moving_a_live_redis_from_replicas_to_one_pod_is_refused_and_nothing_is_written() -> None:
+    one = api.parse(NS, NAME, {"targets": TARGETS})
+    refused = decide.shape_change(snapshot(ManagedSeen(secret(), other=ours("StatefulSet")), spec=one))
     assert refused is not None and refused.fields == {} and refused.probe is None
     [ready] = refused.conditions
     assert (ready.status, ready.reason) == (False, Reason.INVALID_SPEC)
-    assert "from one pod to replicas" in ready.message and "Deployment web-redis" in ready.message
-    one = api.parse(NS, NAME, {"targets": TARGETS})
-    back = decide.shape_change(snapshot(ManagedSeen(secret(), other=ours("StatefulSet")), spec=one))
-    assert back is not None and "from replicas to one pod" in back.conditions[0].message
-    # Somebody's own Deployment of that name is not Synchro's Redis: nothing to refuse.
-    theirs = {"kind": "Deployment", "metadata": {"name": STS, "labels": {"app": "mine"}}}
-    assert decide.shape_change(snapshot(ManagedSeen(secret(), other=theirs))) is None
-    assert decide.shape_change(snapshot(ManagedSeen(secret()))) is None
+    assert "from replicas to one pod" in ready.message and "StatefulSet web-redis" in ready.message
+    # One pod asked to grow is served (below), and somebody's own workload of that name is not Synchro's Redis.
+    assert decide.shape_change(snapshot(ManagedSeen(secret(), other=ours("Deployment")))) is None
+    theirs = {"kind": "StatefulSet", "metadata": {"name": STS, "labels": {"app": "mine"}}}
+    assert decide.shape_change(snapshot(ManagedSeen(secret(), other=theirs), spec=one)) is None
+    assert decide.shape_change(snapshot(ManagedSeen(secret()), spec=one)) is None
+
+
+# Growing from one pod: the Deployment's pod (the seed) is one more node, last, running no Sentinel.
+SEED = "web-redis-6d9f8-x2k4q"
+SEED_IP = "10.0.0.9"
+SEED_POD = Pod(SEED, (SEED_IP, 6379), ("", 26379), frozenset({(SEED_IP, 6379)}), SEED_IP, False, SEED + "-uid",
+               ha.SEED_REVISION, True, False)  # fmt: skip
+FOLLOWS_SEED = Role("slave", 100, (SEED_IP, 6379), True)
+
+
+def growing(*nodes: Node, named: str | None = None, before: str = "", sts: dict[str, Any] | None = None,
+            **secret_keys: bool) -> ManagedSeen:  # fmt: skip
+    """What observe sees while growing: the Sentinels name `named` (None: nobody, as before they know the seed)."""
+    said = tuple((SEED_IP, 6379) if named == SEED else (ha.pod_host(SPEC, named), 6379) if named else None
+                 for _ in range(3))  # fmt: skip
+    w = World(nodes, said, frozenset({SEED_IP}), ha.OWN_USERS, "now", before, fallback=SEED)
+    live = {("StatefulSet", STS): sts} if sts else {}
+    pods = (*(pod(p) for p in PODS), SEED_POD)
+    return ManagedSeen(secret(**secret_keys), live, pods=pods, world=w, other=ours("Deployment"), seed=SEED_POD)
+
+
+def seed_node(role: Role | None, labelled: bool = False) -> Node:
+    return Node(SEED, SEED_POD.names, SEED_IP, labelled, role, () if role else None)
+
+
+def test_growing_the_seed_serves_until_the_sentinels_agree_and_redis_ready_says_resizing() -> None:
+    decision = decide.decide(snapshot(growing(seed_node(MASTER))))
+    assert decision.failover is not None and decision.failover.master == SEED
+    assert decision.redis.address == (SEED_IP, 6379)
+    ready = decision.redis.condition
+    assert (ready.status, ready.reason) == (True, Reason.RESIZING) and "moving from one pod to 3" in ready.message
+    assert decision.failover.labels == (Label(SEED, True),)  # the client Service follows the label
+    # The ConfigMap names the seed: a new pod that finds no Sentinel replicates from it.
+    [config] = [w.obj for w in decision.writes if w.obj["kind"] == "ConfigMap"]
+    assert config["data"][ha.SEED_KEY] == SEED_IP
+    assert ha.config_version(SPEC) == ha.config_version(SPEC)  # the seed is not in it: no pod restarts for it
+    assert ha.SEED_KEY not in ha.config_version(SPEC)
+
+
+def test_growing_the_seed_is_given_the_replication_users_while_it_is_the_master_and_only_then() -> None:
+    decision = decide.decide(snapshot(growing(seed_node(MASTER))))
+    users = [c[2] for c in decision.seed_commands if c[:2] == ("ACL", "SETUSER")]
+    assert users == [ha.REPLICA_USER, ha.SENTINEL_USER]
+    assert ("CONFIG", "SET", "masteruser", ha.REPLICA_USER, "masterauth", "x") in decision.seed_commands
+    assert decide.decide(snapshot(growing(seed_node(None)))).seed_commands == ()  # not answering: nothing to send
+    follower = growing(node(PODS[0], MASTER), seed_node(FOLLOWS_SEED), named=PODS[0], before=PODS[0])
+    assert decide.decide(snapshot(follower)).seed_commands == ()  # demoted: it already has them
+    assert "masterauth" not in repr(decide.decide(snapshot(growing(seed_node(MASTER)))))  # no passwords in logs
+
+
+def test_growing_without_the_seed_pod_writes_nothing_and_waits_for_it() -> None:
+    redis = dataclasses.replace(growing(), seed=None, pods=tuple(pod(p) for p in PODS))
+    redis = dataclasses.replace(redis, world=dataclasses.replace(redis.world, fallback=""))
+    decision = decide.decide(snapshot(redis))
+    assert [w for w in decision.writes if w.target is None] == []  # a StatefulSet now would start empty
+    assert (decision.redis.condition.status, decision.redis.condition.reason) == (False, Reason.PROVISIONING)
+    assert "Deployment web-redis" in decision.redis.condition.message
+
+
+def test_a_secret_of_the_one_pod_redis_gets_the_replication_users_first() -> None:
+    step, _ = decide.secret_step(SPEC, BODY, secret(ha_users=False), True, [])
+    assert step is not None and step.kind == SecretStep.HA_USERS
+
+
+def test_growing_the_seed_is_failed_over_once_the_sentinels_name_it_then_its_deployment_retired() -> None:
+    sts = {"kind": "StatefulSet", "metadata": {"name": STS}, "status": {"readyReplicas": 3, "updateRevision": "r1"}}
+    pods = tuple(dataclasses.replace(pod(p), revision="r1", ready=True) for p in PODS)
+    synced = tuple(node(p, FOLLOWS_SEED) for p in PODS)
+    on_seed = dataclasses.replace(growing(*synced, seed_node(MASTER, True), named=SEED, before=SEED, sts=sts),
+                                  pods=(*pods, SEED_POD))  # fmt: skip
+    ask = decide.decide(snapshot(on_seed)).switchover
+    assert ask is not None and ask.failover and f"one-pod Redis {SEED}" in ask.message
+    moved = growing(node(PODS[0], MASTER, True), node(PODS[1], SYNCED), node(PODS[2], SYNCED),
+                    seed_node(Role("slave", 100, (ha.pod_host(SPEC, PODS[0]), 6379), True)),
+                    named=PODS[0], before=PODS[0], sts=sts)  # fmt: skip
+    routed = dataclasses.replace(moved.world, endpoints=frozenset({ip(PODS[0])}))
+    moved = dataclasses.replace(moved, pods=(*pods, SEED_POD), world=routed)
+    done = decide.decide(snapshot(moved))
+    assert done.retire == STS and done.switchover is None  # the Deployment goes, not its pod
+    assert done.redis.condition.reason == Reason.RESIZING
+    # The seed no longer serves as the fallback once status named a StatefulSet pod.
+    lost = dataclasses.replace(moved.world, sentinels=(None, None, None), previous_master=PODS[0])
+    assert failover.confirmed_master(lost) is None
+
+
+def test_the_seed_pod_is_the_listed_pod_a_deployment_made_and_runs_no_sentinel() -> None:
+    sts_pod = listed(PODS[0], "10.0.0.1")
+    deployment_pod = listed(SEED, SEED_IP, **{ha.POD_TEMPLATE_HASH: "6d9f8"})
+    deployment_pod["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    found = ha.seed_pod(SPEC, [sts_pod, deployment_pod], lambda address: True)
+    assert found is not None and (found.name, found.ip, found.has_sentinel) == (SEED, SEED_IP, False)
+    assert (found.revision, found.ready) == (ha.SEED_REVISION, True)
+    assert ha.seed_pod(SPEC, [sts_pod], lambda address: True) is None
+    assert ha.seed_pod(SPEC, [deployment_pod], lambda address: address != SEED_IP) is None
 
 
 def test_retain_orphans_the_statefulset_and_both_services() -> None:

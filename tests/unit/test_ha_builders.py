@@ -131,14 +131,21 @@ while [ $# -gt 0 ]; do case "$1" in -h) peer="$2" ;; -p) port="$2" ;; esac; shif
 
 
 def run_start(
-    tmp: Path, me: int, answers: dict[int, str], sentinel: bool, infos: dict[int, str] | None = None, **fields: Any
+    tmp: Path,
+    me: int,
+    answers: dict[int, str],
+    sentinel: bool,
+    infos: dict[int, str] | None = None,
+    seed: str = "",
+    **fields: Any,
 ) -> str | None:
     """The start script of pod `me`, with its paths moved under tmp, `hostname` and `redis-cli` faked (each
     peer's Sentinel answers as `answers` says, its Redis's INFO replication as `infos` says, or is unreachable)
-    and redis-server replaced by `true`; the config it wrote, or None if it exited without starting."""
+    and redis-server replaced by `true`; the config it wrote, or None if it exited without starting. `seed` is
+    the ConfigMap's seed (the one-pod Redis being grown from)."""
     s = spec(**fields)
     host = lambda i: ha.pod_host(s, f"web-redis-{i}")  # noqa: E731
-    for d in ("bin", "answers", "etc/auth", "run"):
+    for d in ("bin", "answers", "etc/auth", "etc/start", "run"):
         (tmp / d).mkdir(parents=True, exist_ok=True)
     (tmp / "bin" / "hostname").write_text(f"#!/bin/sh\necho web-redis-{me}\n")
     (tmp / "bin" / "redis-cli").write_text(FAKE_REDIS_CLI)
@@ -151,8 +158,9 @@ def run_start(
     (tmp / "etc" / "redis.conf").write_text(ha.redis_conf(s))
     (tmp / "etc" / "sentinel.conf").write_text(ha.sentinel_conf(s))
     data = ha.secret_data(ha.new_passwords())
-    for key in (ha.SENTINEL_AUTH_KEY, ha.HA_PASSWORD_KEYS[ha.SENTINEL_USER]):
+    for key in (ha.SENTINEL_AUTH_KEY, ha.HA_PASSWORD_KEYS[ha.SENTINEL_USER], ha.REPLICATION_CONF_KEY):
         (tmp / "etc" / "auth" / key).write_text(data[key])
+    (tmp / "etc" / "start" / ha.SEED_KEY).write_text(ha.config_map(s, seed)["data"][ha.SEED_KEY])
     script = ha.start_script(s, sentinel).replace("/etc/redis/", f"{tmp}/etc/").replace(ha.RUN_DIR, f"{tmp}/run")
     script = script.replace("exec redis-server", "exec true").replace(f"sleep {ha.DOWN_AFTER_MS // 1000};", "")
     env = {"PATH": f"{tmp}/bin:/usr/bin:/bin", "FAKE": str(tmp)}

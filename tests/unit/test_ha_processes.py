@@ -99,6 +99,7 @@ class Replicas:
             .replace("bind 0.0.0.0", "bind 127.0.0.1")
         )
         conf += f"dbfilename node-{i}.rdb\n" + (f"replicaof 127.0.0.1 {self.ports[0]}\n" if i else "")
+        conf += (tmp / ha.REPLICATION_CONF_KEY).read_text()  # what the start script appends
         (tmp / f"redis-{i}.conf").write_text(conf)
         log = (tmp / f"redis-{i}.log").open("w")
         return subprocess.Popen(["redis-server", str(tmp / f"redis-{i}.conf")], stdout=log, stderr=log)

@@ -67,11 +67,11 @@ finalizer and progress annotations on them (patch). */}}
   verbs: [get, create, update]
 {{- end -}}
 
-{{/* What Synchro's code does: operator/synchro/{handlers,reconcile,kube}.py. It deletes only a frozen Redis master's pod. */}}
+{{/* What Synchro's code does: operator/synchro/{handlers,reconcile,kube}.py. It deletes only a frozen Redis master's pod, and a managed Redis's one-pod Deployment once its replicas took over. */}}
 {{- define "synchro.appRules" -}}
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [apps]
   resources: [statefulsets]
   verbs: [get, list, watch, create, patch]

@@ -80,6 +80,8 @@ class Actor:
         verdict = decision.failover
         assert verdict is not None and seen.world is not None
         spec, kube, memory = decision.spec, self.sources.kube, self.memory
+        if decision.seed_commands and seen.seed is not None and decision.redis.creds is not None:
+            await nodes.prepare_seed(seen.seed.redis, decision.redis.creds, decision.seed_commands)
         for move in verdict.labels:
             await io(kube.merge_patch, "v1", "Pod", spec.namespace, move.pod, ha.label_patch(move.master))
             self.sources.logger.info("master label %s pod %s", "put on" if move.master else "taken off", move.pod)
@@ -90,6 +92,7 @@ class Actor:
             uid = next((n.uid for n in seen.world.nodes if n.pod == pod), "")
             await io(kube.delete, "v1", "Pod", spec.namespace, pod, uid)
         await self.update_pods(body, decision, seen)
+        await retire(self.sources, body, decision, seen)
         told = failover.tell(seen.world, verdict, memory.failover_untold, cut)
         for type_, reason, message in told.events:
             await io(kube.post_event, body, type_, reason, message)
@@ -166,3 +169,19 @@ class Actor:
                 logger.info("%s %s went away with its namespace: nothing to give back", kind, name)
                 continue
             logger.info("released %s %s: injected env removed, scaled to 1", kind, name)
+
+
+async def retire(sources: Sources, body: Mapping[str, Any], decision: Decision, seen: ManagedSeen) -> None:
+    """A managed Redis grown from one pod: its Deployment deleted (that one only: by uid) once a new pod is the
+    master and the old one follows it in sync."""
+    if not decision.retire or seen.other is None or decision.failover is None:
+        return
+    uid = (seen.other.get("metadata") or {}).get("uid", "")
+    spec = decision.spec
+    await io(sources.kube.delete, "apps/v1", "Deployment", spec.namespace, decision.retire, uid)
+    message = (
+        f"{decision.failover.master} is the Redis master: the one-pod Redis's Deployment {decision.retire} is"
+        f" deleted, its keys live on in StatefulSet {decision.retire}'s {len(ha.pod_names(spec))} pods"
+    )
+    sources.logger.info("%s", message)
+    await io(sources.kube.post_event, body, "Normal", Reason.RESIZED, message)

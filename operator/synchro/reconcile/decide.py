@@ -59,7 +59,11 @@ def decide(seen: Snapshot) -> Decision:
         return Decision(spec, redis, tuple(targets), tuple(writes))
     step, rotation = secret_step(spec, seen.body, seen.redis.secret, redis.ready, targets)
     update = pod_update(spec, seen.redis, verdict)
-    return Decision(spec, redis, tuple(targets), tuple(writes), step, rotation, verdict, update)
+    retire = ""
+    if update is not None and seen.redis.seed is not None and update.delete == seen.redis.seed.name:
+        retire, update = managed.name(spec.name), None  # the one-pod Redis, demoted and in sync: its Deployment
+    commands = seed_commands(spec, seen.redis)
+    return Decision(spec, redis, tuple(targets), tuple(writes), step, rotation, verdict, update, commands, retire)
 
 
 def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pass:
@@ -92,22 +96,28 @@ def invalid(error: Exception) -> Pass:
     return Pass([Condition(conditions.READY, False, Reason.INVALID_SPEC, str(error))], {}, False, None)
 
 
+def grows(spec: api.SyncClusterSpec, other: Obj | None) -> bool:
+    """Replicas asked of a managed Redis that runs as one pod (Synchro's Deployment, not somebody's own workload
+    of that name): the new pods replicate from it, and it is deleted once a new pod is the master."""
+    if other is None or not is_ha(spec) or other.get("kind") != "Deployment":
+        return False
+    return managed.owner_of((other.get("metadata") or {}).get("labels")) == spec.name
+
+
 def shape_change(seen: Snapshot) -> Pass | None:
-    """A live managed Redis asked to move between one pod and replicas: not served yet (issue 15), and nothing is
-    applied, because the Redis of the new shape would start empty and the Service would move the apps to it."""
+    """A live managed Redis with replicas asked to run as one pod: not served yet (issue 15), and nothing is
+    applied, because the one-pod Redis would start empty and the Service would move the apps to it."""
     spec, redis = seen.spec, seen.redis
-    if not isinstance(redis, ManagedSeen) or redis.other is None or spec.managed is None:
+    if not isinstance(redis, ManagedSeen) or redis.other is None or spec.managed is None or spec.managed.ha:
         return None
     if managed.owner_of((redis.other.get("metadata") or {}).get("labels")) != spec.name:
         return None  # not Synchro's: somebody's own workload of that name
     name, kind = managed.name(spec.name), redis.other.get("kind", "")
-    now = "one pod" if kind == "Deployment" else "replicas"
-    wanted = spec.managed.replicas
     return invalid(
         api.SpecError(
-            f"spec.redis.managed.replicas: {wanted}: moving a live managed Redis from {now} to "
-            f"{'replicas' if spec.managed.ha else 'one pod'} is not served by this operator version yet (the keys"
-            f" would not follow); set it back, or delete {kind} {name} to start the new Redis empty"
+            f"spec.redis.managed.replicas: {spec.managed.replicas}: moving a live managed Redis from replicas to "
+            f"one pod is not served by this operator version yet (the keys would not follow); set it back, or "
+            f"delete {kind} {name} to start the new Redis empty"
         )
     )
 
@@ -189,8 +199,10 @@ def is_ha(spec: api.SyncClusterSpec) -> bool:
     return spec.managed is not None and spec.managed.ha
 
 
-def redis_objects(spec: api.SyncClusterSpec, config_version: str) -> list[Obj]:
-    return ha.applied_objects(spec, config_version) if is_ha(spec) else managed.applied_objects(spec, config_version)
+def redis_objects(spec: api.SyncClusterSpec, config_version: str, seed: str = "") -> list[Obj]:
+    if is_ha(spec):
+        return ha.applied_objects(spec, config_version, seed)
+    return managed.applied_objects(spec, config_version)
 
 
 def redis_kinds(spec: api.SyncClusterSpec) -> list[tuple[str, str, str]]:
@@ -239,12 +251,20 @@ def replicated_redis(
     pod the Service routes to. The operator and the probe talk to that pod's IP."""
     name = managed.name(spec.name)
     stateful_set = seen.live.get(("StatefulSet", name)) or {}
-    if verdict is None or seen.world is None or not (stateful_set.get("status") or {}).get("readyReplicas"):
-        waiting = f"waiting for the Redis pods of StatefulSet {name} to be ready"
+    growing = grows(spec, seen.other)
+    waiting = f"waiting for the Redis pods of StatefulSet {name} to be ready"
+    if growing and seen.seed is None:
+        waiting = f"waiting for the Redis pod of Deployment {name} to be ready: the new pods copy its keys first"
+    ready = (stateful_set.get("status") or {}).get("readyReplicas") or (growing and seen.seed is not None)
+    if verdict is None or seen.world is None or not ready:
         waiting_condition = Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, waiting)
         return dataclasses.replace(state, condition=waiting_condition)
     master = next((p for p in seen.pods if p.name == verdict.master and p.reachable), None)
-    if verdict.serving:
+    if growing and verdict.master is not None and (verdict.serving or not seen.world.previous_master):
+        # the one-pod Redis serves on: its label goes on before the client Service is applied, in this pass
+        moving = f"moving from one pod to {len(ha.pod_names(spec))}, keys and all: {verdict.message}"
+        condition = Condition(conditions.REDIS_READY, True, Reason.RESIZING, moving)
+    elif verdict.serving:
         condition = Condition(conditions.REDIS_READY, True, verdict.reason or Reason.REDIS_REACHABLE, verdict.message)
     elif not seen.world.previous_master:  # it has never served: still coming up
         condition = Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, verdict.message)
@@ -261,7 +281,22 @@ def pod_update(
     target = (stateful_set.get("status") or {}).get("updateRevision", "")
     if verdict is None or not target:
         return None
-    return switchover.step(target, seen.pods, verdict, verdict.reason is None, seen.since_failover_asked_s)
+    step = switchover.step(target, seen.pods, verdict, verdict.reason is None, seen.since_failover_asked_s)
+    seed = seen.seed.name if seen.seed is not None else None
+    if step is not None and step.failover and verdict.master == seed:
+        message = f"the master moves from the one-pod Redis {seed} to a pod of StatefulSet {managed.name(spec.name)}"
+        return dataclasses.replace(step, message=f"{message}: the Sentinels are asked to fail over")
+    return step
+
+
+def seed_commands(spec: api.SyncClusterSpec, seen: ManagedSeen) -> tuple[tuple[str, ...], ...]:
+    """Growing from one pod: the users and the login its config lacks, sent while it is a master that answers."""
+    assert spec.managed is not None
+    node = next((n for n in seen.world.nodes if seen.seed and n.pod == seen.seed.name), None) if seen.world else None
+    found = passwords(seen.secret, {**managed.PASSWORD_KEYS, **ha.HA_PASSWORD_KEYS})
+    if not spec.managed.auth or node is None or node.role is None or node.role.role != "master" or found is None:
+        return ()
+    return tuple(tuple(command) for command in ha.seed_commands(found))
 
 
 def managed_writes(spec: api.SyncClusterSpec, body: Mapping[str, Any], seen: ManagedSeen) -> list[Write]:
@@ -271,8 +306,11 @@ def managed_writes(spec: api.SyncClusterSpec, body: Mapping[str, Any], seen: Man
         return []
     configs = ha.config_version(spec) if is_ha(spec) else {"redis.conf": managed.redis_conf(spec)}
     redis_version = inject.config_hash({k: [{"conf": v}] for k, v in configs.items()}, "")
-    writes = []
-    for obj in redis_objects(spec, redis_version):
+    writes: list[Write] = []
+    if grows(spec, seen.other) and seen.seed is None:
+        return writes  # a StatefulSet made now would start empty: wait for the pod whose keys it must copy
+    seed = seen.seed.ip or "" if seen.seed is not None else ""
+    for obj in redis_objects(spec, redis_version, seed):
         obj["metadata"]["ownerReferences"] = [owner_reference(body)]
         live = seen.live.get((obj["kind"], obj["metadata"]["name"]))
         if live is None or not inject.subset_equal(obj, live):

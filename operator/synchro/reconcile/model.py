@@ -40,6 +40,7 @@ class ManagedSeen:
     world: World | None = None  # with replicas: what the Sentinels and the pods said (None: no StatefulSet yet)
     other: Obj | None = None  # Synchro's Redis workload of the other shape (a Deployment while replicas are asked)
     since_failover_asked_s: float | None = None  # since the operator last asked its Sentinels for a switchover
+    seed: Pod | None = None  # growing from one pod to replicas: the one-pod Redis's pod (also last in `pods`)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,9 @@ class Decision:
     rotation: Mapping[str, str] | None = None  # status.redis.passwordRotation; None: never asked for
     failover: Verdict | None = None  # with replicas: labels to move, connections to cut, pods to delete
     switchover: Step | None = None  # with replicas and a new pod template: the next pod to update, or a failover
+    # Growing from one pod: what the one-pod Redis is sent before anything else (ha.seed_commands; passwords)
+    seed_commands: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
+    retire: str = ""  # growing from one pod, done: the one-pod Redis's Deployment, to delete
 
     @property
     def create_secret(self) -> bool:

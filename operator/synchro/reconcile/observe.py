@@ -86,13 +86,18 @@ class Observer:
         """A managed Redis with replicas: its pods and the client Service's EndpointSlices, read on every pass (no
         watch says when a Sentinel moved the master), then every Sentinel and every Redis asked at once."""
         ns, name = spec.namespace, managed.name(spec.name)
-        if live.get(("StatefulSet", name)) is None:
+        growing = decide.grows(spec, other)
+        if live.get(("StatefulSet", name)) is None and not growing:
             return ManagedSeen(secret, live, other=other)
         listed, slices = await asyncio.gather(
             io(self.sources.kube.list, "v1", "Pod", ns, ha.pod_selector(spec)),
             io(self.sources.kube.endpoint_slices, ns, name),
         )
         pods = ha.pods(spec, listed, self.sources.config.may_connect)
+        # Growing from one pod: its pod is one more node, last (it runs no Sentinel), and the master until the
+        # Sentinels name one.
+        seed = ha.seed_pod(spec, listed, self.sources.config.may_connect) if growing else None
+        pods += [seed] if seed is not None else []
         if self.memory.master is None:  # the first pass since the operator started: status is the memory
             written = (body.get("status") or {}).get("redis") or {}
             self.memory.master, self.memory.last_failover = written.get("master", ""), written.get("lastFailover")
@@ -105,11 +110,12 @@ class Observer:
             now=now_iso(),
             previous_master=self.memory.master,
             last_failover=self.memory.last_failover,
+            fallback=seed.name if seed is not None else "",
         )
         asked = self.memory.failover_asked
         since = None if asked is None else time.monotonic() - asked
         return ManagedSeen(secret, live, tuple(slices), pods=tuple(pods), world=world, other=other,
-                           since_failover_asked_s=since)  # fmt: skip
+                           since_failover_asked_s=since, seed=seed)  # fmt: skip
 
     async def external(self, spec: api.SyncClusterSpec) -> ExternalSeen:
         ext = spec.external

@@ -94,6 +94,7 @@ class Pod:
     uid: str = ""  # a pod made again under the same name starts a new silence
     revision: str = ""  # the StatefulSet revision it was made from (its controller-revision-hash label)
     ready: bool = False  # its Ready condition
+    has_sentinel: bool = True  # False: the one-pod Redis being grown from, which runs none
 
     @property
     def reachable(self) -> bool:
@@ -127,6 +128,9 @@ class World:
     # Per Sentinel, in the order of `sentinels`: how many replicas it knows up and linked (None: no answer; empty:
     # not asked). A Sentinel learns them from the master's INFO: until it knows one, it has nobody to promote.
     known_replicas: tuple[int | None, ...] = ()
+    # The one-pod Redis a Redis with replicas grows from (its pod, last in `nodes`): the master while no Sentinel
+    # majority names one and status named no other before.
+    fallback: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,8 @@ def sentinel_choice(world: World) -> tuple[str | None, int]:
 
 def confirmed_master(world: World) -> str | None:
     pod, _ = sentinel_choice(world)
+    if pod is None and world.fallback and world.previous_master in ("", world.fallback):
+        pod = world.fallback  # growing from one pod: it serves until its Sentinels agree (they follow it too)
     node = next((n for n in world.nodes if n.pod == pod), None)
     return pod if node is not None and node.role is not None and node.role.role == "master" else None
 
@@ -245,6 +251,10 @@ def decide(world: World) -> Verdict:
 def redis_reason(world: World, master: str | None, wait: bool) -> tuple[str | None, str]:
     chosen, answered = sentinel_choice(world)
     need = majority(len(world.sentinels))
+    if chosen is None and master is not None:  # the fallback
+        return Reason.DEGRADED, (
+            f"{master} serves alone; {answered} of {len(world.sentinels)} Sentinels answered, {need} must name it"
+        )
     if chosen is None:
         return Reason.NO_QUORUM, (
             f"{answered} of {len(world.sentinels)} Sentinels answered, {need} must name the same master:"

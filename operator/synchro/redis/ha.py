@@ -52,6 +52,11 @@ SENTINEL_RIGHTS = (
     "+script|kill",
 )
 RUN_DIR = "/run/redis"  # the per-pod memory volume the start scripts write the live configs to
+# The ConfigMap key naming the one-pod Redis (its IP) that a Redis with replicas grows from: the master its pods
+# follow while no Sentinel names one. Empty once that Redis is gone; not part of config_version (no restart).
+SEED_KEY = "seed"
+SEED_REVISION = "one-pod"  # the "template" of the one-pod Redis's pod, to redis/switchover.py: never the target
+POD_TEMPLATE_HASH = "pod-template-hash"  # the label a Deployment's pods carry and a StatefulSet's do not
 
 
 def headless_name(cluster: str) -> str:
@@ -126,11 +131,11 @@ def secret(spec: api.SyncClusterSpec, passwords: Mapping[str, str]) -> Obj:
 
 
 def redis_conf(spec: api.SyncClusterSpec) -> str:
-    """managed.redis_conf plus what a replica needs; the start script adds `replicaof` and the announced name."""
+    """managed.redis_conf plus what a replica needs; the start script adds `replicaof`, the announced name and the
+    replication login (not an `include` here: the one-pod Redis a Redis with replicas grows from reads this file
+    too if it restarts meanwhile, and its pod has no replication login mounted)."""
     assert spec.managed is not None
     lines = [managed.redis_conf(spec).rstrip("\n")]
-    if spec.managed.auth:
-        lines.append(f"include /etc/redis/auth/{REPLICATION_CONF_KEY}")
     # A full sync streams at once: Redis's default waits 5 s for more replicas, a replica out of sync meanwhile.
     lines += ["replica-read-only yes", "replica-serve-stale-data yes", "repl-diskless-sync-delay 0"]
     return "\n".join(lines) + "\n"
@@ -157,8 +162,8 @@ def sentinel_conf(spec: api.SyncClusterSpec, master: str = "@MASTER@") -> str:
 
 
 # A POSIX sh (dash) script; {placeholders} are filled by start_script. It asks the Sentinels which master they
-# follow (a pod that restarts must not take back a role that moved), else pod-0 is the master. A Sentinel skips
-# its own pod's: it is the one starting.
+# follow (a pod that restarts must not take back a role that moved), else the one-pod Redis it grows from (the
+# seed), else pod-0 is the master. A Sentinel skips its own pod's: it is the one starting.
 _FIND_MASTER = """\
 set -eu
 me="$(hostname)"
@@ -173,6 +178,7 @@ for i in $(seq 0 {last}); do
     SENTINEL get-master-addr-by-name {master_name} 2>/dev/null | head -n 1)" || found=""
   case "$found" in ""|*ERR*|*NOAUTH*|*WRONGPASS*) ;; *) master="$found"; break ;; esac
 done
+[ -n "$master" ] || master="$(cat /etc/redis/start/{seed_key})"
 [ -n "$master" ] || master="{sts}-0.{suffix}"
 """
 
@@ -200,7 +206,8 @@ fi
 
 _START_REDIS = """\
 {{ cat /etc/redis/redis.conf; echo "replica-announce-ip $self"
-  [ "$master" = "$self" ] || echo "replicaof $master {port}"; }} > {run}/redis.conf
+  [ "$master" = "$self" ] || echo "replicaof $master {port}"
+  {replication}}} > {run}/redis.conf
 exec redis-server {run}/redis.conf
 """
 
@@ -228,6 +235,8 @@ def start_script(spec: api.SyncClusterSpec, sentinel: bool) -> str:
         "port": api.REDIS_PORT,
         "run": RUN_DIR,
         "auth": f"cat /etc/redis/auth/{SENTINEL_AUTH_KEY}; " if auth else "",
+        "replication": f"cat /etc/redis/auth/{REPLICATION_CONF_KEY}; " if auth else "",
+        "seed_key": SEED_KEY,
         "skip_self": '  [ "$peer" = "$self" ] && continue\n' if sentinel else "",
         "down_after_s": DOWN_AFTER_MS // 1000,
     }
@@ -237,12 +246,14 @@ def start_script(spec: api.SyncClusterSpec, sentinel: bool) -> str:
     return "#!/bin/sh\n" + _FIND_MASTER.format(**fill) + tail.format(**fill)
 
 
-def config_map(spec: api.SyncClusterSpec) -> Obj:
+def config_map(spec: api.SyncClusterSpec, seed: str = "") -> Obj:
+    """The configs and start scripts; `seed` is the IP of the one-pod Redis being grown from ("": none)."""
     data = {
         "redis.conf": redis_conf(spec),
         "sentinel.conf": sentinel_conf(spec),
         "start-redis.sh": start_script(spec, sentinel=False),
         "start-sentinel.sh": start_script(spec, sentinel=True),
+        SEED_KEY: seed,
     }
     return {**managed.config_map(spec), "data": data}
 
@@ -263,6 +274,7 @@ def _volumes(spec: api.SyncClusterSpec) -> tuple[list[Obj], list[Obj]]:
         {"name": "data", "mountPath": "/data"},
     ]
     scripts = [{"key": f"start-{c}.sh", "path": f"{c}.sh"} for c in ("redis", "sentinel")]
+    scripts.append({"key": SEED_KEY, "path": SEED_KEY})
     volumes: list[Obj] = [
         {"name": "config", "configMap": {"name": cm}},
         {"name": "start", "configMap": {"name": cm, "items": scripts}},
@@ -369,10 +381,10 @@ def pod_disruption_budget(spec: api.SyncClusterSpec) -> Obj:
     return obj
 
 
-def applied_objects(spec: api.SyncClusterSpec, config_version: str) -> list[Obj]:
+def applied_objects(spec: api.SyncClusterSpec, config_version: str, seed: str = "") -> list[Obj]:
     """Everything but the Secret, in the order they should be applied."""
     return [
-        config_map(spec),
+        config_map(spec, seed),
         headless_service(spec),
         service(spec),
         network_policy(spec),
@@ -388,8 +400,10 @@ def applied_kinds(spec: api.SyncClusterSpec) -> list[tuple[str, str, str]]:
 
 def config_version(spec: api.SyncClusterSpec) -> dict[str, str]:
     """What the pods must restart for when it changes: the ConfigMap's configs and start scripts (not the
-    passwords, which a rotation sets live)."""
-    return dict(config_map(spec)["data"])
+    passwords, which a rotation sets live, nor the seed, which only a pod that finds no Sentinel reads)."""
+    data = dict(config_map(spec)["data"])
+    del data[SEED_KEY]
+    return data
 
 
 def pods(spec: api.SyncClusterSpec, listed: Sequence[Obj], reachable: Callable[[str], bool]) -> list[Pod]:
@@ -412,6 +426,35 @@ def pods(spec: api.SyncClusterSpec, listed: Sequence[Obj], reachable: Callable[[
         )
         found.append(Pod(name, *where, frozenset(names), ip, labelled, meta.get("uid", ""), revision, ready))
     return found
+
+
+def seed_pod(spec: api.SyncClusterSpec, listed: Sequence[Obj], reachable: Callable[[str], bool]) -> Pod | None:
+    """The pod of the one-pod Redis (managed.py's Deployment) that a Redis with replicas grows from: listed with
+    the StatefulSet's pods (they share their labels), told apart by the label only a Deployment's pods carry. It
+    runs no Sentinel. None while it has no IP the operator may reach, or is going away."""
+    for obj in listed:
+        meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+        labels = meta.get("labels") or {}
+        ip = status.get("podIP") or None
+        if POD_TEMPLATE_HASH not in labels or meta.get("deletionTimestamp") or not ip or not reachable(ip):
+            continue
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        where = ((ip, api.REDIS_PORT), ("", SENTINEL_PORT))
+        labelled = labels.get(ROLE_LABEL) == MASTER
+        names = frozenset({(ip, api.REDIS_PORT)})
+        return Pod(meta["name"], *where, names, ip, labelled, meta.get("uid", ""), SEED_REVISION, ready, False)
+    return None
+
+
+def seed_commands(passwords: Mapping[str, str]) -> list[list[str]]:
+    """What the one-pod Redis needs to be grown from, sent live (its config predates them): the replicas' and the
+    Sentinels' users, and the login it follows the new master with once the Sentinels demote it."""
+    replica, sentinel = passwords[REPLICA_USER], passwords[SENTINEL_USER]
+    return [
+        ["ACL", "SETUSER", REPLICA_USER, "on", "resetpass", managed.password_hash(replica), *REPLICA_RIGHTS],
+        ["ACL", "SETUSER", SENTINEL_USER, "on", "resetpass", managed.password_hash(sentinel), *SENTINEL_RIGHTS],
+        ["CONFIG", "SET", "masteruser", REPLICA_USER, "masterauth", replica],
+    ]
 
 
 def label_patch(master: bool) -> Obj:

@@ -105,11 +105,13 @@ async def look(
 ) -> World:
     """Every Sentinel's master, every pod's ROLE and CLIENT LIST, at once. `pods` must be every pod the
     StatefulSet should have, a missing one included (it counts as a Sentinel that did not answer: a majority is
-    of all Sentinels). `before` is World's previous_master, last_failover and now, from status and the clock."""
-    masters = asyncio.gather(*(_if(p, sentinel_master(p.sentinel, creds, timeout)) for p in pods))
+    of all Sentinels), then the one-pod Redis being grown from, which runs no Sentinel. `before` is World's
+    previous_master, last_failover, now and fallback, from status, the clock and the pass."""
+    watching = [p for p in pods if p.has_sentinel]
+    masters = asyncio.gather(*(_if(p, sentinel_master(p.sentinel, creds, timeout)) for p in watching))
     roles = asyncio.gather(*(_if(p, role(p.redis, creds, timeout)) for p in pods))
     lists = asyncio.gather(*(_if(p, clients(p.redis, creds, timeout)) for p in pods))
-    aware = asyncio.gather(*(_if(p, known_replicas(p.sentinel, creds, timeout)) for p in pods))
+    aware = asyncio.gather(*(_if(p, known_replicas(p.sentinel, creds, timeout)) for p in watching))
     said, answered, connections, known = await asyncio.gather(masters, roles, lists, aware)
     nodes = tuple(
         Node(p.name, p.names, p.ip, p.labelled, r, c, *silence.heard(p, r), uid=p.uid)
@@ -129,6 +131,19 @@ async def ask_failover(pods: Sequence[Pod], creds: Credentials, timeout: float =
         if done:
             return pod.name
     return None
+
+
+async def prepare_seed(
+    address: Address, creds: Credentials, commands: Sequence[Sequence[str]], timeout: float = TIMEOUT_S
+) -> None:
+    """Send the one-pod Redis what it needs to be grown from (ha.seed_commands); an error raises (the pass is
+    retried: no StatefulSet is applied before its Sentinels and replicas can log in to it)."""
+    await _ask(address, creds, timeout, lambda r: _each(r, commands))
+
+
+async def _each(client: Any, commands: Sequence[Sequence[str]]) -> None:
+    for command in commands:
+        await client.execute_command(*command)
 
 
 async def fence(verdict: failover.Verdict, pods: Sequence[Pod], creds: Credentials, timeout: float = TIMEOUT_S) -> int:
