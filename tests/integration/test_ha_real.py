@@ -9,7 +9,8 @@ After each fault the test waits until all of these hold, and records how long th
 - a real app, two Hocuspocus replicas run as host processes with a live pod's env (REDIS_HOST made the Service's
   ClusterIP, which the host reaches through kube-proxy), passes a Y.js update from replica A to replica B.
 
-The module shares one SyncCluster: the faults run in turn on it, each from a healed state. A container's processes are
+The module shares one SyncCluster. It starts as one Redis pod holding keys and is grown to three (the first test
+checks the keys moved with it); then the faults run in turn on it, each from a healed state. A container's processes are
 host processes here, so a test signals redis-server directly (kit.container_pid).
 """
 
@@ -47,6 +48,7 @@ NAME = "ha"
 STS = f"{NAME}-redis"
 APP_USER, OPERATOR_USER = "synchro-app", "synchro-operator"
 HEALED: dict[str, float] = {}  # fault -> seconds from the fault until every check held
+GROWN_KEYS = 1000  # written to the one-pod Redis before it is grown to replicas
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +69,35 @@ def ha(cluster: client.ApiClient, operator: None, real_node: str) -> Iterator[En
                 "spec": {
                     "replicas": 2,
                     "targets": [{"name": NAME, "preset": "hocuspocus"}],
-                    "redis": {"mode": "Managed", "managed": {"replicas": 3}},
+                    "redis": {"mode": "Managed"},
                     "probe": {"interval": "2s", "timeout": "1s"},
                 },
             }
         )
-        wait_for(lambda: healed(env, synced=True), "the SyncCluster with replicas healthy", TIMEOUTS.real_ready)
+        wait_for(lambda: one_pod_ready(env), "the SyncCluster with one Redis pod healthy", TIMEOUTS.real_ready)
+        with connect(env, one_pod_ip(env)) as r:
+            r.mset({f"grown-{i}": "kept" for i in range(GROWN_KEYS)})
+        since = time.monotonic()
+        env.custom.patch_namespaced_custom_object(
+            "synchro.dev", "v1alpha1", name, "syncclusters", NAME, {"spec": {"redis": {"managed": {"replicas": 3}}}}
+        )
+        said: list[str] = []
+
+        def grown() -> str:
+            ready = env.condition(NAME, "RedisReady") or {}
+            seen = f"RedisReady {ready.get('status')} {ready.get('reason')}"
+            if not said or not said[-1].endswith(seen):
+                said.append(f"{time.monotonic() - since:5.1f}s {seen}")
+            with suppress(client.ApiException):
+                env.apps.read_namespaced_deployment(STS, env.ns)
+                raise LookupError(f"Deployment {STS} still there")
+            return healed(env, synced=True)
+
+        try:
+            wait_for(grown, "grown to a StatefulSet of 3, healthy", TIMEOUTS.real_ready)
+        finally:
+            print("\ngrown from one pod:\n  " + "\n  ".join(said))
+        HEALED["grown from one pod"] = time.monotonic() - since
         yield env
     if HEALED:
         print("\nheal times (s): " + json.dumps({k: round(v, 1) for k, v in HEALED.items()}))
@@ -255,7 +280,36 @@ def key_kept(env: Env, master: str, key: str) -> None:
         assert r.get(key) == b"kept", f"{key} lost on the new master {master}"
 
 
+def one_pod_ip(env: Env) -> str:
+    """The IP of the one-pod Redis (its Deployment's pod: the one with a pod-template-hash label)."""
+    pods = env.core.list_namespaced_pod(env.ns, label_selector=f"app.kubernetes.io/instance={NAME},pod-template-hash")
+    running = [p.status.pod_ip for p in pods.items if p.status.pod_ip and not p.metadata.deletion_timestamp]
+    if len(running) != 1:
+        raise LookupError(f"{len(running)} one-pod Redis pods running")
+    return str(running[0])
+
+
+def one_pod_ready(env: Env) -> bool:
+    c = {t: (env.condition(NAME, t) or {}).get("reason") for t in ("PubSubHealthy", "RedisReady")}
+    if c != {"PubSubHealthy": "AllPodsHealthy", "RedisReady": "Reachable"}:
+        raise LookupError(f"conditions: {c}")
+    return bool(one_pod_ip(env))
+
+
 # ---------------------------------------------------------------- the faults
+
+
+def test_grown_from_one_pod_the_keys_moved_with_it_and_the_deployment_is_gone(ha: Env, hocuspocus: App) -> None:
+    """The fixture grew the one-pod Redis to three: its keys are on the new master, one switchover moved the
+    master off it, its Deployment was deleted (Event Resized), and the real app passes updates."""
+    master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
+    with connect(ha, redis_pods(ha)[master]) as r:
+        kept = r.mget([f"grown-{i}" for i in range(GROWN_KEYS)])
+    assert kept.count(b"kept") == GROWN_KEYS, f"{GROWN_KEYS - kept.count(b'kept')} keys lost growing to replicas"
+    [resized] = events(ha, "Resized")
+    assert master in resized or "StatefulSet" in resized, resized
+    assert len(events(ha, "Switchover")) >= 1
+    assert hocuspocus.passes_an_update()
 
 
 def test_master_pod_deleted(ha: Env, hocuspocus: App) -> None:
