@@ -360,3 +360,14 @@ def test_without_a_sentinel_majority_no_pod_keeps_the_label(replicas: Replicas) 
     assert verdict.labels == (failover.Label("web-redis-0", False),) and r.labelled == set()
     assert cut == 0 and verdict.delete == ()
     assert verdict.status["sentinels"] == {"ready": 1, "quorum": 2}
+
+
+def test_a_pod_without_a_sentinel_is_asked_its_role_and_not_counted_among_the_sentinels(replicas: Replicas) -> None:
+    """Growing from one pod, its pod is one more node running no Sentinel: a majority stays one of the three."""
+    r = replicas
+    extra = nodes.Pod("seed", ("127.0.0.1", r.ports[1]), ("", ha.SENTINEL_PORT), frozenset(), "10.0.0.9", False,
+                      revision=ha.SEED_REVISION, has_sentinel=False)  # fmt: skip
+    world = asyncio.run(nodes.look([*r.pods(), extra], r.creds, OWN, r.routed, r.silence, now="now"))
+    assert len(world.sentinels) == 3 and len(world.nodes) == 4
+    assert world.nodes[-1].role is not None and world.nodes[-1].role.role == "slave"
+    assert failover.decide(world).status["sentinels"] == {"ready": 3, "quorum": 2}
