@@ -14,7 +14,7 @@ from synchro import api, conditions
 from synchro.conditions import Reason
 from synchro.reconcile import decide
 from synchro.reconcile.model import ManagedSeen, SecretStep, Snapshot, TargetSeen
-from synchro.redis import failover, ha, managed
+from synchro.redis import failover, ha, managed, shrink
 from synchro.redis.failover import Client, Cut, Label, Node, Pod, Role, Verdict, World
 
 NS, NAME = "ns", "web"
@@ -176,18 +176,69 @@ def ours(kind: str) -> dict[str, Any]:
     return {"kind": kind, "metadata": {"name": STS, "labels": managed.labels(NAME)}}
 
 
-def test_moving_a_live_redis_from_replicas_to_one_pod_is_refused_and_nothing_is_written() -> None:
-    one = api.parse(NS, NAME, {"targets": TARGETS})
-    refused = decide.shape_change(snapshot(ManagedSeen(secret(), other=ours("StatefulSet")), spec=one))
-    assert refused is not None and refused.fields == {} and refused.probe is None
-    [ready] = refused.conditions
-    assert (ready.status, ready.reason) == (False, Reason.INVALID_SPEC)
-    assert "from replicas to one pod" in ready.message and "StatefulSet web-redis" in ready.message
-    # One pod asked to grow is served (below), and somebody's own workload of that name is not Synchro's Redis.
-    assert decide.shape_change(snapshot(ManagedSeen(secret(), other=ours("Deployment")))) is None
+ONE = api.parse(NS, NAME, {"targets": TARGETS})  # replicas asked back to one pod
+HEIR_IP = "10.0.0.8"
+HEIR = "web-redis-7c4b9-m2p8z"
+
+
+def heir_node(role: Role | None, labelled: bool = False) -> Node:
+    return Node(HEIR, frozenset({(HEIR_IP, 6379)}), HEIR_IP, labelled, role, () if role else None)
+
+
+def shrinking(heir: Node | None, *nodes: Node, sentinels: int = 3) -> ManagedSeen:
+    """What observe sees while moving back to one pod: the StatefulSet's pods, then the heir (no Sentinel)."""
+    heir_pod = Pod(HEIR, (HEIR_IP, 6379), ("", 26379), frozenset({(HEIR_IP, 6379)}), HEIR_IP, bool(heir and
+                   heir.labelled), HEIR + "-uid", ha.SEED_REVISION, True, False)  # fmt: skip
+    w = world(*(nodes or HEALTHY), *([heir] if heir else []), sentinels=sentinels)
+    sts = {**ours("StatefulSet"), "spec": {"replicas": 3}}
+    pods = (*(pod(p, p == PODS[0]) for p in PODS), *([heir_pod] if heir else []))
+    return ManagedSeen(secret(), {}, pods=pods, world=w, other=sts, seed=heir_pod if heir else None)
+
+
+def test_moving_back_to_one_pod_applies_only_the_deployment_and_makes_it_a_replica_of_the_master() -> None:
+    assert decide.shrinks(ONE, ours("StatefulSet")) and not decide.shrinks(SPEC, ours("StatefulSet"))
     theirs = {"kind": "StatefulSet", "metadata": {"name": STS, "labels": {"app": "mine"}}}
-    assert decide.shape_change(snapshot(ManagedSeen(secret(), other=theirs), spec=one)) is None
-    assert decide.shape_change(snapshot(ManagedSeen(secret()), spec=one)) is None
+    assert not decide.shrinks(ONE, theirs)  # somebody's own StatefulSet of that name is not Synchro's Redis
+    assert decide.as_replicated(ONE, {"spec": {"replicas": 5}}).managed.replicas == 5
+    waiting = decide.decide(snapshot(shrinking(None), spec=ONE))
+    assert [w.obj["kind"] for w in waiting.writes if w.target is None] == ["Deployment"]  # the Service stays
+    assert waiting.shrink is not None and waiting.shrink.kind == shrink.WAIT
+    assert (waiting.redis.condition.status, waiting.redis.condition.reason) == (True, Reason.RESIZING)
+    assert waiting.redis.address == (ip(PODS[0]), 6379)  # the master serves on
+    empty = decide.decide(snapshot(shrinking(heir_node(MASTER)), spec=ONE))
+    assert empty.shrink is not None and (empty.shrink.kind, empty.shrink.master) == (shrink.FOLLOW, PODS[0])
+    assert empty.heir_commands == (
+        ("CONFIG", "SET", "replica-priority", "0", "masteruser", ha.REPLICA_USER, "masterauth", "x"),
+        ("REPLICAOF", ip(PODS[0]), "6379"),
+    )
+    assert empty.failover is not None and empty.failover.master == PODS[0]  # the Sentinels' master keeps its label
+    assert "masterauth" not in repr(empty)
+
+
+def test_moving_back_to_one_pod_switches_once_the_heir_follows_the_master_then_finishes() -> None:
+    syncing = Role("slave", 50, (ip(PODS[0]), 6379), False)
+    copying = decide.decide(snapshot(shrinking(heir_node(syncing)), spec=ONE))
+    assert copying.shrink is not None and copying.shrink.kind == shrink.WAIT and copying.heir_commands == ()
+    linked = Role("slave", 100, (ip(PODS[0]), 6379), True)
+    switch = decide.decide(snapshot(shrinking(heir_node(linked)), spec=ONE))
+    assert switch.shrink is not None and (switch.shrink.kind, switch.shrink.master) == (shrink.SWITCH, PODS[0])
+    assert switch.failover is None  # the switch moves the label itself: no failover verdict fights it
+    assert switch.redis.condition.reason == Reason.RESIZING and switch.redis.address == (ip(PODS[0]), 6379)
+    # A Sentinel naming another master than the one the heir copies: not yet.
+    split = shrinking(heir_node(linked))
+    split = dataclasses.replace(split, world=dataclasses.replace(split.world, sentinels=(
+        (ha.pod_host(SPEC, PODS[1]), 6379), None, None)))  # fmt: skip
+    assert shrink.step(split.world, HEIR, failover.decide(split.world), STS).kind != shrink.SWITCH
+    # The heir promoted and labelled (an operator stopped half way): what is left is done, the heir serves.
+    done = decide.decide(snapshot(shrinking(heir_node(MASTER, labelled=True)), spec=ONE))
+    assert done.shrink is not None and done.shrink.kind == shrink.FINISH and done.failover is None
+    assert done.redis.address == (HEIR_IP, 6379) and done.redis.condition.status
+
+
+def test_moving_back_to_one_pod_waits_without_a_master_to_copy() -> None:
+    lost = decide.decide(snapshot(shrinking(heir_node(MASTER), sentinels=1), spec=ONE))
+    assert lost.shrink is not None and lost.shrink.kind == shrink.WAIT and lost.heir_commands == ()
+    assert (lost.redis.condition.status, lost.redis.condition.reason) == (False, Reason.NO_QUORUM)
 
 
 # Growing from one pod: the Deployment's pod (the seed) is one more node, last, running no Sentinel.

@@ -371,3 +371,39 @@ def test_a_pod_without_a_sentinel_is_asked_its_role_and_not_counted_among_the_se
     assert len(world.sentinels) == 3 and len(world.nodes) == 4
     assert world.nodes[-1].role is not None and world.nodes[-1].role.role == "slave"
     assert failover.decide(world).status["sentinels"] == {"ready": 3, "quorum": 2}
+
+
+def test_the_one_pod_redis_copies_the_master_then_takes_over_with_every_key_and_keeps_it(
+    replicas: Replicas, tmp_path: Path
+) -> None:
+    """Moving back to one pod (redis/shrink.py) with real processes: the heir, started empty with the replicas'
+    config, is made a replica by ha.heir_commands, then nodes.take_over switches to it while writes are paused.
+    It holds every key, the old master refuses writes as its replica, and no Sentinel turns it back."""
+    r = replicas
+    port = free_port()
+    conf = (tmp_path / "redis-0.conf").read_text().replace(f"port {r.ports[0]}", f"port {port}")
+    conf = "".join(line for line in conf.splitlines(True) if not line.startswith(("masteruser", "masterauth")))
+    (tmp_path / "heir.conf").write_text(conf.replace("dbfilename node-0.rdb", "dbfilename heir.rdb"))  # no login
+    log = (tmp_path / "heir.log").open("w")
+    r.redis.append(subprocess.Popen(["redis-server", str(tmp_path / "heir.conf")], stdout=log, stderr=log))
+    wait_for(lambda: r.client(port).ping(), "the heir up", 10)
+    master, heir = ("127.0.0.1", r.ports[0]), ("127.0.0.1", port)
+    r.client(r.ports[0]).mset({f"k{i}": i for i in range(1000)})
+    asyncio.run(nodes.send(heir, r.creds, ha.heir_commands(r.passwords, master)))
+    wait_for(lambda: r.client(port).execute_command("ROLE")[3] == b"connected", "the heir in sync", 20)
+    assert r.client(port).config_get("replica-priority") == {"replica-priority": "0"}  # never a Sentinel's choice
+    r.client(r.ports[0]).set("last", "written just before")
+    sentinels = [("127.0.0.1", p) for p in r.sentinel_ports]
+    assert asyncio.run(nodes.take_over(master, heir, sentinels, r.creds)) is None
+    assert r.client(port).execute_command("ROLE")[0] == b"master"
+    assert r.client(port).dbsize() == 1001 and r.client(port).get("last") == b"written just before"
+    assert r.client(r.ports[0]).execute_command("ROLE")[:3] == [b"slave", b"127.0.0.1", port]
+    with pytest.raises(redis.ReadOnlyError):
+        r.client(r.ports[0]).set("late", "refused")
+    assert all(r.client(p).sentinel_masters() == {} for p in r.sentinel_ports)
+    # A Sentinel that still monitored the master would turn the promoted heir back into a replica within ~8 s
+    # (docs/ha.md): it stays the master, polled for 10 s.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert r.client(port).execute_command("ROLE")[0] == b"master"
+        time.sleep(0.5)

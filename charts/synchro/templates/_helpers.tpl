@@ -67,14 +67,14 @@ finalizer and progress annotations on them (patch). */}}
   verbs: [get, create, update]
 {{- end -}}
 
-{{/* What Synchro's code does: operator/synchro/{handlers,reconcile,kube}.py. It deletes only a frozen Redis master's pod, and a managed Redis's one-pod Deployment once its replicas took over. */}}
+{{/* What Synchro's code does: operator/synchro/{handlers,reconcile,kube}.py. It deletes only a frozen Redis master's pod, a managed Redis's one-pod Deployment once its replicas took over, and its StatefulSet once it moved back to one pod. */}}
 {{- define "synchro.appRules" -}}
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [apps]
   resources: [statefulsets]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, patch]

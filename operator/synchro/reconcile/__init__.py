@@ -15,7 +15,7 @@ from typing import Any
 
 from synchro import api
 from synchro.reconcile import decide
-from synchro.reconcile.act import Actor
+from synchro.reconcile.act import Actor, to_one_pod
 from synchro.reconcile.memory import SETTLED_RESYNC_S, Memory
 from synchro.reconcile.model import ManagedSeen, Pass, ProbePlan, WorkloadKey
 from synchro.reconcile.observe import Observer
@@ -42,9 +42,6 @@ class Reconciler:
         except (api.SpecError, KeyError) as e:
             return decide.invalid(e)
         seen = await self.observer.snapshot(body, spec, rolled_out)
-        refused = decide.shape_change(seen)
-        if refused is not None:
-            return refused
         decision = decide.decide(seen)
         if decision.secret_step is not None:  # the managed Redis's passwords first, then the pass sees them
             await self.actor.secret_step(body, decision)
@@ -52,6 +49,8 @@ class Reconciler:
             decision = decide.decide(seen)
         if decision.failover is not None and isinstance(seen.redis, ManagedSeen):  # the master's label before all
             await self.actor.follow(body, decision, seen.redis)
+        if decision.shrink is not None and isinstance(seen.redis, ManagedSeen):
+            await to_one_pod(self.actor.sources, body, decision, seen.redis)
         failures = await self.actor.write(decision)
         return decide.conclude(decision, failures)
 

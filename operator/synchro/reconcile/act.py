@@ -16,7 +16,7 @@ from synchro.reconcile import decide
 from synchro.reconcile.memory import Memory
 from synchro.reconcile.model import Decision, ManagedSeen, Problem, Release, SecretStep, WorkloadKey
 from synchro.reconcile.sources import Sources, io
-from synchro.redis import failover, ha, managed, nodes
+from synchro.redis import failover, ha, managed, nodes, shrink
 
 
 class Actor:
@@ -81,7 +81,7 @@ class Actor:
         assert verdict is not None and seen.world is not None
         spec, kube, memory = decision.spec, self.sources.kube, self.memory
         if decision.seed_commands and seen.seed is not None and decision.redis.creds is not None:
-            await nodes.prepare_seed(seen.seed.redis, decision.redis.creds, decision.seed_commands)
+            await nodes.send(seen.seed.redis, decision.redis.creds, decision.seed_commands)
         for move in verdict.labels:
             await io(kube.merge_patch, "v1", "Pod", spec.namespace, move.pod, ha.label_patch(move.master))
             self.sources.logger.info("master label %s pod %s", "put on" if move.master else "taken off", move.pod)
@@ -185,3 +185,37 @@ async def retire(sources: Sources, body: Mapping[str, Any], decision: Decision, 
     )
     sources.logger.info("%s", message)
     await io(sources.kube.post_event, body, "Normal", Reason.RESIZED, message)
+
+
+async def to_one_pod(sources: Sources, body: Mapping[str, Any], decision: Decision, seen: ManagedSeen) -> None:
+    """Carry out decision.shrink (redis/shrink.py): make the one-pod Redis a replica of the master; or switch to
+    it, then demote any other master, move the label and delete the StatefulSet (that one only: by uid). A switch
+    that did not happen (the one-pod Redis behind) is tried again by the next pass."""
+    moving, creds, heir, world = decision.shrink, decision.redis.creds, seen.seed, seen.world
+    if moving is None or creds is None or heir is None or world is None or seen.other is None:
+        return
+    spec, kube, by_name = decision.spec, sources.kube, {p.name: p for p in seen.pods}
+    if moving.kind == shrink.FOLLOW and decision.heir_commands:
+        await nodes.send(heir.redis, creds, decision.heir_commands)
+        sources.logger.info("%s", moving.message)
+    if moving.kind not in (shrink.SWITCH, shrink.FINISH):
+        return
+    if moving.kind == shrink.SWITCH:
+        sentinels = [p.sentinel for p in seen.pods if p.has_sentinel and p.reachable]
+        why = await nodes.take_over(by_name[moving.master].redis, heir.redis, sentinels, creds)
+        if why is not None:
+            sources.logger.info("the one-pod Redis %s does not take over yet: %s", heir.name, why)
+            return
+    masters = [n.pod for n in world.nodes if n.pod != heir.name and n.role is not None and n.role.role == "master"]
+    await nodes.demote([by_name[pod].redis for pod in masters], heir.redis, creds)
+    if not heir.labelled:
+        await io(kube.merge_patch, "v1", "Pod", spec.namespace, heir.name, ha.label_patch(True))
+    for node in world.nodes:
+        if node.labelled and node.pod != heir.name:
+            await io(kube.merge_patch, "v1", "Pod", spec.namespace, node.pod, ha.label_patch(False))
+    name = managed.name(spec.name)
+    uid = (seen.other.get("metadata") or {}).get("uid", "")
+    await io(kube.delete, "apps/v1", "StatefulSet", spec.namespace, name, uid)
+    message = f"{heir.name} is the Redis master: StatefulSet {name} is deleted, its keys live on in Deployment {name}"
+    sources.logger.info("%s", message)
+    await io(kube.post_event, body, "Normal", Reason.RESIZED, message)

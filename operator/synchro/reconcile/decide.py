@@ -35,7 +35,7 @@ from synchro.reconcile.model import (
     WorkloadKey,
     Write,
 )
-from synchro.redis import failover, ha, managed, switchover
+from synchro.redis import failover, ha, managed, shrink, switchover
 from synchro.redis.model import Credentials, PingResult, service_addresses
 
 ROLLOUT_EVERY_S = 10.0  # a target that runs an injected config starts at most one new rollout in this long
@@ -63,7 +63,12 @@ def decide(seen: Snapshot) -> Decision:
     if update is not None and seen.redis.seed is not None and update.delete == seen.redis.seed.name:
         retire, update = managed.name(spec.name), None  # the one-pod Redis, demoted and in sync: its Deployment
     commands = seed_commands(spec, seen.redis)
-    return Decision(spec, redis, tuple(targets), tuple(writes), step, rotation, verdict, update, commands, retire)
+    moving = shrink_step(spec, seen.redis, verdict)
+    if moving is not None and moving.kind in (shrink.SWITCH, shrink.FINISH):
+        verdict = None  # the switch to the one-pod Redis moves the master label itself
+    follow = heir_commands(spec, seen.redis, moving)
+    return Decision(spec, redis, tuple(targets), tuple(writes), step, rotation, verdict, update, commands, retire,
+                    moving, follow)  # fmt: skip
 
 
 def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pass:
@@ -104,22 +109,19 @@ def grows(spec: api.SyncClusterSpec, other: Obj | None) -> bool:
     return managed.owner_of((other.get("metadata") or {}).get("labels")) == spec.name
 
 
-def shape_change(seen: Snapshot) -> Pass | None:
-    """A live managed Redis with replicas asked to run as one pod: not served yet (issue 15), and nothing is
-    applied, because the one-pod Redis would start empty and the Service would move the apps to it."""
-    spec, redis = seen.spec, seen.redis
-    if not isinstance(redis, ManagedSeen) or redis.other is None or spec.managed is None or spec.managed.ha:
-        return None
-    if managed.owner_of((redis.other.get("metadata") or {}).get("labels")) != spec.name:
-        return None  # not Synchro's: somebody's own workload of that name
-    name, kind = managed.name(spec.name), redis.other.get("kind", "")
-    return invalid(
-        api.SpecError(
-            f"spec.redis.managed.replicas: {spec.managed.replicas}: moving a live managed Redis from replicas to "
-            f"one pod is not served by this operator version yet (the keys would not follow); set it back, or "
-            f"delete {kind} {name} to start the new Redis empty"
-        )
-    )
+def shrinks(spec: api.SyncClusterSpec, other: Obj | None) -> bool:
+    """One pod asked of a managed Redis that runs with replicas (Synchro's StatefulSet, not somebody's own
+    workload of that name): the one-pod Redis copies the master, takes over, and the StatefulSet is deleted."""
+    if other is None or spec.managed is None or is_ha(spec) or other.get("kind") != "StatefulSet":
+        return False
+    return managed.owner_of((other.get("metadata") or {}).get("labels")) == spec.name
+
+
+def as_replicated(spec: api.SyncClusterSpec, stateful_set: Obj) -> api.SyncClusterSpec:
+    """The spec a StatefulSet being moved back to one pod was made for: its pods and Sentinels, by name."""
+    assert spec.managed is not None
+    replicas = int((stateful_set.get("spec") or {}).get("replicas") or api.MIN_HA_REPLICAS)
+    return dataclasses.replace(spec, managed=dataclasses.replace(spec.managed, replicas=replicas))
 
 
 def failed(state: TargetState, problem: Problem) -> TargetState:
@@ -229,6 +231,8 @@ def managed_redis(spec: api.SyncClusterSpec, seen: ManagedSeen, verdict: failove
         password=presets.SecretKeyRef(name, api.PASSWORD_KEY) if auth else None,
     )
     creds = managed_creds(spec, seen.secret)
+    if shrinks(spec, seen.other):
+        return shrinking_redis(spec, seen, verdict, RedisState(NOT_TRIED, endpoint, display, version, None, creds))
     if is_ha(spec):
         return replicated_redis(spec, seen, verdict, RedisState(NOT_TRIED, endpoint, display, version, None, creds))
     if not managed.available(seen.live.get(("Deployment", name))):
@@ -273,6 +277,47 @@ def replicated_redis(
     return dataclasses.replace(state, condition=condition, address=master.redis if master else None)
 
 
+def shrink_step(spec: api.SyncClusterSpec, seen: ManagedSeen, verdict: failover.Verdict | None) -> shrink.Step | None:
+    """Moving back from replicas to one pod: the next step (None: not moving, or nothing seen yet)."""
+    if not shrinks(spec, seen.other) or seen.world is None or verdict is None:
+        return None
+    heir = seen.seed.name if seen.seed is not None else None
+    return shrink.step(seen.world, heir, verdict, managed.name(spec.name))
+
+
+def shrinking_redis(
+    spec: api.SyncClusterSpec, seen: ManagedSeen, verdict: failover.Verdict | None, state: RedisState
+) -> RedisState:
+    """RedisReady while moving back to one pod: True (Resizing) while a master serves, the StatefulSet's until
+    the switch, then the one-pod Redis's."""
+    moving = shrink_step(spec, seen, verdict)
+    if moving is None or verdict is None:
+        waiting = f"waiting for the Redis pods of StatefulSet {managed.name(spec.name)} to answer"
+        return dataclasses.replace(
+            state, condition=Condition(conditions.REDIS_READY, False, Reason.PROVISIONING, waiting)
+        )
+    serving = seen.seed.name if moving.kind == shrink.FINISH and seen.seed else moving.master or verdict.master
+    pod = next((p for p in seen.pods if p.name == serving and p.reachable), None)
+    if moving.kind in (shrink.SWITCH, shrink.FINISH) or verdict.serving:
+        message = f"moving from replicas to one pod, keys and all: {moving.message}"
+        condition = Condition(conditions.REDIS_READY, True, Reason.RESIZING, message)
+    else:
+        condition = Condition(conditions.REDIS_READY, False, verdict.reason or Reason.FAILING_OVER, verdict.message)
+    return dataclasses.replace(state, condition=condition, address=pod.redis if pod else None)
+
+
+def heir_commands(
+    spec: api.SyncClusterSpec, seen: ManagedSeen, moving: shrink.Step | None
+) -> tuple[tuple[str, ...], ...]:
+    """What makes the one-pod Redis a replica of the master while moving back to it (FOLLOW only)."""
+    node = next((n for n in seen.world.nodes if n.pod == moving.master), None) if moving and seen.world else None
+    if moving is None or moving.kind != shrink.FOLLOW or node is None or node.ip is None:
+        return ()
+    assert spec.managed is not None
+    found = passwords(seen.secret, ha.HA_PASSWORD_KEYS) if spec.managed.auth else None
+    return tuple(tuple(c) for c in ha.heir_commands(found, (node.ip, api.REDIS_PORT)))
+
+
 def pod_update(
     spec: api.SyncClusterSpec, seen: ManagedSeen, verdict: failover.Verdict | None
 ) -> switchover.Step | None:
@@ -310,7 +355,10 @@ def managed_writes(spec: api.SyncClusterSpec, body: Mapping[str, Any], seen: Man
     if grows(spec, seen.other) and seen.seed is None:
         return writes  # a StatefulSet made now would start empty: wait for the pod whose keys it must copy
     seed = seen.seed.ip or "" if seen.seed is not None else ""
-    for obj in redis_objects(spec, redis_version, seed):
+    objects = redis_objects(spec, redis_version, seed)
+    if shrinks(spec, seen.other):  # the Service and the rest stay the StatefulSet's until the switch
+        objects = [o for o in objects if o["kind"] in ("Deployment", "PersistentVolumeClaim")]
+    for obj in objects:
         obj["metadata"]["ownerReferences"] = [owner_reference(body)]
         live = seen.live.get((obj["kind"], obj["metadata"]["name"]))
         if live is None or not inject.subset_equal(obj, live):

@@ -16,6 +16,7 @@ from synchro.api import Obj
 from synchro.conditions import Condition
 from synchro.redis.failover import Pod, Verdict, World
 from synchro.redis.model import Address, Credentials, PingResult
+from synchro.redis.shrink import Step as ShrinkStep
 from synchro.redis.switchover import Step
 
 ClaimKey = tuple[str, str, str]  # (namespace, kind, name) of a target workload, a Secret, ...
@@ -40,7 +41,9 @@ class ManagedSeen:
     world: World | None = None  # with replicas: what the Sentinels and the pods said (None: no StatefulSet yet)
     other: Obj | None = None  # Synchro's Redis workload of the other shape (a Deployment while replicas are asked)
     since_failover_asked_s: float | None = None  # since the operator last asked its Sentinels for a switchover
-    seed: Pod | None = None  # growing from one pod to replicas: the one-pod Redis's pod (also last in `pods`)
+    # Moving between one pod and replicas: the one-pod Redis's pod (also last in `pods`), the seed the replicas grow
+    # from, or the heir they move back to
+    seed: Pod | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ class Decision:
     # Growing from one pod: what the one-pod Redis is sent before anything else (ha.seed_commands; passwords)
     seed_commands: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
     retire: str = ""  # growing from one pod, done: the one-pod Redis's Deployment, to delete
+    shrink: ShrinkStep | None = None  # moving back from replicas to one pod: the next step
+    heir_commands: tuple[tuple[str, ...], ...] = field(default=(), repr=False)  # its FOLLOW (ha.heir_commands)
 
     @property
     def create_secret(self) -> bool:

@@ -66,7 +66,7 @@ class Observer:
         # The workload of the other shape (a Deployment while the spec asks for replicas, or the StatefulSet while
         # it asks for one pod) is read from the watch cache only: it holds every one, and absent is the usual case.
         other = self.sources.cached(ns, "Deployment" if decide.is_ha(spec) else "StatefulSet", name)
-        if decide.is_ha(spec):
+        if decide.is_ha(spec) or decide.shrinks(spec, other):
             return await self.replicated(spec, body, secret, live, other)
         deployment = live.get(("Deployment", name))
         if deployment is None or not managed.available(deployment):
@@ -84,19 +84,21 @@ class Observer:
         other: Obj | None,
     ) -> ManagedSeen:  # fmt: skip
         """A managed Redis with replicas: its pods and the client Service's EndpointSlices, read on every pass (no
-        watch says when a Sentinel moved the master), then every Sentinel and every Redis asked at once."""
+        watch says when a Sentinel moved the master), then every Sentinel and every Redis asked at once. Moving
+        between one pod and replicas, the one-pod Redis's pod too."""
         ns, name = spec.namespace, managed.name(spec.name)
-        growing = decide.grows(spec, other)
-        if live.get(("StatefulSet", name)) is None and not growing:
+        growing, shrinking = decide.grows(spec, other), decide.shrinks(spec, other)
+        if live.get(("StatefulSet", name)) is None and not growing and not shrinking:
             return ManagedSeen(secret, live, other=other)
         listed, slices = await asyncio.gather(
             io(self.sources.kube.list, "v1", "Pod", ns, ha.pod_selector(spec)),
             io(self.sources.kube.endpoint_slices, ns, name),
         )
-        pods = ha.pods(spec, listed, self.sources.config.may_connect)
+        pods = ha.pods(decide.as_replicated(spec, other) if shrinking and other else spec, listed,
+                       self.sources.config.may_connect)  # fmt: skip
         # Growing from one pod: its pod is one more node, last (it runs no Sentinel), and the master until the
-        # Sentinels name one.
-        seed = ha.seed_pod(spec, listed, self.sources.config.may_connect) if growing else None
+        # Sentinels name one. Moving back to one pod: the same, the heir.
+        seed = ha.seed_pod(spec, listed, self.sources.config.may_connect) if growing or shrinking else None
         pods += [seed] if seed is not None else []
         if self.memory.master is None:  # the first pass since the operator started: status is the memory
             written = (body.get("status") or {}).get("redis") or {}
@@ -110,7 +112,7 @@ class Observer:
             now=now_iso(),
             previous_master=self.memory.master,
             last_failover=self.memory.last_failover,
-            fallback=seed.name if seed is not None else "",
+            fallback=seed.name if seed is not None and growing else "",
         )
         asked = self.memory.failover_asked
         since = None if asked is None else time.monotonic() - asked

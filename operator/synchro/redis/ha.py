@@ -15,6 +15,7 @@ from synchro import api
 from synchro.api import Obj
 from synchro.redis import managed
 from synchro.redis.failover import Pod
+from synchro.redis.model import Address
 
 SENTINEL_PORT = 26379
 MASTER_NAME = "synchro"  # what the Sentinels call the master they watch
@@ -455,6 +456,13 @@ def seed_commands(passwords: Mapping[str, str]) -> list[list[str]]:
         ["ACL", "SETUSER", SENTINEL_USER, "on", "resetpass", managed.password_hash(sentinel), *SENTINEL_RIGHTS],
         ["CONFIG", "SET", "masteruser", REPLICA_USER, "masterauth", replica],
     ]
+
+
+def heir_commands(passwords: Mapping[str, str] | None, master: Address) -> list[list[str]]:
+    """What makes the one-pod Redis a replica of `master` while a Redis with replicas moves back to it: never
+    promoted by the Sentinels (replica-priority 0), logged in as the replication user when `passwords` are given."""
+    login = ["masteruser", REPLICA_USER, "masterauth", passwords[REPLICA_USER]] if passwords else []
+    return [["CONFIG", "SET", "replica-priority", "0", *login], ["REPLICAOF", master[0], str(master[1])]]
 
 
 def label_patch(master: bool) -> Obj:

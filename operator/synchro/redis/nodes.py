@@ -133,17 +133,59 @@ async def ask_failover(pods: Sequence[Pod], creds: Credentials, timeout: float =
     return None
 
 
-async def prepare_seed(
+async def send(
     address: Address, creds: Credentials, commands: Sequence[Sequence[str]], timeout: float = TIMEOUT_S
 ) -> None:
-    """Send the one-pod Redis what it needs to be grown from (ha.seed_commands); an error raises (the pass is
-    retried: no StatefulSet is applied before its Sentinels and replicas can log in to it)."""
+    """Send one Redis these commands in turn (ha.seed_commands, ha.heir_commands); an error raises, and the pass
+    is tried again: what depends on them (a StatefulSet that logs in to the one-pod Redis, a switch to it) waits."""
     await _ask(address, creds, timeout, lambda r: _each(r, commands))
 
 
 async def _each(client: Any, commands: Sequence[Sequence[str]]) -> None:
     for command in commands:
         await client.execute_command(*command)
+
+
+PAUSE_MS = 5000  # the longest the apps' writes wait while the one-pod Redis takes over
+CATCH_UP_S = 2.0  # how long the one-pod Redis has to process the master's last writes, paused
+
+
+async def take_over(
+    master: Address, heir: Address, sentinels: Sequence[Address], creds: Credentials, timeout: float = TIMEOUT_S
+) -> str | None:
+    """The switch to the one-pod Redis (redis/shrink.py): the master's writes paused, the heir given until it has
+    processed every one, the master taken out of the Sentinels' hands (so that none turns the heir back into a
+    replica), the heir promoted, the old master made its replica (so it refuses writes from then on), the pause
+    lifted. None when done, else why not, the master's writes resumed: the next pass tries again."""
+    old: Any = client_for(*master, creds, timeout, ONCE)  # Any: redis-py's execute_command is untyped
+    new: Any = client_for(*heir, creds, timeout, ONCE)
+    try:
+        await old.execute_command("CLIENT", "PAUSE", str(PAUSE_MS), "WRITE")
+        target = failover.parse_role(await old.role()).offset  # stable while paused: no write, no replication PING
+        deadline = asyncio.get_running_loop().time() + CATCH_UP_S
+        while (now := failover.parse_role(await new.role())).offset < target or not now.link_up:
+            if asyncio.get_running_loop().time() > deadline:
+                await old.execute_command("CLIENT", "UNPAUSE")
+                return f"the one-pod Redis is {target - now.offset} bytes behind the master after {CATCH_UP_S:.0f} s"
+            await asyncio.sleep(0.02)
+        await asyncio.gather(*(_or_none(_ask(s, creds, timeout, _remove)) for s in sentinels))
+        await new.execute_command("REPLICAOF", "NO", "ONE")
+        await old.execute_command("REPLICAOF", heir[0], str(heir[1]))
+        await old.execute_command("CLIENT", "UNPAUSE")
+    finally:
+        await asyncio.gather(old.aclose(), new.aclose())
+    return None
+
+
+async def _remove(client: Any) -> Any:
+    return await client.execute_command("SENTINEL", "REMOVE", MASTER_NAME)
+
+
+async def demote(addresses: Sequence[Address], heir: Address, creds: Credentials, timeout: float = TIMEOUT_S) -> None:
+    """Make each of these Redis a replica of the one-pod Redis (a master left by a switch cut short): from then
+    on it refuses the apps' writes. One that does not answer is skipped: its pod is being deleted."""
+    replicaof = ("REPLICAOF", heir[0], str(heir[1]))
+    await asyncio.gather(*(_or_none(_ask(a, creds, timeout, lambda r: _each(r, [replicaof]))) for a in addresses))
 
 
 async def fence(verdict: failover.Verdict, pods: Sequence[Pod], creds: Credentials, timeout: float = TIMEOUT_S) -> int:
