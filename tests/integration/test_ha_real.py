@@ -427,3 +427,32 @@ def test_a_new_pod_template_updates_the_replicas_first_and_moves_the_master_once
     # The master moved once. Its Sentinels may have been asked twice: a first SENTINEL FAILOVER that did not complete
     # within 20 s is asked again (seen in 3 of 6 runs; docs/ha.md).
     assert len(events(ha, "Switchover")) in (switchovers + 1, switchovers + 2), events(ha, "Switchover")
+
+
+def test_moved_back_to_one_pod_the_keys_move_with_it_and_the_statefulset_is_gone(ha: Env, hocuspocus: App) -> None:
+    """Last, as it ends the module's Redis with replicas: `replicas: 1` makes the one-pod Redis a replica of the
+    master, switches to it, and deletes the StatefulSet (a second Event Resized); the keys and the app follow."""
+    master = wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
+    with connect(ha, redis_pods(ha)[master]) as r:
+        r.mset({f"shrunk-{i}": "kept" for i in range(GROWN_KEYS)})
+    since = time.monotonic()
+    ha.custom.patch_namespaced_custom_object(
+        "synchro.dev", "v1alpha1", ha.ns, "syncclusters", NAME, {"spec": {"redis": {"managed": {"replicas": 1}}}}
+    )
+
+    def shrunk() -> bool:
+        with suppress(client.ApiException):
+            ha.apps.read_namespaced_stateful_set(STS, ha.ns)
+            raise LookupError(f"StatefulSet {STS} still there")
+        if redis_pods(ha):
+            raise LookupError(f"StatefulSet pods still running: {sorted(redis_pods(ha))}")
+        return one_pod_ready(ha)
+
+    wait_for(shrunk, "moved back to one Redis pod, healthy", TIMEOUTS.real_ready)
+    HEALED["moved back to one pod"] = time.monotonic() - since
+    with connect(ha, one_pod_ip(ha)) as r:
+        kept = r.mget([f"shrunk-{i}" for i in range(GROWN_KEYS)] + [f"grown-{i}" for i in range(GROWN_KEYS)])
+        assert r.role()[0] == b"master"
+    assert kept.count(b"kept") == 2 * GROWN_KEYS, f"{2 * GROWN_KEYS - kept.count(b'kept')} keys lost"
+    assert len(events(ha, "Resized")) == 2, events(ha, "Resized")
+    assert wait_for(hocuspocus.passes_an_update, "the real app passes an update", TIMEOUTS.ha_heal)
