@@ -407,3 +407,71 @@ def test_the_one_pod_redis_copies_the_master_then_takes_over_with_every_key_and_
     while time.monotonic() < deadline:
         assert r.client(port).execute_command("ROLE")[0] == b"master"
         time.sleep(0.5)
+
+
+class Grown(Replicas):
+    """Growing from one pod: the seed, a redis-server with the one-pod Redis's config and users (no replication or
+    Sentinel user), holding keys; then three replicas of it and three Sentinels monitoring it, as the StatefulSet's
+    start scripts make them when the ConfigMap names the seed."""
+
+    def __init__(self, tmp: Path) -> None:  # noqa: PLW0231: Replicas' start is replaced, not extended
+        self.spec = api.parse(
+            "ns", "web", {"redis": {"managed": {"replicas": 3}}, "targets": [{"name": "w", "preset": "generic"}]}
+        )
+        self.passwords = ha.new_passwords()
+        self.creds = Credentials(OPERATOR, self.passwords[OPERATOR], 0, False)
+        self.seed_dir = tmp / "seed"
+        self.seed_dir.mkdir()
+        one_pod = managed.secret_data({u: self.passwords[u] for u in managed.PASSWORD_KEYS})
+        (self.seed_dir / managed.SECRET_AUTH_KEY).write_text(one_pod[managed.SECRET_AUTH_KEY])
+        self.seed_port = free_port()
+        conf = (
+            managed.redis_conf(self.spec)
+            .replace("/etc/redis/auth/", f"{self.seed_dir}/")
+            .replace("dir /data", f"dir {self.seed_dir}")
+            .replace(f"port {api.REDIS_PORT}", f"port {self.seed_port}")
+            .replace("bind 0.0.0.0", "bind 127.0.0.1")
+        )
+        (self.seed_dir / "redis.conf").write_text(conf)
+        log = (self.seed_dir / "redis.log").open("w")
+        self.redis = [subprocess.Popen(["redis-server", str(self.seed_dir / "redis.conf")], stdout=log, stderr=log)]
+        self.sentinels = []
+        wait_for(lambda: self.client(self.seed_port).ping(), "the seed up", 10)
+        self.client(self.seed_port).mset({f"k{i}": i for i in range(1000)})
+        commands = ha.seed_commands(self.passwords)
+        asyncio.run(nodes.send(("127.0.0.1", self.seed_port), self.creds, commands))
+        data = ha.secret_data(self.passwords)
+        for key in (managed.SECRET_AUTH_KEY, ha.REPLICATION_CONF_KEY):
+            (tmp / key).write_text(data[key])
+        self.ports = [self.seed_port] + [free_port() for _ in range(3)]  # start_redis(i) follows ports[0]
+        self.sentinel_ports = [self.seed_port] + [free_port() for _ in range(3)]  # start_sentinel monitors ports[0]
+        self.names = ["seed", *(f"web-redis-{i}" for i in range(3))]
+        self.redis += [self.start_redis(tmp, i) for i in (1, 2, 3)]
+        self.sentinels = [self.start_sentinel(tmp, i, data[ha.SENTINEL_AUTH_KEY]) for i in (1, 2, 3)]
+
+
+def test_a_seed_given_the_replication_users_live_is_copied_then_failed_over_and_follows_the_new_master(
+    tmp_path: Path,
+) -> None:
+    """ha.seed_commands are all the one-pod Redis needs: its replicas log in and copy every key, its Sentinels log
+    in and find all three, and after SENTINEL FAILOVER it follows the new master with the login it was sent."""
+    g = Grown(tmp_path)
+    try:
+        for port in g.ports[1:]:
+            wait_for(lambda p=port: g.client(p).execute_command("ROLE")[3] == b"connected", "replica linked", 20)
+            assert g.client(port).dbsize() == 1000
+        for port in g.sentinel_ports[1:]:
+            info = lambda p=port: g.client(p).sentinel_master(ha.MASTER_NAME)  # noqa: E731
+            wait_for(lambda i=info: i()["num-slaves"] == 3 and i()["num-other-sentinels"] == 2, "Sentinels know", 20)
+        assert g.client(g.sentinel_ports[1]).sentinel_failover(ha.MASTER_NAME)
+
+        def follows() -> bool:
+            role = g.client(g.seed_port).execute_command("ROLE")
+            return role[0] == b"slave" and role[3] == b"connected"
+
+        wait_for(follows, "the seed a linked replica of the promoted pod", 30)
+        promoted = next(p for p in g.ports[1:] if g.client(p).execute_command("ROLE")[0] == b"master")
+        assert g.client(promoted).dbsize() == 1000
+        assert g.denied(g.seed_port) == []  # no login refused on the way
+    finally:
+        g.stop()
