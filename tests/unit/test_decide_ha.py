@@ -223,6 +223,7 @@ def test_moving_back_to_one_pod_switches_once_the_heir_follows_the_master_then_f
     switch = decide.decide(snapshot(shrinking(heir_node(linked)), spec=ONE))
     assert switch.shrink is not None and (switch.shrink.kind, switch.shrink.master) == (shrink.SWITCH, PODS[0])
     assert switch.failover is None  # the switch moves the label itself: no failover verdict fights it
+    assert decide.conclude(switch, {}).busy  # polled: a switch put off (the heir behind) is tried again soon
     assert switch.redis.condition.reason == Reason.RESIZING and switch.redis.address == (ip(PODS[0]), 6379)
     # A Sentinel naming another master than the one the heir copies: not yet.
     split = shrinking(heir_node(linked))

@@ -86,12 +86,14 @@ def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pas
     if decision.failover is not None:
         fields["redis"].update(decision.failover.status)
     staged = (decision.rotation or {}).get("phase") == "Staged"
+    moving = decision.shrink is not None
     return Pass(
         target_conditions(spec, redis, targets),
         fields,
         # Rollouts report through the workloads' watch events; Redis coming up, a paced rollout's turn, a staged
-        # rotation's next step, and the master of a Redis with replicas (no watch says a Sentinel moved it) are polled.
-        busy=not redis.ready or any(t.paced_s for t in targets) or staged or is_ha(spec),
+        # rotation's next step, the master of a Redis with replicas (no watch says a Sentinel moved it) and a move
+        # back to one pod are polled.
+        busy=not redis.ready or any(t.paced_s for t in targets) or staged or is_ha(spec) or moving,
         probe=probe_plan(spec, redis, targets) if probing else None,
         probing=spec.probe.sidecar,
     )
