@@ -181,7 +181,7 @@ class StatusWriter:
             self.counts_waiting = True
             return
         meta = self.body["metadata"]
-        await io(self.kube.patch_status, meta["namespace"], meta["name"], new)
+        await io(self.kube.patch_status, meta["namespace"], meta["name"], with_removals(old, new))
         await post_transitions(self.kube, self.body, old.get("conditions") or [], found)
         self.written = {**old, **new}
         self.counts_due = time.monotonic() + COUNTS_EVERY_S
@@ -222,6 +222,18 @@ def compose_status(
     ):
         return None
     return new
+
+
+def with_removals(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that writes `new`: a key of one of old's objects that `new` no longer has (status.redis's
+    master and nodes, after a Redis with replicas moved back to one pod) is set to null, so the API server drops it
+    instead of keeping it beside the new fields."""
+    patch = dict(new)
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = {**{k: None for k in before if k not in value}, **value}
+    return patch
 
 
 def only_counts_differ(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

@@ -135,6 +135,16 @@ def test_only_a_change_of_replica_counts_may_wait() -> None:
     assert not controller.only_counts_differ(status(0), {**status(1), "probe": {"healthy": ["a"]}})
 
 
+def test_a_status_field_no_longer_found_is_removed_by_the_patch() -> None:
+    """After a Redis with replicas moved back to one pod, status.redis has no master or nodes: the merge patch
+    must say null for them, or the API server keeps the old ones beside the new fields."""
+    old = {"redis": {"mode": "Managed", "endpoint": "e", "master": "web-redis-1", "nodes": []}, "replicas": 2}
+    new = {"redis": {"mode": "Managed", "endpoint": "e"}, "replicas": 2}
+    patch = controller.with_removals(old, new)
+    assert patch == {"redis": {"mode": "Managed", "endpoint": "e", "master": None, "nodes": None}, "replicas": 2}
+    assert controller.with_removals(new, new) == new
+
+
 class RecordingKube:
     def __init__(self) -> None:
         self.patches: list[dict[str, Any]] = []
