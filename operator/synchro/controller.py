@@ -21,6 +21,7 @@ from synchro.kube import Kube, KubeError
 from synchro.probe import checker, verdict
 from synchro.reconcile import BUSY_RESYNC_S, SETTLED_RESYNC_S, Pass, ProbePlan, Reconciler, Sources, decide
 from synchro.reconcile.sources import io, now_iso
+from synchro.redis.listen import SwitchListener
 from synchro.redis.model import service_addresses
 
 MAX_BACKOFF_S = 60.0
@@ -48,11 +49,14 @@ class Controller:
         return self.body["metadata"]["namespace"], self.body["metadata"]["name"]
 
     async def run(self, stopped: Any, wake: asyncio.Event) -> None:
+        listener = SwitchListener(wake.set, self.sources.logger)  # a Sentinel that moved the master wakes a pass
         try:
             while not stopped:
                 if wake.is_set() or time.monotonic() >= self.next_pass:
                     wake.clear()
                     await self.reconcile()
+                    if self.last is not None:
+                        listener.follow(self.last.sentinels, self.last.sentinel_creds)
                 plan = self.last.probe if self.last else None
                 await self.probe(plan, wake)
                 if self.last is not None:
@@ -63,6 +67,7 @@ class Controller:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=max(due - time.monotonic(), 0.05))
         finally:
+            listener.stop()
             metrics.forget(*self.key)
 
     async def publish(self, last: Pass) -> None:

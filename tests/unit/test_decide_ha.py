@@ -122,6 +122,8 @@ def test_a_serving_master_is_where_the_operator_and_the_probe_talk_and_status_na
     assert [n["role"] for n in redis["nodes"]] == ["master", "replica", "replica"]
     assert redis["sentinels"] == {"ready": 3, "quorum": 2}
     assert result.busy  # polled: no watch says that a Sentinel moved the master
+    # ... and woken by the Sentinels' +switch-master: every one that may be reached is listened to.
+    assert result.sentinels == tuple((ip(p), 26379) for p in PODS) and result.sentinel_creds == decision.redis.creds
 
 
 def test_without_a_confirmed_master_nobody_is_routed_and_the_probe_has_no_address() -> None:

@@ -14,6 +14,7 @@ final check fails without the fence), then that the fence closed them and nothin
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -28,7 +29,7 @@ import redis
 
 from poll import wait_for
 from synchro import api
-from synchro.redis import failover, ha, managed, nodes
+from synchro.redis import failover, ha, listen, managed, nodes
 from synchro.redis.model import Credentials
 
 APP, OPERATOR = managed.APP_USER, managed.OPERATOR_USER
@@ -475,3 +476,37 @@ def test_a_seed_given_the_replication_users_live_is_copied_then_failed_over_and_
         assert g.denied(g.seed_port) == []  # no login refused on the way
     finally:
         g.stop()
+
+
+def test_the_switch_listener_hears_each_sentinel_announce_the_new_master(replicas: Replicas) -> None:
+    """redis/listen.py against real Sentinels: subscribed to all three, it hears +switch-master from each after
+    SENTINEL FAILOVER (so the pass a later one wakes finds the majority); the same set keeps its tasks; stop ends
+    them."""
+    r = replicas
+    sentinels = [("127.0.0.1", p) for p in r.sentinel_ports]
+
+    def subscribed(port: int) -> bool:
+        return any(int(c.get("sub", 0)) for c in r.client(port).client_list())
+
+    async def run() -> list[str]:
+        heard: list[str] = []
+        listener = listen.SwitchListener(lambda: heard.append("switch"), logging.getLogger("test"))
+        listener.follow(sentinels, r.creds)
+        tasks = list(listener.tasks)
+        listener.follow(list(reversed(sentinels)), r.creds)
+        assert listener.tasks == tasks and len(tasks) == 3
+        deadline = time.monotonic() + 10
+        while not all(subscribed(p) for p in r.sentinel_ports):
+            assert time.monotonic() < deadline, "the listener did not subscribe to every Sentinel"
+            await asyncio.sleep(0.05)
+        assert r.client(r.sentinel_ports[0]).sentinel_failover(ha.MASTER_NAME)
+        deadline = time.monotonic() + SWITCH_DEADLINE_S
+        while len(heard) < 3:
+            assert time.monotonic() < deadline, f"heard {len(heard)} +switch-master of 3"
+            await asyncio.sleep(0.05)
+        listener.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert listener.tasks == [] and all(t.cancelled() for t in tasks)
+        return heard
+
+    assert asyncio.run(run()) == ["switch"] * 3

@@ -67,8 +67,9 @@ def decide(seen: Snapshot) -> Decision:
     if moving is not None and moving.kind in (shrink.SWITCH, shrink.FINISH):
         verdict = None  # the switch to the one-pod Redis moves the master label itself
     follow = heir_commands(spec, seen.redis, moving)
+    sentinels = tuple(p.sentinel for p in seen.redis.pods if p.has_sentinel and p.reachable)
     return Decision(spec, redis, tuple(targets), tuple(writes), step, rotation, verdict, update, commands, retire,
-                    moving, follow)  # fmt: skip
+                    moving, follow, sentinels)  # fmt: skip
 
 
 def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pass:
@@ -96,6 +97,8 @@ def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pas
         busy=not redis.ready or any(t.paced_s for t in targets) or staged or is_ha(spec) or moving,
         probe=probe_plan(spec, redis, targets) if probing else None,
         probing=spec.probe.sidecar,
+        sentinels=decision.sentinels,
+        sentinel_creds=decision.redis.creds if decision.sentinels else None,
     )
 
 

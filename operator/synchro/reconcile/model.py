@@ -160,6 +160,7 @@ class Decision:
     retire: str = ""  # growing from one pod, done: the one-pod Redis's Deployment, to delete
     shrink: ShrinkStep | None = None  # moving back from replicas to one pod: the next step
     heir_commands: tuple[tuple[str, ...], ...] = field(default=(), repr=False)  # its FOLLOW (ha.heir_commands)
+    sentinels: tuple[Address, ...] = ()  # with replicas: the Sentinels that may be reached, to listen to
 
     @property
     def create_secret(self) -> bool:
@@ -252,3 +253,5 @@ class Pass:
     busy: bool  # Redis does not answer yet: look again soon
     probe: ProbePlan | None
     probing: bool = False  # spec.probe.sidecar: PubSubHealthy is expected
+    sentinels: tuple[Address, ...] = ()  # with replicas: the Sentinels whose +switch-master wakes the loop
+    sentinel_creds: Credentials | None = field(default=None, repr=False)
