@@ -34,6 +34,7 @@ class Reason:
     CLIENTS_ON_REPLICA = "ClientsOnReplica"  # Events: app connections found on a pod that is not the master
     RESIZING = "Resizing"  # RedisReady: a managed Redis moving from one pod to replicas; Events: each step of it
     RESIZED = "Resized"  # Events: the move is done, the one-pod Redis deleted
+    PROMOTED = "Promoted"  # Event (Warning): the operator promoted a replica the Sentinels could not (docs/ha.md)
     SWITCHOVER = "Switchover"  # Events: a planned failover, so that the master's pod can take a new template
     INVALID_SPEC = "InvalidSpec"
     INJECTED = "Injected"

@@ -227,6 +227,7 @@ def test_every_condition_reason_synchro_decides_is_in_the_table() -> None:
         Reason.DEGRADED,  # a managed Redis with replicas: its own table (test_decide_ha)
         Reason.RESIZING,
         Reason.RESIZED,
+        Reason.PROMOTED,
         Reason.FAILING_OVER,
         Reason.NO_QUORUM,
         Reason.FAILED_OVER,  # its events (test_decide_ha)

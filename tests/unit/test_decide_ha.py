@@ -391,3 +391,24 @@ def test_a_pod_being_deleted_is_not_ready_and_each_pod_carries_its_template_revi
     first, second, _ = ha.pods(SPEC, [up, going], lambda address: True)
     assert (first.ready, first.revision) == (True, "web-redis-abc")
     assert not second.ready  # the StatefulSet makes it again: an update waits for that one too
+
+
+def test_the_operator_promotes_a_replica_only_when_the_sentinels_list_none_and_their_master_stays_silent() -> None:
+    lost = dataclasses.replace(node(PODS[0], None), unanswered_s=failover.STUCK_AFTER_S)
+    linked_down = Role("slave", -1, (ha.pod_host(SPEC, PODS[0]), 6379), False)
+    replicas = (node(PODS[1], linked_down), node(PODS[2], linked_down))
+    stuck = dataclasses.replace(world(lost, *replicas), listed_replicas=(0, 0, None))
+    found = failover.rescue(stuck)
+    assert found is not None and found.replicas == (PODS[1], PODS[2])
+    listing = dataclasses.replace(stuck, listed_replicas=(0, 1, None))
+    assert failover.rescue(listing) is None  # a Sentinel that lists one fails over itself
+    assert failover.rescue(dataclasses.replace(stuck, listed_replicas=(0, None, None))) is None  # no majority asked
+    early = dataclasses.replace(stuck, nodes=(dataclasses.replace(lost, unanswered_s=3.0), *replicas))
+    assert failover.rescue(early) is None  # down-after and an election first
+    answering = dataclasses.replace(stuck, nodes=(node(PODS[0], MASTER), *replicas))
+    assert failover.rescue(answering) is None
+    decision = decide.decide(snapshot(seen(stuck)))
+    assert decision.rescue == found
+    first = decision.monitor_commands[0]
+    assert first[1] == ("SENTINEL", "MONITOR", ha.MASTER_NAME, ha.pod_host(SPEC, PODS[1]), "6379", "2")
+    assert first[2][-2:] == ("auth-pass", "x") and "auth-pass" not in repr(decision)

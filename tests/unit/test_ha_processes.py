@@ -510,3 +510,67 @@ def test_the_switch_listener_hears_each_sentinel_announce_the_new_master(replica
         return heard
 
     assert asyncio.run(run()) == ["switch"] * 3
+
+
+def test_a_master_lost_before_the_sentinels_listed_a_replica_is_replaced_by_the_operator(tmp_path: Path) -> None:
+    """The stuck state of docs/ha.md, made on demand: the master is SIGKILLed before any Sentinel reached it (they
+    start after), so they list no replica and could never fail over. failover.rescue names the replica with the
+    most data; nodes.rescue promotes it and points the other replica and the Sentinels at it; the next passes
+    confirm and label it, with every key."""
+    r = Replicas.__new__(Replicas)
+    r.spec = api.parse(
+        "ns", "web", {"redis": {"managed": {"replicas": 3}}, "targets": [{"name": "w", "preset": "generic"}]}
+    )
+    r.passwords = ha.new_passwords()
+    data = ha.secret_data(r.passwords)
+    for key in (managed.SECRET_AUTH_KEY, ha.REPLICATION_CONF_KEY):
+        (tmp_path / key).write_text(data[key])
+    r.ports, r.sentinel_ports = [free_port() for _ in range(3)], [free_port() for _ in range(3)]
+    r.names, r.sentinels = [f"web-redis-{i}" for i in range(3)], []
+    r.creds = Credentials(OPERATOR, r.passwords[OPERATOR], 0, False)
+    r.labelled, r.routed, r.silence, r.status = set(), frozenset(), failover.Silence(), {}
+    r.redis = [r.start_redis(tmp_path, i) for i in range(3)]
+    try:
+        for port in r.ports[1:]:
+            wait_for(lambda p=port: r.client(p).execute_command("ROLE")[3] == b"connected", "replica linked", 20)
+        r.client(r.ports[0]).mset({f"k{i}": i for i in range(1000)})
+        assert r.client(r.ports[0]).wait(2, 2000) == 2
+        # web-redis-2 falls behind: made to follow an address nobody listens on (it keeps its data) while one more
+        # key is written. The one with the most data must win, and it is the first of the two (a tie goes to the
+        # last).
+        r.client(r.ports[2]).execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+        r.client(r.ports[0]).set("only-on-1", "1")
+        assert r.client(r.ports[0]).wait(1, 2000) == 1
+        r.redis[0].send_signal(signal.SIGKILL)
+        r.redis[0].wait(10)
+        r.sentinels = [r.start_sentinel(tmp_path, i, data[ha.SENTINEL_AUTH_KEY]) for i in range(3)]
+        sentinels = [("127.0.0.1", p) for p in r.sentinel_ports]
+        wait_for(lambda: all(r.client(p).ping() for p in r.sentinel_ports), "the Sentinels up", 10)
+
+        def stuck() -> failover.World:
+            world = asyncio.run(nodes.look(r.pods(), r.creds, OWN, r.routed, r.silence, now="now"))
+            assert failover.rescue(world, after_s=60) is None  # not before the master was silent that long
+            return world
+
+        world = stuck()
+        assert world.listed_replicas == (0, 0, 0) and failover.decide(world).master is None
+        found = failover.rescue(world, after_s=0)
+        assert found is not None and found.replicas == tuple(r.names[1:])
+        ahead = r.ports[1]
+        ports = [r.ports[r.names.index(n)] for n in found.replicas]
+        monitor = [
+            [
+                [*c[:4], str(port), *c[5:]] if c[1] == "MONITOR" else c
+                for c in ha.monitor_commands(r.spec, "127.0.0.1", r.passwords)
+            ]
+            for port in ports
+        ]  # the test's ports, not 6379
+        best = asyncio.run(nodes.rescue([("127.0.0.1", p) for p in ports], monitor, sentinels, r.creds))
+        assert best is not None and ports[best] == ahead
+        verdict, _ = r.settle("the promoted replica confirmed and labelled")
+        assert verdict.master == r.names[1] and r.labelled == {r.names[1]}
+        assert r.client(ahead).dbsize() == 1001
+        wait_for(lambda: r.client(r.ports[2]).execute_command("ROLE")[3] == b"connected", "the other follows it", 20)
+        assert r.client(r.ports[2]).get("only-on-1") == b"1"  # and copied what it had missed
+    finally:
+        r.stop()

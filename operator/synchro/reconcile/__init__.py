@@ -15,7 +15,7 @@ from typing import Any
 
 from synchro import api
 from synchro.reconcile import decide
-from synchro.reconcile.act import Actor, to_one_pod
+from synchro.reconcile.act import Actor, rescue, to_one_pod
 from synchro.reconcile.memory import SETTLED_RESYNC_S, Memory
 from synchro.reconcile.model import ManagedSeen, Pass, ProbePlan, WorkloadKey
 from synchro.reconcile.observe import Observer
@@ -51,6 +51,8 @@ class Reconciler:
             await self.actor.follow(body, decision, seen.redis)
         if decision.shrink is not None and isinstance(seen.redis, ManagedSeen):
             await to_one_pod(self.actor.sources, body, decision, seen.redis)
+        if decision.rescue is not None and isinstance(seen.redis, ManagedSeen):
+            await rescue(self.actor.sources, body, decision, seen.redis)
         failures = await self.actor.write(decision)
         return decide.conclude(decision, failures)
 

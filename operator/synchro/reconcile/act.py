@@ -219,3 +219,20 @@ async def to_one_pod(sources: Sources, body: Mapping[str, Any], decision: Decisi
     message = f"{heir.name} is the Redis master: StatefulSet {name} is deleted, its keys live on in Deployment {name}"
     sources.logger.info("%s", message)
     await io(kube.post_event, body, "Normal", Reason.RESIZED, message)
+
+
+async def rescue(sources: Sources, body: Mapping[str, Any], decision: Decision, seen: ManagedSeen) -> None:
+    """Carry out decision.rescue (failover.rescue): the replica with the most data promoted, the other replicas
+    and every Sentinel pointed at it. The next pass confirms it as any failover, and moves the label."""
+    found, creds = decision.rescue, decision.redis.creds
+    if found is None or creds is None:
+        return
+    by_name = {p.name: p for p in seen.pods}
+    replicas = [by_name[pod].redis for pod in found.replicas]
+    sentinels = [p.sentinel for p in seen.pods if p.has_sentinel and p.reachable]
+    best = await nodes.rescue(replicas, decision.monitor_commands, sentinels, creds)
+    if best is None:
+        return
+    message = f"{found.message}: {found.replicas[best]}"
+    sources.logger.warning("%s", message)
+    await io(sources.kube.post_event, body, "Warning", Reason.PROMOTED, message)

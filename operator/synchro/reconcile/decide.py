@@ -68,8 +68,9 @@ def decide(seen: Snapshot) -> Decision:
         verdict = None  # the switch to the one-pod Redis moves the master label itself
     follow = heir_commands(spec, seen.redis, moving)
     sentinels = tuple(p.sentinel for p in seen.redis.pods if p.has_sentinel and p.reachable)
+    rescue, monitor = rescue_of(spec, seen.redis)
     return Decision(spec, redis, tuple(targets), tuple(writes), step, rotation, verdict, update, commands, retire,
-                    moving, follow, sentinels)  # fmt: skip
+                    moving, follow, sentinels, rescue, monitor)  # fmt: skip
 
 
 def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pass:
@@ -321,6 +322,19 @@ def heir_commands(
     assert spec.managed is not None
     found = passwords(seen.secret, ha.HA_PASSWORD_KEYS) if spec.managed.auth else None
     return tuple(tuple(c) for c in ha.heir_commands(found, (node.ip, api.REDIS_PORT)))
+
+
+def rescue_of(
+    spec: api.SyncClusterSpec, seen: ManagedSeen
+) -> tuple[failover.Rescue | None, tuple[tuple[tuple[str, ...], ...], ...]]:
+    """The stuck state Sentinel cannot leave (failover.rescue), and what each Sentinel is then sent."""
+    found = failover.rescue(seen.world) if seen.world is not None and is_ha(spec) else None
+    if found is None:
+        return None, ()
+    assert spec.managed is not None
+    logins = passwords(seen.secret, ha.HA_PASSWORD_KEYS) if spec.managed.auth else None
+    each = [ha.monitor_commands(spec, ha.pod_host(spec, pod), logins) for pod in found.replicas]
+    return found, tuple(tuple(tuple(c) for c in commands) for commands in each)
 
 
 def pod_update(

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from synchro import api, presets
 from synchro.api import Obj
 from synchro.conditions import Condition
-from synchro.redis.failover import Pod, Verdict, World
+from synchro.redis.failover import Pod, Rescue, Verdict, World
 from synchro.redis.model import Address, Credentials, PingResult
 from synchro.redis.shrink import Step as ShrinkStep
 from synchro.redis.switchover import Step
@@ -161,6 +161,9 @@ class Decision:
     shrink: ShrinkStep | None = None  # moving back from replicas to one pod: the next step
     heir_commands: tuple[tuple[str, ...], ...] = field(default=(), repr=False)  # its FOLLOW (ha.heir_commands)
     sentinels: tuple[Address, ...] = ()  # with replicas: the Sentinels that may be reached, to listen to
+    rescue: Rescue | None = None  # with replicas, stuck: the replica the operator promotes itself
+    # Per replica of the rescue: what each Sentinel is sent if that one is promoted (ha.monitor_commands)
+    monitor_commands: tuple[tuple[tuple[str, ...], ...], ...] = field(default=(), repr=False)
 
     @property
     def create_secret(self) -> bool:

@@ -128,6 +128,7 @@ class World:
     # Per Sentinel, in the order of `sentinels`: how many replicas it knows up and linked (None: no answer; empty:
     # not asked). A Sentinel learns them from the master's INFO: until it knows one, it has nobody to promote.
     known_replicas: tuple[int | None, ...] = ()
+    listed_replicas: tuple[int | None, ...] = ()  # the same, counting every replica it lists, down or not
     # The one-pod Redis a Redis with replicas grows from (its pod, last in `nodes`): the master while no Sentinel
     # majority names one and status named no other before.
     fallback: str = ""
@@ -187,6 +188,44 @@ def confirmed_master(world: World) -> str | None:
         pod = world.fallback  # growing from one pod: it serves until its Sentinels agree (they follow it too)
     node = next((n for n in world.nodes if n.pod == pod), None)
     return pod if node is not None and node.role is not None and node.role.role == "master" else None
+
+
+STUCK_AFTER_S = 20.0  # the master the Sentinels name silent this long, and no replica listed: the operator steps in
+
+
+@dataclass(frozen=True)
+class Rescue:
+    """The operator's own failover, for the one state Sentinel cannot leave (docs/ha.md)."""
+
+    replicas: tuple[str, ...]  # the replicas that answer: the one with the most data is promoted, the rest follow
+    message: str  # to go on with which one
+
+
+def rescue(world: World, after_s: float = STUCK_AFTER_S) -> Rescue | None:
+    """A master lost before the Sentinels learnt its replicas (they learn them only from its INFO): a majority
+    names it, it has not answered for `after_s`, and no Sentinel that answers lists a single replica, so every
+    failover they try ends in -failover-abort-no-good-slave. Then the replica with the most data is promoted by the
+    operator, and the Sentinels are told to monitor it. Which one holds the most is asked at that moment (ROLE
+    says -1 of a replica whose link is down)."""
+    chosen, _ = sentinel_choice(world)
+    node = next((n for n in world.nodes if n.pod == chosen), None)
+    listed = [k for k in world.listed_replicas if k is not None]
+    if (
+        node is None
+        or node.role is not None
+        or node.unanswered_s < after_s
+        or len(listed) < majority(len(world.sentinels))
+        or any(listed)
+    ):
+        return None
+    replicas = [n for n in world.nodes if n.role is not None and n.role.role == "slave"]
+    if not replicas:
+        return None
+    message = (
+        f"the Sentinels name {chosen}, silent for {node.unanswered_s:.0f} s, and list no replica to promote:"
+        " the operator promotes the replica with the most data"
+    )
+    return Rescue(tuple(n.pod for n in replicas), message)
 
 
 def label_moves(nodes: Sequence[Node], master: str | None) -> tuple[Label, ...]:
@@ -374,4 +413,5 @@ class Silence:
             self._since.pop(key, None)
             self._master[key] = answer.role == "master"
             return 0.0, self._master[key]
-        return self.clock() - self._since.setdefault(key, self.clock()), self._master.get(key, False)
+        now = self.clock()
+        return now - self._since.setdefault(key, now), self._master.get(key, False)

@@ -465,6 +465,26 @@ def heir_commands(passwords: Mapping[str, str] | None, master: Address) -> list[
     return [["CONFIG", "SET", "replica-priority", "0", *login], ["REPLICAOF", master[0], str(master[1])]]
 
 
+def monitor_commands(spec: api.SyncClusterSpec, host: str, passwords: Mapping[str, str] | None) -> list[list[str]]:
+    """What a running Sentinel is sent to monitor another master, as sentinel_conf and the start script would
+    have it: forget the old one, monitor `host`, the same timeouts, the same login when `passwords` are given."""
+    assert spec.managed is not None
+    name = MASTER_NAME
+    settings = [
+        "down-after-milliseconds", str(DOWN_AFTER_MS),
+        "failover-timeout", str(FAILOVER_TIMEOUT_MS),
+        "parallel-syncs", "1",
+        "master-reboot-down-after-period", str(REBOOT_DOWN_AFTER_MS),
+    ]  # fmt: skip
+    if passwords:
+        settings += ["auth-user", SENTINEL_USER, "auth-pass", passwords[SENTINEL_USER]]
+    return [
+        ["SENTINEL", "REMOVE", name],
+        ["SENTINEL", "MONITOR", name, host, str(api.REDIS_PORT), str(quorum(spec.managed.replicas))],
+        ["SENTINEL", "SET", name, *settings],
+    ]
+
+
 def label_patch(master: bool) -> Obj:
     """The merge patch that puts the master label on a pod, or takes it off."""
     return {"metadata": {"labels": {ROLE_LABEL: MASTER if master else None}}}

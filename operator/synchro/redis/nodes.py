@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from synchro.redis import failover
 from synchro.redis.connect import client_for
@@ -51,13 +51,14 @@ async def sentinel_master(address: Address, creds: Credentials, timeout: float =
     return (host.decode() if isinstance(host, bytes) else str(host)).lower(), int(port)
 
 
-async def known_replicas(address: Address, creds: Credentials, timeout: float = TIMEOUT_S) -> int | None:
-    """How many replicas a Sentinel knows up and linked (SENTINEL REPLICAS); None: no answer."""
+async def known_replicas(address: Address, creds: Credentials, timeout: float = TIMEOUT_S) -> tuple[int, int] | None:
+    """How many replicas a Sentinel knows up and linked, and how many it lists at all (SENTINEL REPLICAS); None:
+    no answer."""
     seen = await _or_none(_ask(address, creds, timeout, lambda r: r.sentinel_slaves(MASTER_NAME)))
     if seen is None:
         return None
     usable = [s for s in seen if not s.get("is_sdown") and not s.get("is_disconnected")]
-    return len([s for s in usable if s.get("master-link-status") == "ok"])
+    return len([s for s in usable if s.get("master-link-status") == "ok"]), len(seen)
 
 
 async def role(address: Address, creds: Credentials, timeout: float = TIMEOUT_S) -> Role | None:
@@ -117,7 +118,9 @@ async def look(
         Node(p.name, p.names, p.ip, p.labelled, r, c, *silence.heard(p, r), uid=p.uid)
         for p, r, c in zip(pods, answered, connections, strict=True)
     )
-    return World(nodes, tuple(said), endpoints, own_users, **before, known_replicas=tuple(known))
+    usable = tuple(None if k is None else k[0] for k in known)
+    listed = tuple(None if k is None else k[1] for k in known)
+    return World(nodes, tuple(said), endpoints, own_users, **before, known_replicas=usable, listed_replicas=listed)
 
 
 async def ask_failover(pods: Sequence[Pod], creds: Credentials, timeout: float = TIMEOUT_S) -> str | None:
@@ -186,6 +189,45 @@ async def demote(addresses: Sequence[Address], heir: Address, creds: Credentials
     on it refuses the apps' writes. One that does not answer is skipped: its pod is being deleted."""
     replicaof = ("REPLICAOF", heir[0], str(heir[1]))
     await asyncio.gather(*(_or_none(_ask(a, creds, timeout, lambda r: _each(r, [replicaof]))) for a in addresses))
+
+
+async def rescue(
+    replicas: Sequence[Address],
+    monitor: Sequence[Sequence[Sequence[str]]],
+    sentinels: Sequence[Address],
+    creds: Credentials,
+    timeout: float = TIMEOUT_S,
+) -> int | None:
+    """Carry out failover.rescue: of `replicas`, the one whose replication offset is highest (INFO replication)
+    promoted, the others made its replicas, and every Sentinel that answers sent that one's `monitor` commands
+    (ha.monitor_commands). Which one was promoted (its index); None: no replica answered, nothing was done."""
+    offsets = await asyncio.gather(*(_or_none(_ask(a, creds, timeout, _offset)) for a in replicas))
+    answered = [(offset, i) for i, offset in enumerate(offsets) if offset is not None]
+    if not answered:
+        return None
+    _, best = max(answered)
+    promote = replicas[best]
+    await _ask(promote, creds, timeout, lambda r: _each(r, [("REPLICAOF", "NO", "ONE")]))
+    follow = [("REPLICAOF", promote[0], str(promote[1]))]
+    others = [a for i, a in enumerate(replicas) if i != best]
+    await asyncio.gather(*(_or_none(_ask(a, creds, timeout, lambda r: _each(r, follow))) for a in others))
+    told = monitor[best]
+    await asyncio.gather(*(_or_none(_ask(s, creds, timeout, lambda r: _monitor(r, told))) for s in sentinels))
+    return best
+
+
+async def _offset(client: Any) -> int:
+    """A replica's replication offset, its link up or not (ROLE says -1 while it is down)."""
+    return int((await client.info("replication"))["master_repl_offset"])
+
+
+async def _monitor(client: Any, commands: Sequence[Sequence[str]]) -> None:
+    for command in commands:
+        try:
+            await client.execute_command(*command)
+        except ResponseError as e:
+            if "No such master" not in str(e):  # a REMOVE where it is gone already
+                raise
 
 
 async def fence(verdict: failover.Verdict, pods: Sequence[Pod], creds: Credentials, timeout: float = TIMEOUT_S) -> int:
