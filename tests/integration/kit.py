@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -160,10 +161,18 @@ class Env:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port to listen on later, picked below the kernel's ephemeral range (32768 and up here) and the NodePorts:
+    a port the kernel handed out meanwhile as the local end of an outgoing connection (the black hole's pumps, a
+    test's clients) cannot take it. A listener once failed with EADDRINUSE when port 0 picked from that range."""
+    for _ in range(200):
+        port = random.randrange(20000, 30000)  # not NodePorts (30000-32767) either
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port between 20000 and 29999")
 
 
 REAL_NODE_TOLERATION = {"key": "synchro.dev/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"}
