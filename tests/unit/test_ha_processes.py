@@ -72,7 +72,8 @@ class App:
 class Replicas:
     """The processes, and the Kubernetes side the operator would read and write: labels and the EndpointSlice."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, sentinels: bool = True) -> None:
+        """`sentinels`: start them now (else start_sentinels, later)."""
         self.spec = api.parse(
             "ns", "web", {"redis": {"managed": {"replicas": 3}}, "targets": [{"name": "w", "preset": "generic"}]}
         )
@@ -84,7 +85,9 @@ class Replicas:
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.names = [f"web-redis-{i}" for i in range(3)]
         self.redis = [self.start_redis(tmp, i) for i in range(3)]
-        self.sentinels = [self.start_sentinel(tmp, i, data[ha.SENTINEL_AUTH_KEY]) for i in range(3)]
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+        if sentinels:
+            self.start_sentinels(tmp)
         self.creds = Credentials(OPERATOR, self.passwords[OPERATOR], 0, False)
         self.labelled: set[str] = set()
         self.routed: frozenset[str] = frozenset()  # what the EndpointSlice lists: the IPs labelled a pass ago
@@ -104,6 +107,10 @@ class Replicas:
         (tmp / f"redis-{i}.conf").write_text(conf)
         log = (tmp / f"redis-{i}.log").open("w")
         return subprocess.Popen(["redis-server", str(tmp / f"redis-{i}.conf")], stdout=log, stderr=log)
+
+    def start_sentinels(self, tmp: Path) -> None:
+        auth = ha.secret_data(self.passwords)[ha.SENTINEL_AUTH_KEY]
+        self.sentinels = [self.start_sentinel(tmp, i, auth) for i in range(3)]
 
     def start_sentinel(self, tmp: Path, i: int, auth: str) -> subprocess.Popen[bytes]:
         quorum = ha.quorum(3)
@@ -415,7 +422,7 @@ class Grown(Replicas):
     Sentinel user), holding keys; then three replicas of it and three Sentinels monitoring it, as the StatefulSet's
     start scripts make them when the ConfigMap names the seed."""
 
-    def __init__(self, tmp: Path) -> None:  # noqa: PLW0231: Replicas' start is replaced, not extended
+    def __init__(self, tmp: Path) -> None:  # Replicas' start replaced, not extended
         self.spec = api.parse(
             "ns", "web", {"redis": {"managed": {"replicas": 3}}, "targets": [{"name": "w", "preset": "generic"}]}
         )
@@ -517,19 +524,7 @@ def test_a_master_lost_before_the_sentinels_listed_a_replica_is_replaced_by_the_
     start after), so they list no replica and could never fail over. failover.rescue names the replica with the
     most data; nodes.rescue promotes it and points the other replica and the Sentinels at it; the next passes
     confirm and label it, with every key."""
-    r = Replicas.__new__(Replicas)
-    r.spec = api.parse(
-        "ns", "web", {"redis": {"managed": {"replicas": 3}}, "targets": [{"name": "w", "preset": "generic"}]}
-    )
-    r.passwords = ha.new_passwords()
-    data = ha.secret_data(r.passwords)
-    for key in (managed.SECRET_AUTH_KEY, ha.REPLICATION_CONF_KEY):
-        (tmp_path / key).write_text(data[key])
-    r.ports, r.sentinel_ports = [free_port() for _ in range(3)], [free_port() for _ in range(3)]
-    r.names, r.sentinels = [f"web-redis-{i}" for i in range(3)], []
-    r.creds = Credentials(OPERATOR, r.passwords[OPERATOR], 0, False)
-    r.labelled, r.routed, r.silence, r.status = set(), frozenset(), failover.Silence(), {}
-    r.redis = [r.start_redis(tmp_path, i) for i in range(3)]
+    r = Replicas(tmp_path, sentinels=False)
     try:
         for port in r.ports[1:]:
             wait_for(lambda p=port: r.client(p).execute_command("ROLE")[3] == b"connected", "replica linked", 20)
@@ -543,7 +538,7 @@ def test_a_master_lost_before_the_sentinels_listed_a_replica_is_replaced_by_the_
         assert r.client(r.ports[0]).wait(1, 2000) == 1
         r.redis[0].send_signal(signal.SIGKILL)
         r.redis[0].wait(10)
-        r.sentinels = [r.start_sentinel(tmp_path, i, data[ha.SENTINEL_AUTH_KEY]) for i in range(3)]
+        r.start_sentinels(tmp_path)
         sentinels = [("127.0.0.1", p) for p in r.sentinel_ports]
         wait_for(lambda: all(r.client(p).ping() for p in r.sentinel_ports), "the Sentinels up", 10)
 
