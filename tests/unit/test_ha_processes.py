@@ -47,6 +47,16 @@ def resp(*args: str) -> bytes:
     return f"*{len(args)}\r\n".encode() + b"".join(f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args)
 
 
+def on_loopback(conf: str, folder: Path, port: int) -> str:
+    """A Redis config as synchro builds it, made to run here: its files in `folder`, on a loopback port."""
+    return (
+        conf.replace("/etc/redis/auth/", f"{folder}/")
+        .replace("dir /data", f"dir {folder}")
+        .replace(f"port {api.REDIS_PORT}", f"port {port}")
+        .replace("bind 0.0.0.0", "bind 127.0.0.1")
+    )
+
+
 class App:
     """An app's connection, as a raw socket: logged in as the app user, named, optionally subscribed."""
 
@@ -95,13 +105,7 @@ class Replicas:
         self.status: dict[str, Any] = {}
 
     def start_redis(self, tmp: Path, i: int) -> subprocess.Popen[bytes]:
-        conf = (
-            ha.redis_conf(self.spec)
-            .replace("/etc/redis/auth/", f"{tmp}/")
-            .replace("dir /data", f"dir {tmp}")
-            .replace(f"port {api.REDIS_PORT}", f"port {self.ports[i]}")
-            .replace("bind 0.0.0.0", "bind 127.0.0.1")
-        )
+        conf = on_loopback(ha.redis_conf(self.spec), tmp, self.ports[i])
         conf += f"dbfilename node-{i}.rdb\n" + (f"replicaof 127.0.0.1 {self.ports[0]}\n" if i else "")
         conf += (tmp / ha.REPLICATION_CONF_KEY).read_text()  # what the start script appends
         (tmp / f"redis-{i}.conf").write_text(conf)
@@ -433,14 +437,9 @@ class Grown(Replicas):
         one_pod = managed.secret_data({u: self.passwords[u] for u in managed.PASSWORD_KEYS})
         (self.seed_dir / managed.SECRET_AUTH_KEY).write_text(one_pod[managed.SECRET_AUTH_KEY])
         self.seed_port = free_port()
-        conf = (
-            managed.redis_conf(self.spec)
-            .replace("/etc/redis/auth/", f"{self.seed_dir}/")
-            .replace("dir /data", f"dir {self.seed_dir}")
-            .replace(f"port {api.REDIS_PORT}", f"port {self.seed_port}")
-            .replace("bind 0.0.0.0", "bind 127.0.0.1")
+        (self.seed_dir / "redis.conf").write_text(
+            on_loopback(managed.redis_conf(self.spec), self.seed_dir, self.seed_port)
         )
-        (self.seed_dir / "redis.conf").write_text(conf)
         log = (self.seed_dir / "redis.log").open("w")
         self.redis = [subprocess.Popen(["redis-server", str(self.seed_dir / "redis.conf")], stdout=log, stderr=log)]
         self.sentinels = []
