@@ -236,6 +236,12 @@ def test_moving_back_to_one_pod_switches_once_the_heir_follows_the_master_then_f
     done = decide.decide(snapshot(shrinking(heir_node(MASTER, labelled=True)), spec=ONE))
     assert done.shrink is not None and done.shrink.kind == shrink.FINISH and done.failover is None
     assert done.redis.address == (HEIR_IP, 6379) and done.redis.condition.status
+    # Stopped right after the switch, before the label: the old master follows the heir, the Sentinels name none.
+    demoted = node(PODS[0], Role("slave", 100, (HEIR_IP, 6379), True), labelled=True)
+    after = shrinking(heir_node(MASTER), demoted, HEALTHY[1], HEALTHY[2], sentinels=0)
+    assert shrink.step(after.world, HEIR, failover.decide(after.world), STS).kind == shrink.FINISH
+    empty = shrinking(heir_node(MASTER))  # an empty heir nobody follows: not switched, made a replica
+    assert shrink.step(empty.world, HEIR, failover.decide(empty.world), STS).kind == shrink.FOLLOW
 
 
 def test_moving_back_to_one_pod_waits_without_a_master_to_copy() -> None:

@@ -4,8 +4,8 @@ The one-pod Redis's Deployment is applied beside the StatefulSet, and its pod (t
 replica of the master, with replica-priority 0 so that the Sentinels never promote it. Once it is in sync, one act
 call pauses the master's writes, waits for the heir to hold every one of them, takes the master out of the
 Sentinels' hands (SENTINEL REMOVE), promotes the heir, demotes the old master to a replica of it, moves the
-master label and deletes the StatefulSet. A pass that finds the heir promoted and labelled (an operator stopped
-half way) does what is left.
+master label and deletes the StatefulSet. A pass that finds the heir promoted, labelled or followed by a pod of
+the StatefulSet (an operator stopped half way), does what is left.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def step(world: World, heir: str | None, verdict: Verdict, deployment: str) -> S
     node = next((n for n in world.nodes if n.pod == heir), None)
     if node is None or node.role is None:
         return Step(WAIT, f"waiting for the Redis pod of Deployment {deployment} to answer: it copies the keys first")
-    if node.role.role == "master" and node.labelled:
+    followers = [n.pod for n in world.nodes if n is not node and source(world, n) is node]
+    if node.role.role == "master" and (node.labelled or followers):  # switched, maybe by an operator stopped since
         return Step(FINISH, f"{node.pod} is the master: the StatefulSet's pods go")
     followed = source(world, node)
     others = {a for a in world.sentinels if a is not None} - (followed.addresses if followed else frozenset())
