@@ -232,6 +232,12 @@ def test_moving_back_to_one_pod_switches_once_the_heir_follows_the_master_then_f
     split = dataclasses.replace(split, world=dataclasses.replace(split.world, sentinels=(
         (ha.pod_host(SPEC, PODS[1]), 6379), None, None)))  # fmt: skip
     assert shrink.step(split.world, HEIR, failover.decide(split.world), STS).kind != shrink.SWITCH
+    # A Sentinel that does not answer would miss SENTINEL REMOVE: the heir waits, the master serves on.
+    mute = shrinking(heir_node(linked), sentinels=2)
+    waiting = decide.decide(snapshot(mute, spec=ONE))
+    assert waiting.shrink is not None and waiting.shrink.kind == shrink.WAIT
+    assert "every Sentinel answers (1 did not)" in waiting.shrink.message
+    assert waiting.redis.condition.reason == Reason.RESIZING and waiting.redis.address == (ip(PODS[0]), 6379)
     # The heir promoted and labelled (an operator stopped half way): what is left is done, the heir serves.
     done = decide.decide(snapshot(shrinking(heir_node(MASTER, labelled=True)), spec=ONE))
     assert done.shrink is not None and done.shrink.kind == shrink.FINISH and done.failover is None

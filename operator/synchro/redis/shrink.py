@@ -35,9 +35,12 @@ def step(world: World, heir: str | None, verdict: Verdict, deployment: str) -> S
     followed = source(world, node)
     others = {a for a in world.sentinels if a is not None} - (followed.addresses if followed else frozenset())
     if followed is not None and followed.role is not None and followed.role.role == "master" and not others:
-        if node.role.link_up:  # in sync but for the last writes: act pauses them and waits for the offsets
-            return Step(SWITCH, f"{node.pod}, a replica of {followed.pod}, takes over", followed.pod)
-        return Step(WAIT, f"{node.pod} copies the keys of {followed.pod}", followed.pod)
+        if not node.role.link_up:
+            return Step(WAIT, f"{node.pod} copies the keys of {followed.pod}", followed.pod)
+        silent = sum(1 for a in world.sentinels if a is None)
+        if silent:  # it would miss SENTINEL REMOVE, and might turn the promoted heir back into a replica
+            return Step(WAIT, f"{node.pod} takes over once every Sentinel answers ({silent} did not)", followed.pod)
+        return Step(SWITCH, f"{node.pod}, a replica of {followed.pod}, takes over", followed.pod)
     if verdict.master is None or not verdict.serving:
         return Step(WAIT, f"{node.pod} waits for a confirmed master to copy: {verdict.message}")
     return Step(FOLLOW, f"{node.pod} is made a replica of {verdict.master}", verdict.master)
