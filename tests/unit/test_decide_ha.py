@@ -168,10 +168,52 @@ def test_the_secret_is_created_then_given_the_replication_users_when_it_lacks_th
     assert decide.secret_step(SPEC, BODY, secret(), True, []) == (None, None)
 
 
-def test_a_rotation_asked_of_a_redis_with_replicas_is_refused_with_a_reason() -> None:
-    body = {**BODY, "metadata": {**BODY["metadata"], "annotations": {api.ROTATE_PASSWORD_ANNOTATION: "r1"}}}
-    step, rotation = decide.secret_step(SPEC, body, secret(), True, [])
-    assert step is None and rotation is not None and rotation["phase"] == "Refused"
+ROTATE = {**BODY, "metadata": {**BODY["metadata"], "annotations": {api.ROTATE_PASSWORD_ANNOTATION: "r1"}}}
+
+
+def staged_secret() -> dict[str, Any]:
+    staged = secret(**{managed.STAGED_ANNOTATION: "r1"})
+    staged["data"].update({key: b64("next-" + user) for user, key in managed.NEXT_KEYS.items()})
+    return staged
+
+
+def test_a_rotation_of_a_redis_with_replicas_reaches_every_pod_and_sentinel_and_keeps_their_users() -> None:
+    stage = decide.decide(snapshot(seen(world(*HEALTHY)), body=ROTATE)).secret_step
+    assert stage is not None and stage.kind == SecretStep.STAGE
+    staged = dataclasses.replace(seen(world(*HEALTHY)), secret=staged_secret())
+    switch = decide.decide(snapshot(staged, body=ROTATE)).secret_step
+    assert switch is not None and switch.kind == SecretStep.SWITCH
+    assert dict(switch.passwords) == {user: "next-" + user for user in managed.PASSWORD_KEYS}
+    assert switch.reach.nodes == tuple((ip(p), 6379) for p in PODS)  # ACL users are not replicated: each pod
+    assert switch.reach.sentinels == tuple((ip(p), 26379) for p in PODS)  # they have the operator's user too
+    assert dict(switch.reach.kept) == {ha.REPLICA_USER: "x", ha.SENTINEL_USER: "x"}  # not rotated, kept
+    assert "next-" not in repr(switch) and "'x'" not in repr(switch)  # no password in a log line
+    # Every pod has the next passwords once the Secret names them, or the step waits and says for whom.
+    silent = dataclasses.replace(staged, world=world(*HEALTHY[:2], node(PODS[2], None)))
+    waiting = decide.decide(snapshot(silent, body=ROTATE))
+    assert waiting.secret_step is None and waiting.rotation is not None
+    assert "Redis pods not answering: web-redis-2" in waiting.rotation["message"]
+    mute = dataclasses.replace(staged, world=world(*HEALTHY, sentinels=2))
+    assert "Sentinels not answering: 1" in str(decide.decide(snapshot(mute, body=ROTATE)).rotation)
+    # And none while the Redis moves between one pod and replicas: the one-pod Redis would miss them.
+    growing_ = dataclasses.replace(staged, other=ours("Deployment"))
+    assert "moving between one pod and replicas" in str(decide.decide(snapshot(growing_, body=ROTATE)).rotation)
+
+
+def test_a_rotation_finishes_on_every_pod_and_sentinel_with_the_one_password() -> None:
+    done = secret(**{managed.ROTATED_FOR_ANNOTATION: "r1"})
+    reach = decide.rotation_reach(SPEC, seen(world(*HEALTHY)))
+    target = decide.decide(snapshot(seen(world(*HEALTHY)))).targets[0]
+    rolled = [dataclasses.replace(target, complete=True, problem=None)]
+    step, _ = decide.secret_step(SPEC, ROTATE, done, True, rolled, reach)
+    assert step is not None and step.kind == SecretStep.FINISH and step.reach == reach
+    to_redis, to_sentinels = ha.rotation_commands(step.passwords, only=True)
+    assert [c[:5] for c in to_redis] == [["ACL", "SETUSER", managed.APP_USER, "on", "resetpass"],
+                                         ["ACL", "SETUSER", managed.OPERATOR_USER, "on", "resetpass"]]  # fmt: skip
+    assert to_sentinels == [["ACL", "SETUSER", managed.OPERATOR_USER, "on", "resetpass",
+                             managed.password_hash("op"), *ha.SENTINEL_OPERATOR_RIGHTS]]  # fmt: skip
+    beside, _ = ha.rotation_commands(step.passwords, only=False)
+    assert all("resetpass" not in c for c in beside)  # SWITCH: the old password still works meanwhile
 
 
 def ours(kind: str) -> dict[str, Any]:

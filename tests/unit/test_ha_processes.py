@@ -29,6 +29,9 @@ import redis
 
 from poll import wait_for
 from synchro import api
+from synchro.conditions import Condition
+from synchro.reconcile import act
+from synchro.reconcile.model import Reach, RedisState, SecretStep
 from synchro.redis import failover, ha, listen, managed, nodes
 from synchro.redis.model import Credentials
 
@@ -383,6 +386,70 @@ def test_a_pod_without_a_sentinel_is_asked_its_role_and_not_counted_among_the_se
     assert len(world.sentinels) == 3 and len(world.nodes) == 4
     assert world.nodes[-1].role is not None and world.nodes[-1].role.role == "slave"
     assert failover.decide(world).status["sentinels"] == {"ready": 3, "quorum": 2}
+
+
+def logs_in(port: int, user: str, password: str) -> bool:
+    """AUTH on a raw socket: +OK or an error, at once (redis-py retries a refused login as a connection error)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(resp("AUTH", user, password))
+        return sock.recv(4096).startswith(b"+OK")
+
+
+def test_a_rotation_reaches_every_pod_and_sentinel_and_replication_and_failover_survive_it(
+    replicas: Replicas, tmp_path: Path
+) -> None:
+    """A password rotation of a Redis with replicas, made by act.rotation_patch as the operator makes it: SWITCH
+    adds the new passwords on every Redis and the operator's on every Sentinel, FINISH leaves only them. A replica
+    and a Sentinel restarted from the Secret it patched take the new ones and rejoin (the replication and Sentinel
+    users kept), and the Sentinels still fail over, logged in as before."""
+    r = replicas
+    old = {user: r.passwords[user] for user in managed.PASSWORD_KEYS}
+    new = managed.new_passwords()
+    kept = {user: r.passwords[user] for user in ha.HA_PASSWORD_KEYS}
+    reach = Reach(tuple(("127.0.0.1", p) for p in r.ports), tuple(("127.0.0.1", p) for p in r.sentinel_ports), kept)
+
+    def made(kind: str, login: dict[str, str]) -> dict[str, Any]:
+        creds = Credentials(OPERATOR, login[OPERATOR], 0, False)
+        state = RedisState(Condition("RedisReady", True, "Reachable", ""), creds=creds)
+        step = SecretStep(kind, "r1", new, "5", reach)
+        return asyncio.run(act.rotation_patch(None, step, state))  # type: ignore[arg-type]  # no one-pod Redis here
+
+    patch = made(SecretStep.SWITCH, old)
+    for port in r.ports:
+        assert all(logs_in(port, user, pw[user]) for pw in (old, new) for user in (APP, OPERATOR))
+    for port in r.sentinel_ports:
+        assert logs_in(port, OPERATOR, old[OPERATOR]) and logs_in(port, OPERATOR, new[OPERATOR])
+        assert not logs_in(port, APP, new[APP])  # the apps still have no login on a Sentinel
+    data = patch["stringData"]
+    assert data[api.PASSWORD_KEY] == new[APP] and data[ha.HA_PASSWORD_KEYS[ha.REPLICA_USER]] == kept[ha.REPLICA_USER]
+
+    made(SecretStep.FINISH, new)
+    r.passwords.update(new)
+    r.creds = Credentials(OPERATOR, new[OPERATOR], 0, False)
+    for port in r.ports:
+        assert not logs_in(port, APP, old[APP]) and not logs_in(port, OPERATOR, old[OPERATOR])
+        assert logs_in(port, APP, new[APP]) and logs_in(port, OPERATOR, new[OPERATOR])
+    for port in r.sentinel_ports:
+        assert not logs_in(port, OPERATOR, old[OPERATOR]) and logs_in(port, OPERATOR, new[OPERATOR])
+
+    # Restarted from the patched Secret: a replica relinks, a Sentinel knows its peers again.
+    for key in (managed.SECRET_AUTH_KEY, ha.REPLICATION_CONF_KEY):
+        (tmp_path / key).write_text(data[key])
+    for procs in (r.redis, r.sentinels):
+        procs[2].terminate()
+        procs[2].wait(10)
+    r.redis[2] = r.start_redis(tmp_path, 2)
+    r.sentinels[2] = r.start_sentinel(tmp_path, 2, data[ha.SENTINEL_AUTH_KEY])
+    r.ready()
+    assert logs_in(r.ports[2], APP, new[APP]) and not logs_in(r.ports[2], APP, old[APP])
+    replication = [d for port in r.ports for d in r.denied(port) if d[0] in (ha.REPLICA_USER, ha.SENTINEL_USER)]
+    assert replication == []
+
+    events = r.watch_switch()
+    r.redis[0].send_signal(signal.SIGKILL)
+    chosen = r.switched_to(events)
+    verdict, _ = r.settle("the master after the rotation", SWITCH_DEADLINE_S)
+    assert verdict.master == chosen != "web-redis-0" and r.labelled == {chosen}
 
 
 def test_the_one_pod_redis_copies_the_master_then_takes_over_with_every_key_and_keeps_it(

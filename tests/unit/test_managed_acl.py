@@ -217,7 +217,7 @@ def test_the_operator_logs_in_as_its_own_user_and_the_apps_as_the_app_user() -> 
 def test_the_secret_patches_of_a_rotation() -> None:
     staged = managed.stage_patch("r1", {APP: "a2", OPERATOR: "o2"})
     assert staged["stringData"] == {"next-password": "a2", "next-operator-password": "o2"}
-    switched = managed.switch_patch("r1", {APP: "a2", OPERATOR: "o2"}, "7")
+    switched = managed.switch_patch("r1", managed.secret_data({APP: "a2", OPERATOR: "o2"}), "7")
     assert switched["metadata"]["resourceVersion"] == "7"  # a Secret changed since is not overwritten
     assert switched["data"] == {"next-password": None, "next-operator-password": None}
     assert switched["stringData"]["password"] == "a2" and switched["stringData"]["operator-password"] == "o2"

@@ -3,6 +3,7 @@ but for the managed Redis's Secret, which is created once, and the merge patches
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -10,11 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from synchro import api, inject
+from synchro.api import Obj
 from synchro.conditions import Reason
 from synchro.kube import KubeError
 from synchro.reconcile import decide
 from synchro.reconcile.memory import Memory
-from synchro.reconcile.model import Decision, ManagedSeen, Problem, Release, SecretStep, WorkloadKey
+from synchro.reconcile.model import Decision, ManagedSeen, Problem, RedisState, Release, SecretStep, WorkloadKey
 from synchro.reconcile.sources import Sources, io
 from synchro.redis import failover, ha, managed, nodes, shrink
 
@@ -47,14 +49,7 @@ class Actor:
         elif step.kind == SecretStep.STAGE:
             patch = managed.stage_patch(step.request, managed.new_passwords())
         else:
-            assert redis.address is not None and redis.creds is not None
-            only = step.kind == SecretStep.FINISH
-            rules = [managed.setuser(user, password, only=only) for user, password in step.passwords.items()]
-            await self.sources.redis.acl_setuser(redis.address, redis.creds, rules)
-            if only:
-                patch = managed.finish_patch(step.request, step.resource_version)
-            else:
-                patch = managed.switch_patch(step.request, step.passwords, step.resource_version)
+            patch = await rotation_patch(self.sources, step, redis)
         await io(self.sources.kube.merge_patch, "v1", "Secret", spec.namespace, managed.name(spec.name), patch)
         if step.kind == SecretStep.SWITCH and redis.creds is not None:
             await self.sources.redis.forget_login(redis.creds)  # the operator's old password, done with
@@ -236,3 +231,27 @@ async def rescue(sources: Sources, body: Mapping[str, Any], decision: Decision, 
     message = f"{found.message}: {found.replicas[best]}"
     sources.logger.warning("%s", message)
     await io(sources.kube.post_event, body, "Warning", Reason.PROMOTED, message)
+
+
+async def rotation_patch(sources: Sources, step: SecretStep, redis: RedisState) -> Obj:
+    """A rotation's SWITCH or FINISH: the passwords sent to Redis first (ACL SETUSER: beside the old ones, or for
+    FINISH as the only ones), then the Secret patch that names them. With replicas they go to every Redis pod and
+    every Sentinel at once (ACL users are not replicated); one that fails raises, the Secret is not patched, and
+    the next pass sends them all again (each is safe to redo)."""
+    assert redis.creds is not None
+    only = step.kind == SecretStep.FINISH
+    if step.reach.nodes:
+        to_redis, to_sentinels = ha.rotation_commands(step.passwords, only=only)
+        await asyncio.gather(
+            *(nodes.send(address, redis.creds, to_redis) for address in step.reach.nodes),
+            *(nodes.send(address, redis.creds, to_sentinels) for address in step.reach.sentinels),
+        )
+    else:
+        assert redis.address is not None
+        rules = [managed.setuser(user, password, only=only) for user, password in step.passwords.items()]
+        await sources.redis.acl_setuser(redis.address, redis.creds, rules)
+    if only:
+        return managed.finish_patch(step.request, step.resource_version)
+    kept = step.reach.kept
+    data = ha.secret_data({**step.passwords, **kept}) if kept else managed.secret_data(step.passwords)
+    return managed.switch_patch(step.request, data, step.resource_version)

@@ -26,6 +26,7 @@ from synchro.reconcile.model import (
     Pass,
     ProbePlan,
     Problem,
+    Reach,
     RedisState,
     Release,
     SecretStep,
@@ -57,7 +58,8 @@ def decide(seen: Snapshot) -> Decision:
         writes += [write] if write else []
     if not isinstance(seen.redis, ManagedSeen):
         return Decision(spec, redis, tuple(targets), tuple(writes))
-    step, rotation = secret_step(spec, seen.body, seen.redis.secret, redis.ready, targets)
+    reach = rotation_reach(spec, seen.redis)
+    step, rotation = secret_step(spec, seen.body, seen.redis.secret, redis.ready, targets, reach)
     update = pod_update(spec, seen.redis, verdict)
     retire = ""
     if update is not None and seen.redis.seed is not None and update.delete == seen.redis.seed.name:
@@ -391,6 +393,7 @@ def secret_step(
     secret: Mapping[str, Any] | None,
     redis_ready: bool,
     targets: list[TargetState],
+    reach: Reach | None = None,
 ) -> tuple[SecretStep | None, dict[str, str] | None]:
     """What the managed Redis's Secret needs before anything else, and status.redis.passwordRotation.
 
@@ -412,28 +415,46 @@ def secret_step(
     marks = secret["metadata"].get("annotations") or {}
     staged, current, done = (marks.get(k, "") for k in managed.ROTATION_ANNOTATIONS)
     following = passwords(secret, managed.NEXT_KEYS)
+    ready = redis_ready and (reach is None or not reach.missing)
+    why = f" ({reach.missing})" if redis_ready and reach is not None and reach.missing else ""
     if following is not None:
-        step = SecretStep(SecretStep.SWITCH, staged, following, version) if redis_ready else None
-        return step, rotation_status(requested, "Staged", "new passwords in the Secret, for Redis once it answers")
-    if requested and requested != current and is_ha(spec):
-        return None, rotation_status(
-            requested,
-            "Refused",
-            "rotating the passwords of a managed Redis with replicas is not served by this operator version yet",
-        )
+        step = SecretStep(SecretStep.SWITCH, staged, following, version, reach or Reach()) if ready else None
+        waiting = f"new passwords in the Secret, for Redis once it answers{why}"
+        return step, rotation_status(requested, "Staged", waiting)
     if requested and requested != current:
         return SecretStep(SecretStep.STAGE, requested), rotation_status(requested, "Staged", "staging new passwords")
     if current and current != done:
         rolled = all(t.complete and t.problem is None for t in targets)
         now = passwords(secret, managed.PASSWORD_KEYS) or {}
-        step = SecretStep(SecretStep.FINISH, current, now, version) if redis_ready and rolled else None
-        waiting = "every target to run the new one" if redis_ready else "Redis to answer"
+        step = SecretStep(SecretStep.FINISH, current, now, version, reach or Reach()) if ready and rolled else None
+        waiting = "every target to run the new one" if ready else f"Redis to answer{why}"
         return step, rotation_status(
             requested, "RollingOut", f"the old password is still accepted, waiting for {waiting}"
         )
     if current:
         return None, rotation_status(requested, "Done", "the old password is refused")
     return None, None
+
+
+def rotation_reach(spec: api.SyncClusterSpec, seen: ManagedSeen) -> Reach | None:
+    """With replicas, where a rotation's passwords go: every Redis pod and every Sentinel, each of which must
+    answer (a pod that missed them would refuse the apps once it is the master). None: one pod."""
+    moving = seen.other is not None and (grows(spec, seen.other) or shrinks(spec, seen.other))
+    if not is_ha(spec) and not moving:
+        return None
+    kept = passwords(seen.secret, ha.HA_PASSWORD_KEYS) or {}
+    pods = [p for p in seen.pods if p.has_sentinel]
+    nodes, sentinels = tuple(p.redis for p in pods), tuple(p.sentinel for p in pods)
+    if moving:
+        return Reach(nodes, sentinels, kept, "the Redis is moving between one pod and replicas")
+    world = seen.world
+    silent = [n.pod for n in world.nodes if n.role is None] if world is not None else [p.name for p in pods]
+    mute = sum(1 for a in world.sentinels if a is None) if world is not None else len(pods)
+    missing = ", ".join(
+        [*([f"Redis pods not answering: {' '.join(silent)}"] if silent else []),
+         *([f"Sentinels not answering: {mute}"] if mute else [])]
+    )  # fmt: skip
+    return Reach(nodes, sentinels, kept, missing if pods else "no Redis pod yet")
 
 
 def rotation_status(requested: str, phase: str, message: str) -> dict[str, str]:

@@ -128,6 +128,18 @@ class Write:
 
 
 @dataclass(frozen=True)
+class Reach:
+    """Where a rotation's ACL SETUSER goes in a Redis with replicas (ACL users are not replicated): every Redis pod
+    and every Sentinel. `kept`: the replication and Sentinel users' passwords, which a rotation keeps. Empty for
+    one pod: the Redis the pass PINGs takes them."""
+
+    nodes: tuple[Address, ...] = ()
+    sentinels: tuple[Address, ...] = ()
+    kept: Mapping[str, str] = field(default_factory=dict, repr=False)
+    missing: str = ""  # why not every one of them can be reached now ("": all can)
+
+
+@dataclass(frozen=True)
 class SecretStep:
     """One change to the managed Redis's Secret, and to the users of the running Redis, that act makes before the
     pass looks again (decide.secret_step). A rotation is three steps, each one pass, each safe to redo."""
@@ -143,6 +155,7 @@ class SecretStep:
     request: str = ""  # the rotate-password request it serves
     passwords: Mapping[str, str] = field(default_factory=dict, repr=False)  # user -> what it sets (never logged)
     resource_version: str = ""  # the Secret it was decided on: a write on top of another one is refused (409)
+    reach: Reach = field(default_factory=Reach)  # SWITCH and FINISH with replicas: every pod and Sentinel
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ REPLICATION_CONF_KEY = "replication.conf"  # masteruser/masterauth, in clear: a 
 SENTINEL_AUTH_KEY = "sentinel-auth.conf"
 # Only what replication needs; and what a Sentinel runs on a Redis (the minimum Redis's Sentinel docs give).
 REPLICA_RIGHTS = ("+psync", "+replconf", "+ping")
+SENTINEL_OPERATOR_RIGHTS = ("&*", "+@all")  # the operator's user on a Sentinel (it has no keys)
 SENTINEL_RIGHTS = (
     "&*",
     "+multi",
@@ -119,7 +120,7 @@ def sentinel_auth_conf(passwords: Mapping[str, str]) -> str:
         f"sentinel sentinel-pass {sentinel}",
         "user default off resetpass",
         managed.user_line(SENTINEL_USER, sentinel, ("&*", "+@all")),
-        managed.user_line(managed.OPERATOR_USER, passwords[managed.OPERATOR_USER], ("&*", "+@all")),
+        managed.user_line(managed.OPERATOR_USER, passwords[managed.OPERATOR_USER], SENTINEL_OPERATOR_RIGHTS),
     ]
     return "\n".join(lines) + "\n"
 
@@ -456,6 +457,17 @@ def seed_commands(passwords: Mapping[str, str]) -> list[list[str]]:
         ["ACL", "SETUSER", SENTINEL_USER, "on", "resetpass", managed.password_hash(sentinel), *SENTINEL_RIGHTS],
         ["CONFIG", "SET", "masteruser", REPLICA_USER, "masterauth", replica],
     ]
+
+
+def rotation_commands(passwords: Mapping[str, str], *, only: bool) -> tuple[list[list[str]], list[list[str]]]:
+    """A password rotation's ACL SETUSER (managed.setuser: beside the old, or with `only` the one password) for
+    every Redis pod (the app's and the operator's users: ACL users are not replicated), then for every Sentinel
+    (the operator's user, which the Sentinels have too). The replication and Sentinel users are not rotated."""
+    redis = [["ACL", "SETUSER", *managed.setuser(user, password, only=only)] for user, password in passwords.items()]
+    reset = ["resetpass"] if only else []
+    operator = managed.password_hash(passwords[managed.OPERATOR_USER])
+    sentinel = [["ACL", "SETUSER", managed.OPERATOR_USER, "on", *reset, operator, *SENTINEL_OPERATOR_RIGHTS]]
+    return redis, sentinel
 
 
 def heir_commands(passwords: Mapping[str, str] | None, master: Address) -> list[list[str]]:

@@ -125,15 +125,16 @@ def stage_patch(request: str, following: Mapping[str, str]) -> Obj:
     return {"metadata": {"annotations": {STAGED_ANNOTATION: request}}, "stringData": keys}
 
 
-def switch_patch(request: str, following: Mapping[str, str], resource_version: str) -> Obj:
-    """Rotation, second write (Redis already takes the next passwords): they become the current ones."""
+def switch_patch(request: str, data: Mapping[str, str], resource_version: str) -> Obj:
+    """Rotation, second write (Redis already takes the next passwords): they become the current ones. `data`:
+    secret_data of them (ha.secret_data with replicas, which keeps the replication and Sentinel users)."""
     return {
         "metadata": {
             "resourceVersion": resource_version,
             "annotations": {STAGED_ANNOTATION: None, ROTATED_FOR_ANNOTATION: request},
         },
         "data": {key: None for key in NEXT_KEYS.values()},
-        "stringData": secret_data(following),
+        "stringData": dict(data),
     }
 
 
