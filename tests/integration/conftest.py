@@ -22,6 +22,8 @@ from kit import CACHE, KUBECTL, REAL_NODE_TOLERATION, Env, RedisServer, cluster_
 from kubernetes import client, config
 from leaks import LeakWatch
 
+from logcheck import denied_lines
+
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 OPERATOR_LOG = ROOT / ".cluster" / "logs" / "operator.log"
@@ -120,8 +122,7 @@ def operator(cluster: client.ApiClient, synccluster_crd: None) -> Iterator[None]
         log.seek(start)
         lines = log.readlines()
     found = outside_apiserver_starts(lines)
-    denied = [line for line in found if " 403" in line or "Forbidden" in line or "forbidden:" in line]
-    denied = [line for line in denied if "being terminated" not in line]  # a namespace in deletion, not RBAC
+    denied = denied_lines(found)
     assert not denied, "the operator was denied by the chart's RBAC:\n" + "".join(denied[:20])
     # A controller loop must stop when its SyncCluster is deleted, not be cancelled by kopf. (At operator exit a
     # pass waiting on an unreachable Redis may outlast the grace; that cancellation is harmless.)
