@@ -429,6 +429,51 @@ def test_a_new_pod_template_updates_the_replicas_first_and_moves_the_master_once
     assert len(events(ha, "Switchover")) in (switchovers + 1, switchovers + 2), events(ha, "Switchover")
 
 
+def logs_in(ip: str, port: int, user: str, password: str) -> bool:
+    try:
+        return bool(redis.Redis(host=ip, port=port, username=user, password=password, socket_timeout=2,
+                                retry_on_error=[]).ping())  # fmt: skip
+    except redis.AuthenticationError:
+        return False
+
+
+def test_a_password_rotation_reaches_every_redis_pod_and_sentinel_and_the_apps_roll(ha: Env, hocuspocus: App) -> None:
+    """synchro.dev/rotate-password with replicas: Done once every target runs the new password; then every Redis
+    pod takes only the new app and operator passwords, every Sentinel only the operator's new one, replication
+    still runs, and the real app started on the new env passes updates."""
+    wait_for(lambda: healed(ha, synced=True), "healed, every replica in sync", TIMEOUTS.ha_heal)
+    old = {key: secret_value(ha, key) for key in ("password", "operator-password")}
+    rolled = {p.metadata.name for p in target_pods(ha)}
+    since = time.monotonic()
+    ha.custom.patch_namespaced_custom_object(
+        "synchro.dev", "v1alpha1", ha.ns, "syncclusters", NAME,
+        {"metadata": {"annotations": {"synchro.dev/rotate-password": "ha-1"}}},
+    )  # fmt: skip
+
+    def done() -> bool:
+        rotation = status_redis(ha).get("passwordRotation") or {}
+        if (rotation.get("requested"), rotation.get("phase")) != ("ha-1", "Done"):
+            raise LookupError(f"passwordRotation: {rotation}")
+        return True
+
+    wait_for(done, "the rotation done", TIMEOUTS.real_ready)
+    HEALED["password rotated"] = time.monotonic() - since
+    new = {key: secret_value(ha, key) for key in old}
+    assert new["password"] != old["password"] and new["operator-password"] != old["operator-password"]
+    assert not rolled & {p.metadata.name for p in target_pods(ha)}, "the target pods did not roll"
+    for ip in redis_pods(ha).values():
+        for user, key in ((APP_USER, "password"), (OPERATOR_USER, "operator-password")):
+            assert logs_in(ip, 6379, user, new[key]) and not logs_in(ip, 6379, user, old[key]), (ip, user)
+        assert logs_in(ip, 26379, OPERATOR_USER, new["operator-password"])
+        assert not logs_in(ip, 26379, OPERATOR_USER, old["operator-password"])
+    hocuspocus.replicas.stop()  # started with the old password: restarted with a live pod's env now
+    env = pod_env(ha, sorted(p.metadata.name for p in target_pods(ha))[0], "app")
+    env["REDIS_HOST"] = ha.core.read_namespaced_service(STS, ha.ns).spec.cluster_ip
+    hocuspocus.a, hocuspocus.b = hocuspocus.replicas.start(env), hocuspocus.replicas.start(env)
+    heal(ha, hocuspocus, "after the rotation", since)
+    wait_for(lambda: healed(ha, synced=True), "every replica in sync after the rotation", TIMEOUTS.ha_heal)
+
+
 def test_moved_back_to_one_pod_the_keys_move_with_it_and_the_statefulset_is_gone(ha: Env, hocuspocus: App) -> None:
     """Last, as it ends the module's Redis with replicas: `replicas: 1` makes the one-pod Redis a replica of the
     master, switches to it, and deletes the StatefulSet (a second Event Resized); the keys and the app follow."""
