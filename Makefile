@@ -62,12 +62,16 @@ unit: deps ## Unit tests (no cluster)
 	$(PY) -m pytest tests/unit -q
 
 .PHONY: test
-test: deps build ## Unit and integration tests on the local cluster, with the real node (TEST_NODE=kwok: without)
+test: deps ## Unit and integration tests on the local cluster, with the real node (TEST_NODE=kwok: without)
+	bash hack/prefetch.sh
+	python3 hack/build.py
 	NODE=$(TEST_NODE) python3 hack/cluster.py up
 	bash hack/pytest.sh tests/unit tests/integration
 
 .PHONY: test-apps
-test-apps: deps build ## Only the tests that run real apps (pytest -m apps; their installs are cached under ~/.cache/synchro)
+test-apps: deps ## Only the tests that run real apps (pytest -m apps; their installs are cached under ~/.cache/synchro)
+	bash hack/prefetch.sh
+	python3 hack/build.py
 	python3 hack/cluster.py up
 	bash hack/pytest.sh tests/integration -m apps
 

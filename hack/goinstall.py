@@ -6,11 +6,13 @@ kit (apps such as Centrifugo). Where the proxy refuses a module, its source is a
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +30,19 @@ def fresh_partial(target: Path) -> Path:
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     return partial
+
+
+@contextmanager
+def build_lock(target: Path) -> Iterator[None]:
+    """One build of `target` at a time, across processes (a test's fixture and tests/integration/prefetch.py,
+    which builds the apps in the background): the second waits for the first, then finds the build done."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.with_name(f"{target.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def proxy_only_go_env(**extra: str) -> dict[str, str]:
@@ -48,6 +63,13 @@ def go_install(module: str, version: str, binary: str, snapshot: str, ldflags: S
     target = CACHE / "apps" / f"{binary}-{version}"
     if (target / "bin" / binary).exists():
         return target / "bin" / binary
+    with build_lock(target):
+        if not (target / "bin" / binary).exists():
+            _go_build(module, version, binary, snapshot, ldflags, target)
+    return target / "bin" / binary
+
+
+def _go_build(module: str, version: str, binary: str, snapshot: str, ldflags: Sequence[str], target: Path) -> None:
     partial = fresh_partial(target)
     (partial / "bin").mkdir(parents=True)
     env = proxy_only_go_env(CGO_ENABLED="0", GOBIN=str(partial / "bin"))
@@ -74,4 +96,3 @@ def go_install(module: str, version: str, binary: str, snapshot: str, ldflags: S
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
     shutil.rmtree(partial, ignore_errors=True)
-    return target / "bin" / binary

@@ -12,6 +12,10 @@ fi
 # --durations: the slowest tests and their times in every log, CI's included (docs/reliability.md quotes them).
 .venv/bin/python -m pytest --durations=30 "$@"
 rc=$?
+# What the background app builds (hack/prefetch.sh) did, when make test started them.
+if [ -f .cluster/logs/prefetch.log ]; then
+  sed 's/^/prefetch: /' .cluster/logs/prefetch.log
+fi
 if [ "$rc" = 5 ]; then
   echo "pytest collected no tests: the test setup is broken" >&2
   exit 1

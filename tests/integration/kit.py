@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from goinstall import fresh_partial
+from goinstall import build_lock, fresh_partial
 from kubernetes import client
 from podenv import resolve_env, secret_reader
 
@@ -346,6 +346,13 @@ def cached_install(app: Path, install: Callable[[Path], None]) -> Path:
     target = CACHE / "apps" / f"{app.name}-{hashlib.sha256(lock).hexdigest()[:16]}"
     if (target / ".installed").exists():
         return target
+    with build_lock(target):
+        if not (target / ".installed").exists():
+            _npm_install(app, install, target)
+    return target
+
+
+def _npm_install(app: Path, install: Callable[[Path], None], target: Path) -> None:
     partial = fresh_partial(target)
     partial.mkdir(parents=True)
     for name in ("package.json", "package-lock.json"):
@@ -356,7 +363,6 @@ def cached_install(app: Path, install: Callable[[Path], None]) -> Path:
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
     shutil.rmtree(partial, ignore_errors=True)
-    return target
 
 
 def cargo_install(crate: str, version: str, binary: str, features: list[str]) -> Path:
@@ -368,6 +374,13 @@ def cargo_install(crate: str, version: str, binary: str, features: list[str]) ->
     target = CACHE / "apps" / f"{crate}-{version}"
     if (target / "bin" / binary).exists():
         return target / "bin" / binary
+    with build_lock(target):
+        if not (target / "bin" / binary).exists():
+            _cargo_build(crate, version, features, target)
+    return target / "bin" / binary
+
+
+def _cargo_build(crate: str, version: str, features: list[str], target: Path) -> None:
     partial = fresh_partial(target)
     env = {
         **os.environ,
@@ -396,11 +409,8 @@ def cargo_install(crate: str, version: str, binary: str, features: list[str]) ->
         env=env,
         check=True,
     )
-    if not (target / "bin" / binary).exists():  # another session may have finished the same build meanwhile
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-    shutil.rmtree(partial, ignore_errors=True)
-    return target / "bin" / binary
+    shutil.rmtree(target, ignore_errors=True)  # under the lock: nobody else builds it meanwhile
+    partial.rename(target)
 
 
 def container_pid(env: Env, pod: str, container: str, command: str) -> int | None:

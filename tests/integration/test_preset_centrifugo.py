@@ -228,17 +228,17 @@ class Nodes:
         self.procs, self.clients = [], []
 
 
+def build() -> Path:
+    """Centrifugo, built once per version (tests/integration/prefetch.py calls it too)."""
+    version_flag = f"-X {MODULE}/internal/build.Version={VERSION[1:]}"
+    return go_install(MODULE, VERSION, "centrifugo", f"centrifugo-{VERSION}.tar.gz", [version_flag])
+
+
 @pytest.fixture(scope="session")
 def centrifugo() -> Path:
     if not shutil.which("go"):
         pytest.skip("go is needed to build Centrifugo")
-    binary = go_install(
-        MODULE,
-        VERSION,
-        "centrifugo",
-        f"centrifugo-{VERSION}.tar.gz",
-        [f"-X {MODULE}/internal/build.Version={VERSION[1:]}"],
-    )
+    binary = build()
     version = subprocess.run([str(binary), "version"], check=True, capture_output=True, text=True).stdout
     assert version.startswith(f"Centrifugo {VERSION} "), version
     return binary

@@ -275,6 +275,11 @@ def stalwart() -> Path:
         pytest.skip("cargo is needed to build stalwart-lite")
     if not shutil.which("curl"):
         pytest.skip("curl is needed for Stalwart's management API")
+    return build()
+
+
+def build() -> Path:
+    """stalwart-lite, built once per version (tests/integration/prefetch.py calls it too)."""
     return cargo_install("stalwart-lite", VERSION, "stalwart", ["redis", "sqlite", "enterprise"])
 
 
