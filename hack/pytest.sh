@@ -13,8 +13,9 @@ fi
 .venv/bin/python -m pytest --durations=30 "$@"
 rc=$?
 # What the background app builds (hack/prefetch.sh) did, when make test started them.
+# Only its summary lines: the builds' own output (cargo's, a line per crate) stays in the log.
 if [ -f .cluster/logs/prefetch.log ]; then
-  sed 's/^/prefetch: /' .cluster/logs/prefetch.log
+  grep -E '^[A-Za-z0-9_.-]+: (ready|failed|skipped)' .cluster/logs/prefetch.log | sed 's/^/prefetch: /'
 fi
 if [ "$rc" = 5 ]; then
   echo "pytest collected no tests: the test setup is broken" >&2

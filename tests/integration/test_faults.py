@@ -215,6 +215,9 @@ def names(items: list[dict[str, Any]]) -> set[str]:
     return {i["metadata"]["name"] for i in items}
 
 
+RELISTED = re.compile(r"a (?P<kind>\w+) watch listed again \(410 Gone\): (?P<ghosts>\d+) deleted meanwhile")
+
+
 def test_410_gone_leaves_no_stale_claim_or_cached_target(env: Env) -> None:
     """Issue 17 item 4. While the operator is frozen, a SyncCluster and a target are deleted, etcd is compacted
     past every resourceVersion the operator knows, and the apiserver restarts (its watch cache starts afresh):
@@ -253,12 +256,15 @@ def test_410_gone_leaves_no_stale_claim_or_cached_target(env: Env) -> None:
 
     # The fault happened: one SyncCluster and one Deployment were ghosts. Polled: the two watches list again each
     # on its own, and the decisions above can be right before the second one has logged it (seen once in CI).
-    def both() -> list[str] | None:
-        found = log_since(log_from, "listed again (410 Gone): 1 deleted meanwhile")
-        return found if len(found) == 2 else None
+    # At least one each: a watch also forgets objects an earlier test deleted while it was away (a cold CI run
+    # logged "2 deleted meanwhile" for both kinds).
+    def both() -> dict[str, int] | None:
+        said = (RELISTED.search(line) for line in log_since(log_from, "listed again (410 Gone)"))
+        found = {m["kind"]: int(m["ghosts"]) for m in said if m}
+        return found if found.keys() >= {"SyncCluster", "Deployment"} else None
 
     relisted = wait_for(both, "both watches to say they listed again", 30)
-    assert len(relisted) == 2, relisted
+    assert relisted["SyncCluster"] >= 1 and relisted["Deployment"] >= 1, relisted
     wait_for(lambda: log_since(log_from, "Daemon 'controller' succeeded"), "the deleted one's loop to end", 10)
 
 
