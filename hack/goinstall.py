@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,6 +45,16 @@ def build_lock(target: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def build_once(target: Path, done: Path, build: Callable[[], None]) -> None:
+    """Run `build` unless `done` exists, under target's build_lock: a build another process finished while this
+    one waited is not made again."""
+    if done.exists():
+        return
+    with build_lock(target):
+        if not done.exists():
+            build()
+
+
 def proxy_only_go_env(**extra: str) -> dict[str, str]:
     """Go's environment with `direct` dropped from GOPROXY: modules come from the proxy (or the module cache),
     never straight from their VCS host."""
@@ -61,11 +71,7 @@ def go_install(module: str, version: str, binary: str, snapshot: str, ldflags: S
     took. A half-done build is never used: it is installed into a `.partial-<pid>` folder and renamed when
     complete; those left by dead processes are removed."""
     target = CACHE / "apps" / f"{binary}-{version}"
-    if (target / "bin" / binary).exists():
-        return target / "bin" / binary
-    with build_lock(target):
-        if not (target / "bin" / binary).exists():
-            _go_build(module, version, binary, snapshot, ldflags, target)
+    build_once(target, target / "bin" / binary, lambda: _go_build(module, version, binary, snapshot, ldflags, target))
     return target / "bin" / binary
 
 
@@ -92,7 +98,5 @@ def _go_build(module: str, version: str, binary: str, snapshot: str, ldflags: Se
         shutil.rmtree(partial / "src")
         source = f"{tarball.resolve()} with go build; go install {module}@{version} failed: {refusal}"
     (partial / "source").write_text(f"{source}\nbuilt in {time.monotonic() - started:.0f} s\n")
-    if not (target / "bin" / binary).exists():  # another session may have finished the same build meanwhile
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)  # under build_lock: nobody else builds it meanwhile
+    partial.rename(target)

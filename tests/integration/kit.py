@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from goinstall import build_lock, fresh_partial
+from goinstall import build_once, fresh_partial
 from kubernetes import client
 from podenv import resolve_env, secret_reader
 
@@ -344,11 +344,7 @@ def cached_install(app: Path, install: Callable[[Path], None]) -> Path:
     in a `.partial-<pid>` folder, and those left by dead processes are removed."""
     lock = (app / "package-lock.json").read_bytes()
     target = CACHE / "apps" / f"{app.name}-{hashlib.sha256(lock).hexdigest()[:16]}"
-    if (target / ".installed").exists():
-        return target
-    with build_lock(target):
-        if not (target / ".installed").exists():
-            _npm_install(app, install, target)
+    build_once(target, target / ".installed", lambda: _npm_install(app, install, target))
     return target
 
 
@@ -359,10 +355,8 @@ def _npm_install(app: Path, install: Callable[[Path], None], target: Path) -> No
         shutil.copy(app / name, partial / name)
     install(partial)
     (partial / ".installed").touch()
-    if not (target / ".installed").exists():  # another session may have finished the same install meanwhile
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)  # under build_lock: nobody else installs it meanwhile
+    partial.rename(target)
 
 
 def cargo_install(crate: str, version: str, binary: str, features: list[str]) -> Path:
@@ -372,11 +366,7 @@ def cargo_install(crate: str, version: str, binary: str, features: list[str]) ->
     those left by dead processes are removed. The cargo target dir is kept (~/.cache/synchro/cargo-target/), so
     an interrupted build resumes instead of starting over."""
     target = CACHE / "apps" / f"{crate}-{version}"
-    if (target / "bin" / binary).exists():
-        return target / "bin" / binary
-    with build_lock(target):
-        if not (target / "bin" / binary).exists():
-            _cargo_build(crate, version, features, target)
+    build_once(target, target / "bin" / binary, lambda: _cargo_build(crate, version, features, target))
     return target / "bin" / binary
 
 
@@ -409,7 +399,7 @@ def _cargo_build(crate: str, version: str, features: list[str], target: Path) ->
         env=env,
         check=True,
     )
-    shutil.rmtree(target, ignore_errors=True)  # under the lock: nobody else builds it meanwhile
+    shutil.rmtree(target, ignore_errors=True)  # under build_lock: nobody else builds it meanwhile
     partial.rename(target)
 
 

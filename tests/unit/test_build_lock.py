@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from goinstall import build_lock
+from goinstall import build_lock, build_once
 
 
 def test_a_second_build_of_the_same_target_waits_for_the_first_and_another_target_does_not(tmp_path: Path) -> None:
@@ -28,3 +28,17 @@ def test_a_second_build_of_the_same_target_waits_for_the_first_and_another_targe
         said.append("second")
     thread.join(5)
     assert said == ["other", "first done", "second"]
+
+
+def test_build_once_builds_a_missing_target_once(tmp_path: Path) -> None:
+    target, builds = tmp_path / "app-1", []
+    done = target / "bin" / "app"
+
+    def build() -> None:
+        builds.append(1)
+        done.parent.mkdir(parents=True)
+        done.touch()
+
+    build_once(target, done, build)
+    build_once(target, done, build)
+    assert builds == [1]
