@@ -66,7 +66,7 @@ test: deps ## Unit and integration tests on the local cluster, with the real nod
 	bash hack/prefetch.sh
 	python3 hack/build.py
 	NODE=$(TEST_NODE) python3 hack/cluster.py up
-	bash hack/pytest.sh tests/unit tests/integration
+	bash hack/test.sh
 
 .PHONY: test-apps
 test-apps: deps ## Only the tests that run real apps (pytest -m apps; their installs are cached under ~/.cache/synchro)

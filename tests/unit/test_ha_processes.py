@@ -86,7 +86,9 @@ class Replicas:
     """The processes, and the Kubernetes side the operator would read and write: labels and the EndpointSlice."""
 
     def __init__(self, tmp: Path, sentinels: bool = True) -> None:
-        """`sentinels`: start them now (else start_sentinels, later)."""
+        """`sentinels`: start them now, once both replicas are linked (else start_sentinels, later). A Sentinel
+        learns the replicas from the master's INFO, at once on connecting and then every 10 s: started before the
+        replicas link, it would know them only 10 s later (measured: the fixture took 11 s instead of 3)."""
         self.spec = api.parse(
             "ns", "web", {"redis": {"managed": {"replicas": 3}}, "targets": [{"name": "w", "preset": "generic"}]}
         )
@@ -100,6 +102,7 @@ class Replicas:
         self.redis = [self.start_redis(tmp, i) for i in range(3)]
         self.sentinels: list[subprocess.Popen[bytes]] = []
         if sentinels:
+            self.linked()
             self.start_sentinels(tmp)
         self.creds = Credentials(OPERATOR, self.passwords[OPERATOR], 0, False)
         self.labelled: set[str] = set()
@@ -232,10 +235,14 @@ class Replicas:
         new_port = int(wait_for(heard, "Sentinel's +switch-master", SWITCH_DEADLINE_S, interval=0).split()[4])
         return self.names[self.ports.index(new_port)]
 
-    def ready(self) -> None:
-        """Both replicas synced, and every Sentinel knows the two replicas and the two other Sentinels."""
+    def linked(self) -> None:
+        """Both replicas linked to their master."""
         for port in self.ports[1:]:
             wait_for(lambda p=port: self.client(p).execute_command("ROLE")[3] == b"connected", "replica linked", 20)
+
+    def ready(self) -> None:
+        """Both replicas synced, and every Sentinel knows the two replicas and the two other Sentinels."""
+        self.linked()
         for port in self.sentinel_ports:
 
             def known(p: int = port) -> bool:
@@ -439,6 +446,7 @@ def test_a_rotation_reaches_every_pod_and_sentinel_and_replication_and_failover_
         procs[2].terminate()
         procs[2].wait(10)
     r.redis[2] = r.start_redis(tmp_path, 2)
+    r.linked()  # before the Sentinel, which then learns both replicas from its first INFO (else 10 s later)
     r.sentinels[2] = r.start_sentinel(tmp_path, 2, data[ha.SENTINEL_AUTH_KEY])
     r.ready()
     assert logs_in(r.ports[2], APP, new[APP]) and not logs_in(r.ports[2], APP, old[APP])
@@ -592,8 +600,7 @@ def test_a_master_lost_before_the_sentinels_listed_a_replica_is_replaced_by_the_
     confirm and label it, with every key."""
     r = Replicas(tmp_path, sentinels=False)
     try:
-        for port in r.ports[1:]:
-            wait_for(lambda p=port: r.client(p).execute_command("ROLE")[3] == b"connected", "replica linked", 20)
+        r.linked()
         r.client(r.ports[0]).mset({f"k{i}": i for i in range(1000)})
         assert r.client(r.ports[0]).wait(2, 2000) == 2
         # web-redis-2 falls behind: made to follow an address nobody listens on (it keeps its data) while one more
