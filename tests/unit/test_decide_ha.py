@@ -292,6 +292,34 @@ def test_moving_back_to_one_pod_switches_once_the_heir_follows_the_master_then_f
     assert shrink.step(empty.world, HEIR, failover.decide(empty.world), STS).kind == shrink.FOLLOW
 
 
+def forgot(state: ManagedSeen) -> ManagedSeen:
+    """The same, with every Sentinel answering that it monitors no master (SENTINEL REMOVE was sent)."""
+    assert state.world is not None
+    return dataclasses.replace(state, world=dataclasses.replace(state.world, sentinels=(failover.NO_MASTER,) * 3))
+
+
+def test_a_switch_back_to_one_pod_cut_short_after_the_heirs_promotion_keeps_the_master_and_switches_again() -> None:
+    """An operator stopped inside take_over, after SENTINEL REMOVE and the heir's REPLICAOF NO ONE but before the old
+    master's demotion: two masters, no Sentinel monitoring either, the label still on the old one, where the apps
+    write again once its 5 s pause ends. The master status named keeps its label (not fail closed: nothing else
+    could be confirmed ever again), the heir copies it again, and the switch is made again."""
+    cut = forgot(shrinking(heir_node(MASTER)))
+    again = decide.decide(snapshot(cut, spec=ONE))
+    assert again.failover is not None and again.failover.master == PODS[0] and again.failover.labels == ()
+    assert again.redis.condition.status and again.redis.address == (ip(PODS[0]), 6379)
+    assert "no Sentinel monitors a master" in again.failover.message
+    assert again.shrink is not None and (again.shrink.kind, again.shrink.master) == (shrink.FOLLOW, PODS[0])
+    assert again.heir_commands[-1] == ("REPLICAOF", ip(PODS[0]), "6379")  # its copy replaced by the newer one
+    # Linked again: switched again, though no Sentinel names the master it copies.
+    linked = forgot(shrinking(heir_node(Role("slave", 100, (ip(PODS[0]), 6379), True))))
+    switch = decide.decide(snapshot(linked, spec=ONE))
+    assert switch.shrink is not None and (switch.shrink.kind, switch.shrink.master) == (shrink.SWITCH, PODS[0])
+    # Only every Sentinel forgetting counts: one still naming the master, or silent, is the usual majority rule.
+    mixed = dataclasses.replace(cut.world, sentinels=(failover.NO_MASTER, failover.NO_MASTER, None))
+    assert failover.confirmed_master(mixed) is None
+    assert failover.sentinel_answers(cut.world) == "no master, no master, no master"
+
+
 def test_moving_back_to_one_pod_waits_without_a_master_to_copy() -> None:
     lost = decide.decide(snapshot(shrinking(heir_node(MASTER), sentinels=1), spec=ONE))
     assert lost.shrink is not None and lost.shrink.kind == shrink.WAIT and lost.heir_commands == ()

@@ -32,7 +32,7 @@ from synchro import api
 from synchro.conditions import Condition
 from synchro.reconcile import act
 from synchro.reconcile.model import Reach, RedisState, SecretStep
-from synchro.redis import failover, ha, listen, managed, nodes
+from synchro.redis import failover, ha, listen, managed, nodes, shrink
 from synchro.redis.model import Credentials
 
 APP, OPERATOR = managed.APP_USER, managed.OPERATOR_USER
@@ -460,6 +460,18 @@ def test_a_rotation_reaches_every_pod_and_sentinel_and_replication_and_failover_
     assert verdict.master == chosen != "web-redis-0" and r.labelled == {chosen}
 
 
+def start_heir(r: Replicas, tmp: Path) -> int:
+    """The one-pod Redis moved back to: started empty with the replicas' config, without their login. Its port."""
+    port = free_port()
+    conf = (tmp / "redis-0.conf").read_text().replace(f"port {r.ports[0]}", f"port {port}")
+    conf = "".join(line for line in conf.splitlines(True) if not line.startswith(("masteruser", "masterauth")))
+    (tmp / "heir.conf").write_text(conf.replace("dbfilename node-0.rdb", "dbfilename heir.rdb"))  # no login
+    log = (tmp / "heir.log").open("w")
+    r.redis.append(subprocess.Popen(["redis-server", str(tmp / "heir.conf")], stdout=log, stderr=log))
+    wait_for(lambda: r.client(port).ping(), "the heir up", 10)
+    return port
+
+
 def test_the_one_pod_redis_copies_the_master_then_takes_over_with_every_key_and_keeps_it(
     replicas: Replicas, tmp_path: Path
 ) -> None:
@@ -467,13 +479,7 @@ def test_the_one_pod_redis_copies_the_master_then_takes_over_with_every_key_and_
     config, is made a replica by ha.heir_commands, then nodes.take_over switches to it while writes are paused.
     It holds every key, the old master refuses writes as its replica, and no Sentinel turns it back."""
     r = replicas
-    port = free_port()
-    conf = (tmp_path / "redis-0.conf").read_text().replace(f"port {r.ports[0]}", f"port {port}")
-    conf = "".join(line for line in conf.splitlines(True) if not line.startswith(("masteruser", "masterauth")))
-    (tmp_path / "heir.conf").write_text(conf.replace("dbfilename node-0.rdb", "dbfilename heir.rdb"))  # no login
-    log = (tmp_path / "heir.log").open("w")
-    r.redis.append(subprocess.Popen(["redis-server", str(tmp_path / "heir.conf")], stdout=log, stderr=log))
-    wait_for(lambda: r.client(port).ping(), "the heir up", 10)
+    port = start_heir(r, tmp_path)
     master, heir = ("127.0.0.1", r.ports[0]), ("127.0.0.1", port)
     r.client(r.ports[0]).mset({f"k{i}": i for i in range(1000)})
     asyncio.run(nodes.send(heir, r.creds, ha.heir_commands(r.passwords, master)))
@@ -494,6 +500,42 @@ def test_the_one_pod_redis_copies_the_master_then_takes_over_with_every_key_and_
     while time.monotonic() < deadline:
         assert r.client(port).execute_command("ROLE")[0] == b"master"
         time.sleep(0.5)
+
+
+def test_a_switch_back_to_one_pod_cut_short_after_the_promotion_is_made_again_and_keeps_the_late_writes(
+    replicas: Replicas, tmp_path: Path
+) -> None:
+    """nodes.take_over stopped (the operator killed) after SENTINEL REMOVE and the heir's REPLICAOF NO ONE, before
+    the old master's demotion: two masters, no Sentinel monitoring. The apps write on to the labelled old master
+    once its pause ends. The next passes, from real answers: the old master keeps its label, the heir copies it
+    again, the switch is made again, and the heir holds the writes made after the cut."""
+    r = replicas
+    port = start_heir(r, tmp_path)
+    master, heir = ("127.0.0.1", r.ports[0]), ("127.0.0.1", port)
+    heir_pod = failover.Pod("heir", heir, ("", 0), frozenset({heir}), "10.0.0.9", has_sentinel=False)
+    r.client(r.ports[0]).mset({f"k{i}": i for i in range(1000)})
+    asyncio.run(nodes.send(heir, r.creds, ha.heir_commands(r.passwords, master)))
+    wait_for(lambda: r.client(port).execute_command("ROLE")[3] == b"connected", "the heir in sync", 20)
+    for p in r.sentinel_ports:  # take_over's first half, by hand
+        r.client(p).execute_command("SENTINEL", "REMOVE", ha.MASTER_NAME)
+    r.client(port).execute_command("REPLICAOF", "NO", "ONE")
+    r.client(r.ports[0]).set("late", "written after the cut")  # the apps, on the old master still labelled
+
+    def shrink_pass() -> tuple[failover.Verdict, shrink.Step]:
+        world = asyncio.run(nodes.look([*r.pods(), heir_pod], r.creds, OWN, r.routed, r.silence, now="now",
+                                       previous_master=r.names[0]))  # fmt: skip
+        verdict = failover.decide(world)
+        return verdict, shrink.step(world, "heir", verdict, "web-redis")
+
+    verdict, step = shrink_pass()
+    assert verdict.master == r.names[0] and verdict.labels == (), verdict.message  # its label stays
+    assert (step.kind, step.master) == (shrink.FOLLOW, r.names[0]), step.message
+    asyncio.run(nodes.send(heir, r.creds, ha.heir_commands(r.passwords, master)))
+    wait_for(lambda: shrink_pass()[1].kind == shrink.SWITCH, "the heir in sync again, the switch due", 20)
+    assert asyncio.run(nodes.take_over(master, heir, [("127.0.0.1", p) for p in r.sentinel_ports], r.creds)) is None
+    assert r.client(port).execute_command("ROLE")[0] == b"master"
+    assert r.client(port).dbsize() == 1001 and r.client(port).get("late") == b"written after the cut"
+    assert r.client(r.ports[0]).execute_command("ROLE")[:3] == [b"slave", b"127.0.0.1", port]
 
 
 class Grown(Replicas):

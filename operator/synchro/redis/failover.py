@@ -31,6 +31,9 @@ SENTINEL_NAME_PREFIX = "sentinel-"  # what a Sentinel names its connections (CLI
 # status.redis.nodes[].lagBytes is rounded down to this: the offsets are read a moment apart, and the bytes of the
 # probe's own PUBLISHes in between would otherwise rewrite status on every 2 s pass.
 LAG_STEP_BYTES = 1024
+# What a Sentinel that answered but monitors no master says, in World.sentinels: after SENTINEL REMOVE, which only
+# the switch back to one pod sends (redis/shrink.py).
+NO_MASTER: Address = ("", 0)
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,8 @@ class Node:
 @dataclass(frozen=True)
 class World:
     nodes: tuple[Node, ...]
-    sentinels: tuple[Address | None, ...]  # each Sentinel's get-master-addr-by-name; None: it did not answer
+    # Each Sentinel's get-master-addr-by-name; None: it did not answer; NO_MASTER: it monitors none.
+    sentinels: tuple[Address | None, ...]
     endpoints: frozenset[str] | None  # ready addresses of the client Service's EndpointSlices; None: not read
     own_users: frozenset[str]  # the operator's, the replicas' and the Sentinels' ACL users: never cut
     now: str = ""  # for lastFailover.time
@@ -182,10 +186,18 @@ def sentinel_choice(world: World) -> tuple[str | None, int]:
     return (pod if pod is not None and count >= majority(len(world.sentinels)) else None), len(answered)
 
 
+def forgotten(world: World) -> bool:
+    """Every Sentinel answered, and none monitors a master: the switch back to one pod sent them SENTINEL REMOVE,
+    and may have been cut short (an operator stopped) before the master moved."""
+    return bool(world.sentinels) and all(a == NO_MASTER for a in world.sentinels)
+
+
 def confirmed_master(world: World) -> str | None:
     pod, _ = sentinel_choice(world)
     if pod is None and world.fallback and world.previous_master in ("", world.fallback):
         pod = world.fallback  # growing from one pod: it serves until its Sentinels agree (they follow it too)
+    if pod is None and forgotten(world):
+        pod = world.previous_master  # the master status named serves on, if it says so, until the switch is done
     node = next((n for n in world.nodes if n.pod == pod), None)
     return pod if node is not None and node.role is not None and node.role.role == "master" else None
 
@@ -290,6 +302,11 @@ def decide(world: World) -> Verdict:
 def redis_reason(world: World, master: str | None, wait: bool) -> tuple[str | None, str]:
     chosen, answered = sentinel_choice(world)
     need = majority(len(world.sentinels))
+    if chosen is None and master is not None and forgotten(world):
+        return Reason.DEGRADED, (
+            f"{master} serves alone: no Sentinel monitors a master any more (the switch back to one pod told them"
+            " to forget it)"
+        )
     if chosen is None and master is not None:  # the fallback
         return Reason.DEGRADED, (
             f"{master} serves alone; {answered} of {len(world.sentinels)} Sentinels answered, {need} must name it"
@@ -344,7 +361,10 @@ def following(node: Node) -> str:
 
 
 def sentinel_answers(world: World) -> str:
-    said = [named_pod(world.nodes, a) or (f"{a[0]}:{a[1]}" if a else "no answer") for a in world.sentinels]
+    said = [
+        "no master" if a == NO_MASTER else named_pod(world.nodes, a) or (f"{a[0]}:{a[1]}" if a else "no answer")
+        for a in world.sentinels
+    ]
     return ", ".join(said)
 
 

@@ -44,9 +44,14 @@ async def _or_none(call: Awaitable[T]) -> T | None:
 
 
 async def sentinel_master(address: Address, creds: Credentials, timeout: float = TIMEOUT_S) -> Address | None:
-    reply = await _or_none(_ask(address, creds, timeout, lambda r: r.sentinel_get_master_addr_by_name(MASTER_NAME)))
-    if not reply:
-        return None
+    """The master a Sentinel names; failover.NO_MASTER when it answers that it monitors none; None: no answer."""
+
+    async def named(r: Any) -> Any:
+        return await r.sentinel_get_master_addr_by_name(MASTER_NAME) or failover.NO_MASTER
+
+    reply = await _or_none(_ask(address, creds, timeout, named))
+    if reply is None or reply == failover.NO_MASTER:
+        return reply
     host, port = reply
     return (host.decode() if isinstance(host, bytes) else str(host)).lower(), int(port)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from synchro.redis.failover import Node, Verdict, World
+from synchro.redis.failover import NO_MASTER, Node, Verdict, World
 
 WAIT, FOLLOW, SWITCH, FINISH = "Wait", "Follow", "Switch", "Finish"
 
@@ -33,7 +33,8 @@ def step(world: World, heir: str | None, verdict: Verdict, deployment: str) -> S
     if node.role.role == "master" and (node.labelled or followers):  # switched, maybe by an operator stopped since
         return Step(FINISH, f"{node.pod} is the master: the StatefulSet's pods go")
     followed = source(world, node)
-    others = {a for a in world.sentinels if a is not None} - (followed.addresses if followed else frozenset())
+    named = {a for a in world.sentinels if a is not None and a != NO_MASTER}  # NO_MASTER: a switch cut short
+    others = named - (followed.addresses if followed else frozenset())
     if followed is not None and followed.role is not None and followed.role.role == "master" and not others:
         if not node.role.link_up:
             return Step(WAIT, f"{node.pod} copies the keys of {followed.pod}", followed.pod)
