@@ -102,6 +102,14 @@ CASES = {
         seen(world(*HEALTHY, sentinels=1)),
         (False, Reason.NO_QUORUM),
     ),
+    "one Sentinel in TILT mode: the others would fail over": (
+        seen(dataclasses.replace(world(*HEALTHY), tilted=(True, False, False))),
+        (True, Reason.REDIS_REACHABLE),
+    ),
+    "every Sentinel in TILT mode: none would fail over": (
+        seen(dataclasses.replace(world(*HEALTHY), tilted=(True, True, True))),
+        (True, Reason.DEGRADED),
+    ),
 }
 
 
@@ -110,6 +118,7 @@ def test_redis_ready_follows_the_failover_verdict(name: str) -> None:
     redis, expected = CASES[name]
     found = redis_ready(redis)
     assert (found.status, found.reason) == expected, found.message
+    assert ("TILT" in found.message) == name.startswith("every Sentinel in TILT")
 
 
 def test_a_serving_master_is_where_the_operator_and_the_probe_talk_and_status_names_it() -> None:

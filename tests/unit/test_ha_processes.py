@@ -14,6 +14,7 @@ final check fails without the fence), then that the fence closed them and nothin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -32,7 +33,7 @@ from synchro import api
 from synchro.conditions import Condition
 from synchro.reconcile import act
 from synchro.reconcile.model import Reach, RedisState, SecretStep
-from synchro.redis import failover, ha, listen, managed, nodes, shrink
+from synchro.redis import failover, ha, listen, managed, nodes, shrink, switchover
 from synchro.redis.model import Credentials
 
 APP, OPERATOR = managed.APP_USER, managed.OPERATOR_USER
@@ -458,6 +459,38 @@ def test_a_rotation_reaches_every_pod_and_sentinel_and_replication_and_failover_
     chosen = r.switched_to(events)
     verdict, _ = r.settle("the master after the rotation", SWITCH_DEADLINE_S)
     assert verdict.master == chosen != "web-redis-0" and r.labelled == {chosen}
+
+
+def test_a_sentinel_in_tilt_mode_is_seen_and_not_the_one_asked_to_fail_over(replicas: Replicas) -> None:
+    """A Sentinel stopped for 3 s enters TILT mode when it runs again (its timer sees the clock jump), as the real
+    node's did after blocking name lookups. It takes SENTINEL FAILOVER but carries it out only when it leaves TILT,
+    30 s later (docs/ha.md): asked alone, nothing moves within 8 s. look sees it, switchover asks only the others,
+    and the master moves at once."""
+    r = replicas
+    r.sentinels[0].send_signal(signal.SIGSTOP)
+    time.sleep(3)
+    r.sentinels[0].send_signal(signal.SIGCONT)
+
+    def seen() -> failover.World | None:
+        world = asyncio.run(nodes.look(r.pods(), r.creds, OWN, r.routed, r.silence, now="now"))
+        return world if world.tilted == (True, False, False) else None
+
+    world = wait_for(seen, "the stopped Sentinel in TILT mode, the others not", 10)
+    events = r.watch_switch()
+    assert asyncio.run(nodes.ask_failover(r.pods()[:1], r.creds)) == r.names[0]  # taken...
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:  # ...and not carried out
+        message = events.get_message(timeout=0.5)
+        assert message is None or message["type"] != "message", message
+    assert r.client(r.ports[0]).execute_command("ROLE")[0] == b"master"
+    pods = r.pods()
+    revisions = [dataclasses.replace(p, revision="old" if i == 0 else "new", ready=True) for i, p in enumerate(pods)]
+    step = switchover.step("new", revisions, failover.decide(world), True, None, failover.tilted_pods(world))
+    assert step is not None and step.failover and step.ask == tuple(r.names[1:])
+    started = time.monotonic()
+    assert asyncio.run(nodes.ask_failover([p for p in pods if p.name in step.ask], r.creds)) == r.names[1]
+    chosen = r.switched_to(events)
+    assert chosen != r.names[0] and time.monotonic() - started < 8, time.monotonic() - started
 
 
 def start_heir(r: Replicas, tmp: Path) -> int:

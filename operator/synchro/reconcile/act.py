@@ -106,7 +106,7 @@ class Actor:
             uid = next((p.uid for p in seen.pods if p.name == step.delete), "")
             await io(self.sources.kube.delete, "v1", "Pod", decision.spec.namespace, step.delete, uid)
             return
-        by = await nodes.ask_failover(seen.pods, creds)
+        by = await nodes.ask_failover([p for p in seen.pods if p.name in step.ask], creds)
         if by is not None:  # else asked again next pass: the Sentinels do not see every replica up yet
             self.sources.logger.info("%s", step.message)
             self.memory.failover_asked = time.monotonic()

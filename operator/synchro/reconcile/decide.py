@@ -347,7 +347,8 @@ def pod_update(
     target = (stateful_set.get("status") or {}).get("updateRevision", "")
     if verdict is None or not target:
         return None
-    step = switchover.step(target, seen.pods, verdict, verdict.reason is None, seen.since_failover_asked_s)
+    tilted = failover.tilted_pods(seen.world) if seen.world is not None else frozenset()
+    step = switchover.step(target, seen.pods, verdict, verdict.reason is None, seen.since_failover_asked_s, tilted)
     seed = seen.seed.name if seen.seed is not None else None
     if step is not None and step.failover and verdict.master == seed:
         message = f"the master moves from the one-pod Redis {seed} to a pod of StatefulSet {managed.name(spec.name)}"

@@ -133,6 +133,10 @@ class World:
     # not asked). A Sentinel learns them from the master's INFO: until it knows one, it has nobody to promote.
     known_replicas: tuple[int | None, ...] = ()
     listed_replicas: tuple[int | None, ...] = ()  # the same, counting every replica it lists, down or not
+    # The same order: whether it is in TILT mode. A Sentinel whose timer found its clock jumped (over 2 s between
+    # two ticks: on the real node, blocking name lookups right after its pod started) acts on nothing until 30 s
+    # after the last jump: no failover it is asked for, none it would start. It still answers and votes.
+    tilted: tuple[bool | None, ...] = ()
     # The one-pod Redis a Redis with replicas grows from (its pod, last in `nodes`): the master while no Sentinel
     # majority names one and status named no other before.
     fallback: str = ""
@@ -328,8 +332,11 @@ def redis_reason(world: World, master: str | None, wait: bool) -> tuple[str | No
         for n, known in zip(world.nodes, world.known_replicas, strict=False)
         if known is not None and known < replicas
     ]
-    if missing or answered < len(world.sentinels) or unaware:
+    tilt = tilted_pods(world)
+    stuck = bool(tilt) and len(tilt) == answered  # none of them would start a failover
+    if missing or answered < len(world.sentinels) or unaware or stuck:
         unknown = f"; Sentinels that do not know every replica yet: {', '.join(unaware)}" if unaware else ""
+        unknown += f"; every Sentinel in TILT mode (none fails over until it leaves): {answered}" if stuck else ""
         return Reason.DEGRADED, (
             f"{master} serves; replicas not in sync: {', '.join(missing) or 'none'};"
             f" Sentinels answering: {answered} of {len(world.sentinels)}{unknown}"
@@ -358,6 +365,11 @@ def following(node: Node) -> str:
         return f"says {role.role}"
     host, port = role.master
     return f"replica of {host}:{port}, link {'up' if role.link_up else 'down'}"
+
+
+def tilted_pods(world: World) -> frozenset[str]:
+    """The pods whose Sentinel said it is in TILT mode this pass (World.tilted)."""
+    return frozenset(n.pod for n, tilt in zip(world.nodes, world.tilted, strict=False) if tilt)
 
 
 def sentinel_answers(world: World) -> str:

@@ -56,14 +56,22 @@ async def sentinel_master(address: Address, creds: Credentials, timeout: float =
     return (host.decode() if isinstance(host, bytes) else str(host)).lower(), int(port)
 
 
-async def known_replicas(address: Address, creds: Credentials, timeout: float = TIMEOUT_S) -> tuple[int, int] | None:
-    """How many replicas a Sentinel knows up and linked, and how many it lists at all (SENTINEL REPLICAS); None:
-    no answer."""
-    seen = await _or_none(_ask(address, creds, timeout, lambda r: r.sentinel_slaves(MASTER_NAME)))
+async def known_replicas(
+    address: Address, creds: Credentials, timeout: float = TIMEOUT_S
+) -> tuple[int, int, bool] | None:
+    """How many replicas a Sentinel knows up and linked, how many it lists at all (SENTINEL REPLICAS), and whether
+    it is in TILT mode (INFO sentinel); None: no answer."""
+
+    async def view(r: Any) -> tuple[Any, Any]:
+        return await r.sentinel_slaves(MASTER_NAME), await r.info("sentinel")
+
+    seen = await _or_none(_ask(address, creds, timeout, view))
     if seen is None:
         return None
-    usable = [s for s in seen if not s.get("is_sdown") and not s.get("is_disconnected")]
-    return len([s for s in usable if s.get("master-link-status") == "ok"]), len(seen)
+    replicas, info = seen
+    usable = [s for s in replicas if not s.get("is_sdown") and not s.get("is_disconnected")]
+    linked = len([s for s in usable if s.get("master-link-status") == "ok"])
+    return linked, len(replicas), bool(info.get("sentinel_tilt"))
 
 
 async def role(address: Address, creds: Credentials, timeout: float = TIMEOUT_S) -> Role | None:
@@ -125,13 +133,16 @@ async def look(
     )
     usable = tuple(None if k is None else k[0] for k in known)
     listed = tuple(None if k is None else k[1] for k in known)
-    return World(nodes, tuple(said), endpoints, own_users, **before, known_replicas=usable, listed_replicas=listed)
+    tilted = tuple(None if k is None else k[2] for k in known)
+    return World(nodes, tuple(said), endpoints, own_users, **before, known_replicas=usable, listed_replicas=listed,
+                 tilted=tilted)  # fmt: skip
 
 
 async def ask_failover(pods: Sequence[Pod], creds: Credentials, timeout: float = TIMEOUT_S) -> str | None:
     """SENTINEL FAILOVER on the first Sentinel that takes it; the pod whose Sentinel did (None: none did). The
     caller asks only while every Sentinel that answered this pass knew every replica (failover.redis_reason): one
-    that does not would find no replica to promote and abort."""
+    that does not would find no replica to promote and abort. It passes only the pods whose Sentinel is not in TILT
+    mode (switchover.Step.ask): one that is takes the request and carries it out only when it leaves TILT."""
     for pod in pods:
         if not pod.reachable:
             continue

@@ -28,6 +28,7 @@ ASK_AGAIN_AFTER_S = 20.0  # a failover asked for and not done (Sentinel's failov
 class Step:
     delete: str | None = None  # the pod to delete
     failover: bool = False  # ask the Sentinels to fail over
+    ask: tuple[str, ...] = ()  # the pods whose Sentinel may be asked to (not in TILT mode), in order
     message: str = ""  # what the update waits for or does, for the log and the Event
 
 
@@ -37,8 +38,10 @@ def step(
     verdict: Verdict,
     in_sync: bool,
     since_failover_asked_s: float | None,
+    tilted: frozenset[str] = frozenset(),
 ) -> Step | None:
-    """The next step of an update to `target_revision`; None when every pod runs it (or it is not known)."""
+    """The next step of an update to `target_revision`; None when every pod runs it (or it is not known).
+    `tilted`: the pods whose Sentinel is in TILT mode, which would carry out a failover only once it leaves it."""
     old = [p for p in pods if p.revision and target_revision and p.revision != target_revision]
     if not old:
         return None
@@ -50,7 +53,11 @@ def step(
         return Step(delete=replica.name, message=f"the Redis pod {replica.name} is made again from the new template")
     if since_failover_asked_s is not None and since_failover_asked_s < ASK_AGAIN_AFTER_S:
         return Step(message=f"waiting for the Sentinels to move the master off {verdict.master}")
+    ask = tuple(p.name for p in pods if p.has_sentinel and p.name not in tilted)
+    if not ask:
+        return Step(message=f"waiting for a Sentinel out of TILT mode to move the master off {verdict.master}")
     return Step(
         failover=True,
         message=f"{verdict.master} is the last Redis pod on the old template: the Sentinels are asked to fail over",
+        ask=ask,
     )
