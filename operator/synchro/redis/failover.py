@@ -336,7 +336,7 @@ def redis_reason(world: World, master: str | None, wait: bool) -> tuple[str | No
     stuck = bool(tilt) and len(tilt) == answered  # none of them would start a failover
     if missing or answered < len(world.sentinels) or unaware or stuck:
         unknown = f"; Sentinels that do not know every replica yet: {', '.join(unaware)}" if unaware else ""
-        unknown += f"; every Sentinel in TILT mode (none fails over until it leaves): {answered}" if stuck else ""
+        unknown += "; every Sentinel that answers is in TILT mode: none fails over until one leaves it" if stuck else ""
         return Reason.DEGRADED, (
             f"{master} serves; replicas not in sync: {', '.join(missing) or 'none'};"
             f" Sentinels answering: {answered} of {len(world.sentinels)}{unknown}"
