@@ -426,7 +426,7 @@ def test_a_new_pod_template_updates_the_replicas_first_and_moves_the_master_once
     assert len(events(ha, "FailedOver")) == failovers + 1, events(ha, "FailedOver")
     # The master moved once. Its Sentinels may have been asked twice: a first SENTINEL FAILOVER that did not complete
     # within 20 s is asked again (seen in 3 of 6 runs while a Sentinel in TILT mode could be the one asked; since
-    # the operator skips those, asked once in the runs of session 11; docs/ha.md).
+    # the operator skips those, asked once in both runs since, on a grow and an update each; docs/ha.md).
     assert len(events(ha, "Switchover")) in (switchovers + 1, switchovers + 2), events(ha, "Switchover")
 
 
