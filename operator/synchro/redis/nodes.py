@@ -56,7 +56,7 @@ async def sentinel_master(address: Address, creds: Credentials, timeout: float =
     return (host.decode() if isinstance(host, bytes) else str(host)).lower(), int(port)
 
 
-async def known_replicas(
+async def sentinel_view(
     address: Address, creds: Credentials, timeout: float = TIMEOUT_S
 ) -> tuple[int, int, bool] | None:
     """How many replicas a Sentinel knows up and linked, how many it lists at all (SENTINEL REPLICAS), and whether
@@ -125,7 +125,7 @@ async def look(
     masters = asyncio.gather(*(_if(p, sentinel_master(p.sentinel, creds, timeout)) for p in watching))
     roles = asyncio.gather(*(_if(p, role(p.redis, creds, timeout)) for p in pods))
     lists = asyncio.gather(*(_if(p, clients(p.redis, creds, timeout)) for p in pods))
-    aware = asyncio.gather(*(_if(p, known_replicas(p.sentinel, creds, timeout)) for p in watching))
+    aware = asyncio.gather(*(_if(p, sentinel_view(p.sentinel, creds, timeout)) for p in watching))
     said, answered, connections, known = await asyncio.gather(masters, roles, lists, aware)
     nodes = tuple(
         Node(p.name, p.names, p.ip, p.labelled, r, c, *silence.heard(p, r), uid=p.uid)
