@@ -19,7 +19,7 @@ COPY operator/synchro /opt/synchro/synchro
 RUN /opt/venv/bin/python -m compileall -q /opt/synchro
 
 # ---- final: the same base, no pip cache, no build tools. The operator's sources come last: a change to them
-# rebuilds one layer here (each layer costs a full copy of the root filesystem with buildah's vfs storage).
+# rebuilds one layer here (with buildah's vfs storage, each layer costs a full copy of the root filesystem).
 FROM ${BASE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/synchro \

@@ -2,8 +2,8 @@
 
 hack/images.py caches the result like its other images: ~/.cache/synchro/images/operator-<hash>.tar, where
 <hash> covers the Dockerfile, .dockerignore, requirements-runtime.txt, operator/synchro and the base image.
-buildah keeps its own layer cache (vfs storage) under ~/.cache/synchro/buildah: a change to the operator's
-sources alone reuses the pip layer.
+buildah keeps its own layer cache under ~/.cache/synchro/buildah: a change to the operator's sources alone reuses
+the pip layer. Its storage is overlay where the kernel mounts it there, else vfs (storage_flags).
 """
 
 from __future__ import annotations
@@ -51,6 +51,26 @@ def pip_mounts() -> list[str]:
     return [f"--volume={host}:{inside}:ro" for inside, host in mounts.items()]
 
 
+def storage_flags(cache: Path) -> list[str]:
+    """buildah's storage: overlay if `buildah info` can set it up under cache, else vfs.
+
+    vfs copies the whole root filesystem for every layer: a change to the operator's sources alone took 60 s to
+    build with it here, against 7 s with overlay (and 52 s for overlay's first build, pip included). overlay is
+    refused where cache itself is on an overlayfs, as inside many containers; vfs works everywhere. The two keep
+    separate roots: a storage root is tied to the driver that made it."""
+
+    def flags(driver: str, root: str) -> list[str]:
+        return [f"--root={cache / root}", f"--runroot=/run/synchro-buildah-{driver}", f"--storage-driver={driver}"]
+
+    overlay = flags("overlay", "overlay")
+    probe = subprocess.run(["buildah", *overlay, "info"], capture_output=True, text=True)
+    if probe.returncode == 0:
+        return overlay
+    why = (probe.stderr.strip().splitlines() or [f"buildah info exited {probe.returncode}"])[0]
+    print(f"buildah: no overlay storage under {cache}, using vfs ({why})", flush=True)
+    return flags("vfs", "storage")  # "storage": vfs's root from before overlay was tried, kept as it is
+
+
 @dataclass(frozen=True)
 class DockerfileImage:
     ref: str  # e.g. synchro.local/operator:0.1.0
@@ -71,11 +91,7 @@ class DockerfileImage:
 
     def build(self, layout: Path) -> None:
         """`buildah bud` the Dockerfile over the base, then write the image as an OCI layout directory."""
-        storage = [
-            f"--root={self.cache / 'buildah' / 'storage'}",
-            "--runroot=/run/synchro-buildah",
-            "--storage-driver=vfs",
-        ]
+        storage = storage_flags(self.cache / "buildah")
         argv = [
             "buildah",
             *storage,
