@@ -5,6 +5,7 @@ SHELL := /bin/bash
 VENV      := .venv
 PY        := $(VENV)/bin/python
 KUBECTL   := .cluster/bin/kubectl
+CACHE     := $(or $(SYNCHRO_CACHE),$(HOME)/.cache/synchro)
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 export PYTHONPATH := $(CURDIR)/operator
 TEST_NODE ?= real
@@ -15,10 +16,9 @@ help: ## Show this help
 
 .PHONY: deps
 deps: $(VENV)/.installed ## Install system packages and the pinned Python virtualenv
-$(VENV)/.installed: requirements.txt requirements-runtime.txt hack/deps.sh
+$(VENV)/.installed: requirements.txt requirements-runtime.txt hack/deps.sh hack/venv.sh
 	bash hack/deps.sh
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r requirements.txt
+	bash hack/venv.sh
 	touch $@
 
 .PHONY: build
@@ -46,7 +46,7 @@ crds: deps ## Regenerate crds/ from the Python API definition, and the chart's c
 lint: deps ## ruff (lint and format check), mypy --strict, the layer contract, sizes, the chart's CRDs against crds/
 	$(VENV)/bin/ruff check operator tests hack bench
 	$(VENV)/bin/ruff format --check operator tests hack bench
-	$(VENV)/bin/mypy operator/synchro
+	$(VENV)/bin/mypy --cache-dir $(CACHE)/mypy operator/synchro  # shared by checkouts: it checks each file's hash
 	cd operator && ../$(VENV)/bin/lint-imports ../pyproject.toml
 	$(PY) hack/sizes.py
 	$(PY) hack/chart_crds.py check

@@ -1,9 +1,9 @@
 """make ab A=<ref> B=<ref>: one change measured against another, alternated in one run on the same cluster.
 
 Each ref is checked out into its own worktree (.cluster/ab/<sha>) and its operator runs from there, with the
-venv of this checkout (the refs' requirements-runtime.txt are installed into it first). Each round starts the
-side's operator afresh, makes one warm-up SyncCluster Ready, then creates CLUSTERS SyncClusters (8 clients at
-once, each naming a ready 1-replica Deployment to run at 2) and waits for all of them Ready. It records the
+ref's own venv (hack/venv.sh: cached by its requirements, so ours when they did not change). Each round starts
+the side's operator afresh, makes one warm-up SyncCluster Ready, then creates CLUSTERS SyncClusters (8 clients
+at once, each naming a ready 1-replica Deployment to run at 2) and waits for all of them Ready. It records the
 wall time, the operator's CPU time over the burst (user + system, all threads) and its peak RSS. The sides run
 A B B A A B ..., so a drift of the machine over the run weighs on both alike.
 
@@ -65,8 +65,8 @@ def worktree(ref: str) -> Path:
     if not path.exists():
         add = ["git", "worktree", "add", "--detach", str(path), ref]
         subprocess.run(add, cwd=ROOT, check=True, capture_output=True)
-    requirements = path / "requirements-runtime.txt"
-    subprocess.run([str(ROOT / ".venv" / "bin" / "pip"), "install", "-q", "-r", str(requirements)], check=True)
+    # The ref's own venv (cached by its requirements, so mostly ours): never an install into ours, which is shared.
+    subprocess.run(["bash", str(ROOT / "hack" / "venv.sh"), str(path)], check=True, capture_output=True)
     return path
 
 
@@ -85,7 +85,11 @@ def start(source: Path, tag: str) -> int:
         [sys.executable, str(ROOT / "hack" / "cluster.py"), "start-operator"],
         check=True,
         capture_output=True,
-        env={**env, "SYNCHRO_OPERATOR_SOURCE": path},
+        env={
+            **env,
+            "SYNCHRO_OPERATOR_SOURCE": path,
+            "SYNCHRO_OPERATOR_PYTHON": str(source / ".venv" / "bin" / "python"),
+        },
     )
     return b.operator_pid()
 

@@ -212,8 +212,9 @@ class Proc:
 
 
 def operator_proc() -> Proc:
-    """The operator as `make demo` runs it: on the host, against the admin kubeconfig."""
-    python = str(ROOT / ".venv" / "bin" / "python")
+    """The operator as `make demo` runs it: on the host, against the admin kubeconfig.
+    SYNCHRO_OPERATOR_PYTHON: another venv's python, e.g. that of another checkout (bench/ab.py)."""
+    python = os.environ.get("SYNCHRO_OPERATOR_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
     return Proc(
         "operator",
         [python, "-m", "synchro", "run", "--liveness", f"http://127.0.0.1:{OPERATOR_HEALTH_PORT}/healthz"],
