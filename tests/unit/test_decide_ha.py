@@ -276,6 +276,11 @@ def test_moving_back_to_one_pod_switches_once_the_heir_follows_the_master_then_f
     switch = decide.decide(snapshot(shrinking(heir_node(linked)), spec=ONE))
     assert switch.shrink is not None and (switch.shrink.kind, switch.shrink.master) == (shrink.SWITCH, PODS[0])
     assert switch.failover is None  # the switch moves the label itself: no failover verdict fights it
+    # If a Sentinel misses SENTINEL REMOVE, every Sentinel monitors the master the heir copies again, logged in.
+    host, quorum = ha.pod_host(SPEC, PODS[0]), str(ha.quorum(3))
+    assert switch.remonitor[:2] == (("SENTINEL", "REMOVE", ha.MASTER_NAME),
+                                    ("SENTINEL", "MONITOR", ha.MASTER_NAME, host, "6379", quorum))  # fmt: skip
+    assert switch.remonitor[2][-4:-2] == ("auth-user", ha.SENTINEL_USER) and copying.remonitor == ()
     assert decide.conclude(switch, {}).busy  # polled: a switch put off (the heir behind) is tried again soon
     assert switch.redis.condition.reason == Reason.RESIZING and switch.redis.address == (ip(PODS[0]), 6379)
     # A Sentinel naming another master than the one the heir copies: not yet.

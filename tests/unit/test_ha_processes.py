@@ -111,6 +111,11 @@ class Replicas:
         self.silence = failover.Silence()
         self.status: dict[str, Any] = {}
 
+    def monitor(self, port: int) -> list[list[str]]:
+        """ha.monitor_commands for the Redis on `port` (the test's ports, not 6379)."""
+        commands = ha.monitor_commands(self.spec, "127.0.0.1", self.passwords)
+        return [[*c[:4], str(port), *c[5:]] if c[1] == "MONITOR" else c for c in commands]
+
     def start_redis(self, tmp: Path, i: int) -> subprocess.Popen[bytes]:
         conf = on_loopback(ha.redis_conf(self.spec), tmp, self.ports[i])
         conf += f"dbfilename node-{i}.rdb\n" + (f"replicaof 127.0.0.1 {self.ports[0]}\n" if i else "")
@@ -520,7 +525,7 @@ def test_the_one_pod_redis_copies_the_master_then_takes_over_with_every_key_and_
     assert r.client(port).config_get("replica-priority") == {"replica-priority": "0"}  # never a Sentinel's choice
     r.client(r.ports[0]).set("last", "written just before")
     sentinels = [("127.0.0.1", p) for p in r.sentinel_ports]
-    assert asyncio.run(nodes.take_over(master, heir, sentinels, r.creds)) is None
+    assert asyncio.run(nodes.take_over(master, heir, sentinels, r.creds, r.monitor(master[1]))) is None
     assert r.client(port).execute_command("ROLE")[0] == b"master"
     assert r.client(port).dbsize() == 1001 and r.client(port).get("last") == b"written just before"
     assert r.client(r.ports[0]).execute_command("ROLE")[:3] == [b"slave", b"127.0.0.1", port]
@@ -565,10 +570,41 @@ def test_a_switch_back_to_one_pod_cut_short_after_the_promotion_is_made_again_an
     assert (step.kind, step.master) == (shrink.FOLLOW, r.names[0]), step.message
     asyncio.run(nodes.send(heir, r.creds, ha.heir_commands(r.passwords, master)))
     wait_for(lambda: shrink_pass()[1].kind == shrink.SWITCH, "the heir in sync again, the switch due", 20)
-    assert asyncio.run(nodes.take_over(master, heir, [("127.0.0.1", p) for p in r.sentinel_ports], r.creds)) is None
+    sentinels = [("127.0.0.1", p) for p in r.sentinel_ports]
+    assert asyncio.run(nodes.take_over(master, heir, sentinels, r.creds, r.monitor(master[1]))) is None
     assert r.client(port).execute_command("ROLE")[0] == b"master"
     assert r.client(port).dbsize() == 1001 and r.client(port).get("late") == b"written after the cut"
     assert r.client(r.ports[0]).execute_command("ROLE")[:3] == [b"slave", b"127.0.0.1", port]
+
+
+def test_a_sentinel_silent_at_the_switch_back_to_one_pod_stops_it_and_the_others_monitor_the_master_again(
+    replicas: Replicas, tmp_path: Path
+) -> None:
+    """A Sentinel that stops answering between the pass that found every one answering and the switch misses
+    SENTINEL REMOVE: it would still monitor the old master, and could turn the promoted heir back into a replica.
+    nodes.take_over then promotes nothing, the master takes writes again, and the Sentinels that removed it
+    monitor it again. Once that one answers, the switch is made."""
+    r = replicas
+    port = start_heir(r, tmp_path)
+    master, heir = ("127.0.0.1", r.ports[0]), ("127.0.0.1", port)
+    r.client(r.ports[0]).mset({f"k{i}": i for i in range(1000)})
+    asyncio.run(nodes.send(heir, r.creds, ha.heir_commands(r.passwords, master)))
+    wait_for(lambda: r.client(port).execute_command("ROLE")[3] == b"connected", "the heir in sync", 20)
+    sentinels = [("127.0.0.1", p) for p in r.sentinel_ports]
+    r.sentinels[2].send_signal(signal.SIGSTOP)
+    try:
+        why = asyncio.run(nodes.take_over(master, heir, sentinels, r.creds, r.monitor(master[1])))
+        assert why is not None and "1 of 3 Sentinels did not answer SENTINEL REMOVE" in why
+        assert r.client(port).execute_command("ROLE")[0] == b"slave"  # not promoted
+        r.client(r.ports[0]).set("after", "the switch put off")  # not paused any more, still the master
+        for p in r.sentinel_ports[:2]:
+            assert r.client(p).sentinel_get_master_addr_by_name(ha.MASTER_NAME) == (b"127.0.0.1", master[1])
+    finally:
+        r.sentinels[2].send_signal(signal.SIGCONT)
+    wait_for(lambda: r.client(port).get("after") == b"the switch put off", "the heir in sync again", 10)
+    assert asyncio.run(nodes.take_over(master, heir, sentinels, r.creds, r.monitor(master[1]))) is None
+    assert r.client(port).execute_command("ROLE")[0] == b"master" and r.client(port).dbsize() == 1001
+    assert all(r.client(p).sentinel_masters() == {} for p in r.sentinel_ports)
 
 
 class Grown(Replicas):
@@ -701,13 +737,7 @@ def test_a_master_lost_before_the_sentinels_listed_a_replica_is_replaced_by_the_
         assert found is not None and found.replicas == tuple(r.names[1:])
         ahead = r.ports[1]
         ports = [r.ports[r.names.index(n)] for n in found.replicas]
-        monitor = [
-            [
-                [*c[:4], str(port), *c[5:]] if c[1] == "MONITOR" else c
-                for c in ha.monitor_commands(r.spec, "127.0.0.1", r.passwords)
-            ]
-            for port in ports
-        ]  # the test's ports, not 6379
+        monitor = [r.monitor(port) for port in ports]
         best = asyncio.run(nodes.rescue([("127.0.0.1", p) for p in ports], monitor, sentinels, r.creds))
         assert best is not None and ports[best] == ahead
         verdict, _ = r.settle("the promoted replica confirmed and labelled")

@@ -197,7 +197,7 @@ async def to_one_pod(sources: Sources, body: Mapping[str, Any], decision: Decisi
         return
     if moving.kind == shrink.SWITCH:
         sentinels = [p.sentinel for p in seen.pods if p.has_sentinel and p.reachable]
-        why = await nodes.take_over(by_name[moving.master].redis, heir.redis, sentinels, creds)
+        why = await nodes.take_over(by_name[moving.master].redis, heir.redis, sentinels, creds, decision.remonitor)
         if why is not None:
             sources.logger.info("the one-pod Redis %s does not take over yet: %s", heir.name, why)
             return

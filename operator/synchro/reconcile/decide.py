@@ -68,11 +68,11 @@ def decide(seen: Snapshot) -> Decision:
     moving = shrink_step(spec, seen.redis, verdict)
     if moving is not None and moving.kind in (shrink.SWITCH, shrink.FINISH):
         verdict = None  # the switch to the one-pod Redis moves the master label itself
-    follow = heir_commands(spec, seen.redis, moving)
+    follow, remonitor = heir_commands(spec, seen.redis, moving), switch_undo(spec, seen.redis, moving)
     sentinels = tuple(p.sentinel for p in seen.redis.pods if p.has_sentinel and p.reachable)
     rescue, monitor = rescue_of(spec, seen.redis)
     return Decision(spec, redis, tuple(targets), tuple(writes), step, rotation, verdict, update, commands, retire,
-                    moving, follow, sentinels, rescue, monitor)  # fmt: skip
+                    moving, follow, sentinels, rescue, monitor, remonitor)  # fmt: skip
 
 
 def conclude(decision: Decision, failures: Mapping[WorkloadKey, Problem]) -> Pass:
@@ -324,6 +324,19 @@ def heir_commands(
     assert spec.managed is not None
     found = passwords(seen.secret, ha.HA_PASSWORD_KEYS) if spec.managed.auth else None
     return tuple(tuple(c) for c in ha.heir_commands(found, (node.ip, api.REDIS_PORT)))
+
+
+def switch_undo(
+    spec: api.SyncClusterSpec, seen: ManagedSeen, moving: shrink.Step | None
+) -> tuple[tuple[str, ...], ...]:
+    """SWITCH only: what makes the Sentinels monitor the master again, if one misses SENTINEL REMOVE (with the
+    quorum of the StatefulSet's replicas: the spec already asks for one pod)."""
+    if moving is None or moving.kind != shrink.SWITCH or seen.other is None:
+        return ()
+    replicated = as_replicated(spec, seen.other)
+    assert replicated.managed is not None
+    logins = passwords(seen.secret, ha.HA_PASSWORD_KEYS) if replicated.managed.auth else None
+    return tuple(tuple(c) for c in ha.monitor_commands(replicated, ha.pod_host(spec, moving.master), logins))
 
 
 def rescue_of(

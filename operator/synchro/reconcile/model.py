@@ -177,6 +177,8 @@ class Decision:
     rescue: Rescue | None = None  # with replicas, stuck: the replica the operator promotes itself
     # Per replica of the rescue: what each Sentinel is sent if that one is promoted (ha.monitor_commands)
     monitor_commands: tuple[tuple[tuple[str, ...], ...], ...] = field(default=(), repr=False)
+    # SWITCH to the one-pod Redis: what the Sentinels are sent if one missed SENTINEL REMOVE (ha.monitor_commands)
+    remonitor: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
 
     @property
     def create_secret(self) -> bool:

@@ -170,12 +170,21 @@ CATCH_UP_S = 2.0  # how long the one-pod Redis has to process the master's last 
 
 
 async def take_over(
-    master: Address, heir: Address, sentinels: Sequence[Address], creds: Credentials, timeout: float = TIMEOUT_S
+    master: Address,
+    heir: Address,
+    sentinels: Sequence[Address],
+    creds: Credentials,
+    undo: Sequence[Sequence[str]],
+    timeout: float = TIMEOUT_S,
 ) -> str | None:
     """The switch to the one-pod Redis (redis/shrink.py): the master's writes paused, the heir given until it has
     processed every one, the master taken out of the Sentinels' hands (so that none turns the heir back into a
     replica), the heir promoted, the old master made its replica (so it refuses writes from then on), the pause
-    lifted. None when done, else why not, the master's writes resumed: the next pass tries again."""
+    lifted. None when done, else why not, the master's writes resumed: the next pass tries again.
+
+    A Sentinel that does not answer SENTINEL REMOVE would still monitor the master, and could turn the promoted
+    heir back into a replica: then nothing is promoted, and every Sentinel is sent `undo` (ha.monitor_commands of
+    the master), so that those which did remove it monitor it again."""
     old: Any = client_for(*master, creds, timeout, ONCE)  # Any: redis-py's execute_command is untyped
     new: Any = client_for(*heir, creds, timeout, ONCE)
     try:
@@ -187,7 +196,12 @@ async def take_over(
                 await old.execute_command("CLIENT", "UNPAUSE")
                 return f"the one-pod Redis is {target - now.offset} bytes behind the master after {CATCH_UP_S:.0f} s"
             await asyncio.sleep(0.02)
-        await asyncio.gather(*(_or_none(_ask(s, creds, timeout, _remove)) for s in sentinels))
+        removed = await asyncio.gather(*(_or_none(_ask(s, creds, timeout, _remove)) for s in sentinels))
+        if None in removed:
+            await asyncio.gather(*(_or_none(_ask(s, creds, timeout, lambda r: _monitor(r, undo))) for s in sentinels))
+            await old.execute_command("CLIENT", "UNPAUSE")
+            missed = removed.count(None)
+            return f"{missed} of {len(sentinels)} Sentinels did not answer SENTINEL REMOVE: they all monitor it again"
         await new.execute_command("REPLICAOF", "NO", "ONE")
         await old.execute_command("REPLICAOF", heir[0], str(heir[1]))
         await old.execute_command("CLIENT", "UNPAUSE")
@@ -196,8 +210,14 @@ async def take_over(
     return None
 
 
-async def _remove(client: Any) -> Any:
-    return await client.execute_command("SENTINEL", "REMOVE", MASTER_NAME)
+async def _remove(client: Any) -> bool:
+    """SENTINEL REMOVE; True also where it monitors nothing already (a switch cut short after its REMOVE)."""
+    try:
+        await client.execute_command("SENTINEL", "REMOVE", MASTER_NAME)
+    except ResponseError as e:
+        if "No such master" not in str(e):
+            raise
+    return True
 
 
 async def demote(addresses: Sequence[Address], heir: Address, creds: Credentials, timeout: float = TIMEOUT_S) -> None:
