@@ -376,6 +376,10 @@ def test_client_list_and_role_replies_parse() -> None:
         "slave", 3167038, ("r-0.r-nodes.ns.svc", 6379), True
     )
     assert failover.parse_role([b"slave", b"10.0.0.1", 6379, b"connect", -1]).link_up is False
+    # Named with the cluster's domain (the start scripts announce that): the pod as the operator names it.
+    fqdn = failover.parse_role([b"slave", b"R-0.r-nodes.ns.svc.cluster.local", 6379, b"connected", 1]).master
+    assert fqdn == ("r-0.r-nodes.ns.svc", 6379) and failover.short_host("10.0.0.1") == "10.0.0.1"
+    assert failover.short_host("r-0.r-nodes.ns.svc.my.domain") == "r-0.r-nodes.ns.svc"
     assert failover.parse_role([b"sentinel", [b"synchro"]]).role == "sentinel"
 
 

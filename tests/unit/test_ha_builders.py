@@ -109,7 +109,7 @@ def test_without_auth_no_secret_is_mounted_and_no_login_is_tried() -> None:
 def test_the_start_scripts_are_valid_sh_naming_the_stable_hosts(sentinel: bool) -> None:
     script = ha.start_script(spec(), sentinel)
     subprocess.run(["sh", "-n"], input=script.encode(), check=True)
-    assert 'master="web-redis-0.web-redis-nodes.ns.svc"' in script
+    assert 'short="$me.web-redis-nodes.ns.svc"' in script and 'master="web-redis-0.$suffix"' in script
     assert "for i in $(seq 0 2)" in script
     assert "{" not in script.replace("{ ", "").replace("${", "")  # every placeholder filled
 
@@ -137,14 +137,19 @@ def run_start(
     sentinel: bool,
     infos: dict[int, str] | None = None,
     seed: str = "",
+    domain: str = "",
     **fields: Any,
 ) -> str | None:
     """The start script of pod `me`, with its paths moved under tmp, `hostname` and `redis-cli` faked (each
     peer's Sentinel answers as `answers` says, its Redis's INFO replication as `infos` says, or is unreachable)
     and redis-server replaced by `true`; the config it wrote, or None if it exited without starting. `seed` is
-    the ConfigMap's seed (the one-pod Redis being grown from)."""
+    the ConfigMap's seed (the one-pod Redis being grown from). `domain`: the cluster's, in the pod's resolv.conf
+    as the kubelet writes it (none: a resolv.conf without the namespace's search domain)."""
     s = spec(**fields)
-    host = lambda i: ha.pod_host(s, f"web-redis-{i}")  # noqa: E731
+    host = lambda i: ha.pod_host(s, f"web-redis-{i}") + (f".{domain}" if domain else "")  # noqa: E731
+    search = f"search ns.svc.{domain} svc.{domain} {domain}\n" if domain else "search example.org\n"
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "resolv.conf").write_text(search + "nameserver 10.96.0.10\noptions ndots:5\n")
     for d in ("bin", "answers", "etc/auth", "etc/start", "run"):
         (tmp / d).mkdir(parents=True, exist_ok=True)
     (tmp / "bin" / "hostname").write_text(f"#!/bin/sh\necho web-redis-{me}\n")
@@ -162,6 +167,7 @@ def run_start(
         (tmp / "etc" / "auth" / key).write_text(data[key])
     (tmp / "etc" / "start" / ha.SEED_KEY).write_text(ha.config_map(s, seed)["data"][ha.SEED_KEY])
     script = ha.start_script(s, sentinel).replace("/etc/redis/", f"{tmp}/etc/").replace(ha.RUN_DIR, f"{tmp}/run")
+    script = script.replace(ha.RESOLV_CONF, f"{tmp}/resolv.conf")
     script = script.replace("exec redis-server", "exec true").replace(f"sleep {ha.DOWN_AFTER_MS // 1000};", "")
     env = {"PATH": f"{tmp}/bin:/usr/bin:/bin", "FAKE": str(tmp)}
     done = subprocess.run(["sh", "-c", script], env=env, timeout=30, capture_output=True, text=True)
@@ -204,6 +210,30 @@ def test_a_sentinel_skips_its_own_pod_and_watches_the_master_its_peers_name(tmp_
     asked = (tmp_path / "argv.log").read_text()
     assert "-h web-redis-0." not in asked and "-h web-redis-1." in asked
     assert "sentinel auth-pass synchro " in conf and "@MASTER@" not in conf
+
+
+def test_with_the_cluster_domain_every_name_ends_in_it_and_a_sentinel_keeps_its_id(tmp_path: Path) -> None:
+    """Names that end in the cluster's domain never reach the upstream resolver (ha._FIND_MASTER). The Sentinel's
+    id still comes from the name without it: the same Sentinel to its peers as before the domain was added."""
+    fqdn = lambda i: f"{ha.pod_host(spec(), f'web-redis-{i}')}.cluster.local"  # noqa: E731
+    conf = run_start(tmp_path / "s", 0, {1: f"{fqdn(2)}\n6379\n"}, sentinel=True, domain="cluster.local")
+    assert conf is not None
+    assert f"sentinel monitor synchro {fqdn(2)} 6379 2\n" in conf and f"sentinel announce-ip {fqdn(0)}\n" in conf
+    assert "-h web-redis-1.web-redis-nodes.ns.svc.cluster.local " in (tmp_path / "s" / "argv.log").read_text()
+    plain = run_start(tmp_path / "p", 0, {1: answer(2)}, sentinel=True)
+    assert plain is not None and f"sentinel announce-ip {ha.pod_host(spec(), 'web-redis-0')}\n" in plain
+    myid = [line for line in conf.splitlines() if line.startswith("sentinel myid")]
+    assert myid == [line for line in plain.splitlines() if line.startswith("sentinel myid")] and myid
+    redis = run_start(tmp_path / "r", 1, {}, sentinel=False, domain="cluster.local")
+    assert redis is not None and f"replica-announce-ip {fqdn(1)}\n" in redis and f"replicaof {fqdn(0)} 6379" in redis
+    # Pods an older Synchro made announce the names without the domain, and keep them: a pod announced under a
+    # second name would be a second replica to the Sentinels. This one is their master.
+    named = run_start(tmp_path / "n", 2, {1: answer(2)}, sentinel=False, domain="cluster.local")
+    assert named is not None and "replicaof" not in named
+    assert f"replica-announce-ip {ha.pod_host(spec(), 'web-redis-2')}\n" in named
+    older = run_start(tmp_path / "o", 1, {2: answer(0)}, sentinel=True, domain="cluster.local")
+    assert older is not None and f"sentinel announce-ip {ha.pod_host(spec(), 'web-redis-1')}\n" in older
+    assert f"sentinel monitor synchro {ha.pod_host(spec(), 'web-redis-0')} 6379 2\n" in older
 
 
 def replication(master: int, offset: int) -> str:

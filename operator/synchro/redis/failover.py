@@ -72,6 +72,14 @@ class Role:
     link_up: bool = True  # a replica's link to its master is "connected"
 
 
+def short_host(host: str) -> str:
+    """A host as the operator names the pods (ha.pod_host: `<pod>.<headless service>.<namespace>.svc`, or an IP),
+    from what a Redis or Sentinel reports: the start scripts announce the names with the cluster's domain after
+    `.svc`, pods of an older Synchro without it."""
+    head, svc, _ = host.lower().partition(".svc.")
+    return head + ".svc" if svc else host.lower()
+
+
 def parse_role(reply: Sequence[Any]) -> Role:
     def text(value: Any) -> str:
         return value.decode() if isinstance(value, bytes) else str(value)
@@ -80,7 +88,8 @@ def parse_role(reply: Sequence[Any]) -> Role:
     if role == "master":
         return Role("master", int(reply[1]))
     if role == "slave":
-        return Role("slave", int(reply[4]), (text(reply[1]), int(reply[2])), text(reply[3]) == "connected")
+        master = (short_host(text(reply[1])), int(reply[2]))
+        return Role("slave", int(reply[4]), master, text(reply[3]) == "connected")
     return Role(role)
 
 

@@ -54,6 +54,7 @@ SENTINEL_RIGHTS = (
     "+script|kill",
 )
 RUN_DIR = "/run/redis"  # the per-pod memory volume the start scripts write the live configs to
+RESOLV_CONF = "/etc/resolv.conf"  # where the start scripts read the cluster's domain (its first search domain)
 # The ConfigMap key naming the one-pod Redis (its IP) that a Redis with replicas grows from: the master its pods
 # follow while no Sentinel names one. Empty once that Redis is gone; not part of config_version (no restart).
 SEED_KEY = "seed"
@@ -166,22 +167,33 @@ def sentinel_conf(spec: api.SyncClusterSpec, master: str = "@MASTER@") -> str:
 # A POSIX sh (dash) script; {placeholders} are filled by start_script. It asks the Sentinels which master they
 # follow (a pod that restarts must not take back a role that moved), else the one-pod Redis it grows from (the
 # seed), else pod-0 is the master. A Sentinel skips its own pod's: it is the one starting.
+# Names end in the cluster's domain, the first search domain (<namespace>.svc.<domain>): a name without it that
+# does not resolve yet (a pod just made) is, after the search list, also asked of the upstream resolver, and on
+# the real node 4 such lookups in 150 stalled 2 s there, each putting a Sentinel in TILT mode. With the domain,
+# never one in 150. `short`: the name without it, which the operator uses. A Redis whose Sentinels name the master
+# that way (its pods made by an older Synchro) keeps it: a pod announced under a second name is a second replica
+# to the Sentinels, and a failover then makes the replica it promotes a replica of itself (seen with processes).
 _FIND_MASTER = """\
 set -eu
 me="$(hostname)"
-self="$me.{suffix}"
+short="$me.{suffix}"
+domain="$(sed -n 's/^search[[:space:]]*{namespace}\\.svc\\.\\([^[:space:]]*\\).*/\\1/p' {resolv} | head -n 1)"
+suffix="{suffix}${{domain:+.$domain}}"
+self="$me.$suffix"
 master=""
 if [ -r /etc/redis/auth/sentinel-password ]; then
   REDISCLI_AUTH="$(cat /etc/redis/auth/sentinel-password)"; export REDISCLI_AUTH
 fi
 for i in $(seq 0 {last}); do
-  peer="{sts}-$i.{suffix}"
+  peer="{sts}-$i.$suffix"
 {skip_self}  found="$(timeout 3 redis-cli --no-auth-warning {user}-h "$peer" -p {sentinel_port} \\
     SENTINEL get-master-addr-by-name {master_name} 2>/dev/null | head -n 1)" || found=""
   case "$found" in ""|*ERR*|*NOAUTH*|*WRONGPASS*) ;; *) master="$found"; break ;; esac
 done
 [ -n "$master" ] || master="$(cat /etc/redis/start/{seed_key})"
-[ -n "$master" ] || master="{sts}-0.{suffix}"
+[ -n "$master" ] || master="{sts}-0.$suffix"
+case "$master" in *.svc) suffix="{suffix}"; self="$short" ;; esac
+if [ "$master" = "$short" ]; then master="$self"; fi
 """
 
 # Without persistence a Redis restarts empty. If the Sentinels still name it master (it came back within
@@ -193,7 +205,7 @@ done
 _REFUSE_EMPTY_MASTER = """\
 if [ "$master" = "$self" ]; then
   for i in $(seq 0 {last}); do
-    peer="{sts}-$i.{suffix}"
+    peer="{sts}-$i.$suffix"
     [ "$peer" = "$self" ] && continue
     info="$(timeout 3 redis-cli --no-auth-warning {user}-h "$peer" -p {port} INFO replication 2>/dev/null \\
       | tr -d '\\r')" || info=""
@@ -218,7 +230,7 @@ exec redis-server {run}/redis.conf
 # failover needs would grow past what the live ones can give: a failover measured at 63 s instead of 10-15 s.
 _START_SENTINEL = """\
 {{ sed "s/@MASTER@/$master/" /etc/redis/sentinel.conf; echo "sentinel announce-ip $self"
-  echo "sentinel myid $(printf %s "$self" | sha1sum | cut -c1-40)"
+  echo "sentinel myid $(printf %s "$short" | sha1sum | cut -c1-40)"
   {auth}}} > {run}/sentinel.conf
 exec redis-server {run}/sentinel.conf --sentinel
 """
@@ -229,6 +241,8 @@ def start_script(spec: api.SyncClusterSpec, sentinel: bool) -> str:
     auth = spec.managed.auth
     fill = {
         "suffix": f"{headless_name(spec.name)}.{spec.namespace}.svc",
+        "namespace": spec.namespace,
+        "resolv": RESOLV_CONF,
         "sts": managed.name(spec.name),
         "last": spec.managed.replicas - 1,
         "user": f"--user {SENTINEL_USER} " if auth else "",

@@ -53,7 +53,7 @@ async def sentinel_master(address: Address, creds: Credentials, timeout: float =
     if reply is None or reply == failover.NO_MASTER:
         return reply
     host, port = reply
-    return (host.decode() if isinstance(host, bytes) else str(host)).lower(), int(port)
+    return failover.short_host(host.decode() if isinstance(host, bytes) else str(host)), int(port)
 
 
 async def sentinel_view(
