@@ -281,6 +281,11 @@ def test_moving_back_to_one_pod_switches_once_the_heir_follows_the_master_then_f
     assert switch.remonitor[:2] == (("SENTINEL", "REMOVE", ha.MASTER_NAME),
                                     ("SENTINEL", "MONITOR", ha.MASTER_NAME, host, "6379", quorum))  # fmt: skip
     assert switch.remonitor[2][-4:-2] == ("auth-user", ha.SENTINEL_USER) and copying.remonitor == ()
+    # Sentinels that name the master with the cluster's domain are sent the same form (one pod, one name).
+    named = shrinking(heir_node(linked))
+    named = dataclasses.replace(named, world=dataclasses.replace(named.world, domain="cluster.local"))
+    undo = decide.decide(snapshot(named, spec=ONE)).remonitor
+    assert undo[1][3] == host + ".cluster.local"
     assert decide.conclude(switch, {}).busy  # polled: a switch put off (the heir behind) is tried again soon
     assert switch.redis.condition.reason == Reason.RESIZING and switch.redis.address == (ip(PODS[0]), 6379)
     # A Sentinel naming another master than the one the heir copies: not yet.

@@ -380,6 +380,7 @@ def test_client_list_and_role_replies_parse() -> None:
     fqdn = failover.parse_role([b"slave", b"R-0.r-nodes.ns.svc.cluster.local", 6379, b"connected", 1]).master
     assert fqdn == ("r-0.r-nodes.ns.svc", 6379) and failover.short_host("10.0.0.1") == "10.0.0.1"
     assert failover.short_host("r-0.r-nodes.ns.svc.my.domain") == "r-0.r-nodes.ns.svc"
+    assert failover.domain_of("R-0.r-nodes.ns.svc.My.Domain") == "my.domain" and failover.domain_of("10.0.0.1") == ""
     assert failover.parse_role([b"sentinel", [b"synchro"]]).role == "sentinel"
 
 

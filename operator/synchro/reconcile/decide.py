@@ -336,7 +336,8 @@ def switch_undo(
     replicated = as_replicated(spec, seen.other)
     assert replicated.managed is not None
     logins = passwords(seen.secret, ha.HA_PASSWORD_KEYS) if replicated.managed.auth else None
-    return tuple(tuple(c) for c in ha.monitor_commands(replicated, ha.pod_host(spec, moving.master), logins))
+    host = ha.pod_host(spec, moving.master, seen.world.domain if seen.world else "")
+    return tuple(tuple(c) for c in ha.monitor_commands(replicated, host, logins))
 
 
 def rescue_of(
@@ -348,7 +349,8 @@ def rescue_of(
         return None, ()
     assert spec.managed is not None
     logins = passwords(seen.secret, ha.HA_PASSWORD_KEYS) if spec.managed.auth else None
-    each = [ha.monitor_commands(spec, ha.pod_host(spec, pod), logins) for pod in found.replicas]
+    domain = seen.world.domain if seen.world else ""
+    each = [ha.monitor_commands(spec, ha.pod_host(spec, pod, domain), logins) for pod in found.replicas]
     return found, tuple(tuple(tuple(c) for c in commands) for commands in each)
 
 

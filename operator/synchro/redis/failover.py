@@ -80,6 +80,11 @@ def short_host(host: str) -> str:
     return head + ".svc" if svc else host.lower()
 
 
+def domain_of(host: str) -> str:
+    """The cluster's domain a reported name goes on with after `.svc` ("": none, or an IP)."""
+    return host.lower().partition(".svc.")[2]
+
+
 def parse_role(reply: Sequence[Any]) -> Role:
     def text(value: Any) -> str:
         return value.decode() if isinstance(value, bytes) else str(value)
@@ -149,6 +154,9 @@ class World:
     # The one-pod Redis a Redis with replicas grows from (its pod, last in `nodes`): the master while no Sentinel
     # majority names one and status named no other before.
     fallback: str = ""
+    # The cluster's domain the Sentinels name the master with ("": the short form, or none seen): the operator's
+    # own SENTINEL MONITOR names a pod the same way (a pod known under two names breaks a failover: ha.py).
+    domain: str = ""
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,10 @@ def pod_selector(spec: api.SyncClusterSpec) -> str:
     return ",".join(f"{k}={v}" for k, v in managed.labels(spec.name).items())
 
 
-def pod_host(spec: api.SyncClusterSpec, pod: str) -> str:
-    """A pod's stable DNS name, through the headless Service (it resolves before the pod is ready)."""
-    return f"{pod}.{headless_name(spec.name)}.{spec.namespace}.svc"
+def pod_host(spec: api.SyncClusterSpec, pod: str, domain: str = "") -> str:
+    """A pod's stable DNS name, through the headless Service (it resolves before the pod is ready); with the
+    cluster's `domain` as the pods announce it (failover.World.domain), or without."""
+    return f"{pod}.{headless_name(spec.name)}.{spec.namespace}.svc" + (f".{domain}" if domain else "")
 
 
 def quorum(replicas: int) -> int:

@@ -44,7 +44,8 @@ async def _or_none(call: Awaitable[T]) -> T | None:
 
 
 async def sentinel_master(address: Address, creds: Credentials, timeout: float = TIMEOUT_S) -> Address | None:
-    """The master a Sentinel names; failover.NO_MASTER when it answers that it monitors none; None: no answer."""
+    """The master a Sentinel names, as it names it; failover.NO_MASTER when it answers that it monitors none;
+    None: no answer."""
 
     async def named(r: Any) -> Any:
         return await r.sentinel_get_master_addr_by_name(MASTER_NAME) or failover.NO_MASTER
@@ -53,7 +54,7 @@ async def sentinel_master(address: Address, creds: Credentials, timeout: float =
     if reply is None or reply == failover.NO_MASTER:
         return reply
     host, port = reply
-    return failover.short_host(host.decode() if isinstance(host, bytes) else str(host)), int(port)
+    return (host.decode() if isinstance(host, bytes) else str(host)).lower(), int(port)
 
 
 async def sentinel_view(
@@ -126,7 +127,9 @@ async def look(
     roles = asyncio.gather(*(_if(p, role(p.redis, creds, timeout)) for p in pods))
     lists = asyncio.gather(*(_if(p, clients(p.redis, creds, timeout)) for p in pods))
     aware = asyncio.gather(*(_if(p, sentinel_view(p.sentinel, creds, timeout)) for p in watching))
-    said, answered, connections, known = await asyncio.gather(masters, roles, lists, aware)
+    named, answered, connections, known = await asyncio.gather(masters, roles, lists, aware)
+    said = tuple(None if a is None else (failover.short_host(a[0]), a[1]) for a in named)
+    domain = next((d for a in named if a is not None and (d := failover.domain_of(a[0]))), "")
     nodes = tuple(
         Node(p.name, p.names, p.ip, p.labelled, r, c, *silence.heard(p, r), uid=p.uid)
         for p, r, c in zip(pods, answered, connections, strict=True)
@@ -134,8 +137,8 @@ async def look(
     usable = tuple(None if k is None else k[0] for k in known)
     listed = tuple(None if k is None else k[1] for k in known)
     tilted = tuple(None if k is None else k[2] for k in known)
-    return World(nodes, tuple(said), endpoints, own_users, **before, known_replicas=usable, listed_replicas=listed,
-                 tilted=tilted)  # fmt: skip
+    return World(nodes, said, endpoints, own_users, **before, known_replicas=usable, listed_replicas=listed,
+                 tilted=tilted, domain=domain)  # fmt: skip
 
 
 async def ask_failover(pods: Sequence[Pod], creds: Credentials, timeout: float = TIMEOUT_S) -> str | None:
