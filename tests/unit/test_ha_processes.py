@@ -510,6 +510,17 @@ def start_heir(r: Replicas, tmp: Path) -> int:
     return port
 
 
+def heir_in_sync(r: Replicas, tmp: Path) -> tuple[int, tuple[str, int], tuple[str, int]]:
+    """The heir started, 1000 keys written on the master, the heir made its replica by ha.heir_commands and in
+    sync: its port, the master's address and its own."""
+    port = start_heir(r, tmp)
+    master, heir = ("127.0.0.1", r.ports[0]), ("127.0.0.1", port)
+    r.client(r.ports[0]).mset({f"k{i}": i for i in range(1000)})
+    asyncio.run(nodes.send(heir, r.creds, ha.heir_commands(r.passwords, master)))
+    wait_for(lambda: r.client(port).execute_command("ROLE")[3] == b"connected", "the heir in sync", 20)
+    return port, master, heir
+
+
 def test_the_one_pod_redis_copies_the_master_then_takes_over_with_every_key_and_keeps_it(
     replicas: Replicas, tmp_path: Path
 ) -> None:
@@ -517,11 +528,7 @@ def test_the_one_pod_redis_copies_the_master_then_takes_over_with_every_key_and_
     config, is made a replica by ha.heir_commands, then nodes.take_over switches to it while writes are paused.
     It holds every key, the old master refuses writes as its replica, and no Sentinel turns it back."""
     r = replicas
-    port = start_heir(r, tmp_path)
-    master, heir = ("127.0.0.1", r.ports[0]), ("127.0.0.1", port)
-    r.client(r.ports[0]).mset({f"k{i}": i for i in range(1000)})
-    asyncio.run(nodes.send(heir, r.creds, ha.heir_commands(r.passwords, master)))
-    wait_for(lambda: r.client(port).execute_command("ROLE")[3] == b"connected", "the heir in sync", 20)
+    port, master, heir = heir_in_sync(r, tmp_path)
     assert r.client(port).config_get("replica-priority") == {"replica-priority": "0"}  # never a Sentinel's choice
     r.client(r.ports[0]).set("last", "written just before")
     sentinels = [("127.0.0.1", p) for p in r.sentinel_ports]
@@ -548,12 +555,8 @@ def test_a_switch_back_to_one_pod_cut_short_after_the_promotion_is_made_again_an
     once its pause ends. The next passes, from real answers: the old master keeps its label, the heir copies it
     again, the switch is made again, and the heir holds the writes made after the cut."""
     r = replicas
-    port = start_heir(r, tmp_path)
-    master, heir = ("127.0.0.1", r.ports[0]), ("127.0.0.1", port)
+    port, master, heir = heir_in_sync(r, tmp_path)
     heir_pod = failover.Pod("heir", heir, ("", 0), frozenset({heir}), "10.0.0.9", has_sentinel=False)
-    r.client(r.ports[0]).mset({f"k{i}": i for i in range(1000)})
-    asyncio.run(nodes.send(heir, r.creds, ha.heir_commands(r.passwords, master)))
-    wait_for(lambda: r.client(port).execute_command("ROLE")[3] == b"connected", "the heir in sync", 20)
     for p in r.sentinel_ports:  # take_over's first half, by hand
         r.client(p).execute_command("SENTINEL", "REMOVE", ha.MASTER_NAME)
     r.client(port).execute_command("REPLICAOF", "NO", "ONE")
@@ -585,11 +588,7 @@ def test_a_sentinel_silent_at_the_switch_back_to_one_pod_stops_it_and_the_others
     nodes.take_over then promotes nothing, the master takes writes again, and the Sentinels that removed it
     monitor it again. Once that one answers, the switch is made."""
     r = replicas
-    port = start_heir(r, tmp_path)
-    master, heir = ("127.0.0.1", r.ports[0]), ("127.0.0.1", port)
-    r.client(r.ports[0]).mset({f"k{i}": i for i in range(1000)})
-    asyncio.run(nodes.send(heir, r.creds, ha.heir_commands(r.passwords, master)))
-    wait_for(lambda: r.client(port).execute_command("ROLE")[3] == b"connected", "the heir in sync", 20)
+    port, master, heir = heir_in_sync(r, tmp_path)
     sentinels = [("127.0.0.1", p) for p in r.sentinel_ports]
     r.sentinels[2].send_signal(signal.SIGSTOP)
     try:
