@@ -1,17 +1,21 @@
 """The failover core (synchro.redis.failover), table-driven over plain observations: which master is confirmed,
-how the label moves, when and whom the fence cuts, which pod is deleted, and what RedisReady and status say."""
+how the label moves, when and whom the fence cuts, which pod is deleted, and what RedisReady and status say;
+and how nodes.look reads the names it is told."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from redis._parsers.helpers import parse_client_list  # what client_list() parses its reply with
 
+from synchro import api
 from synchro.conditions import Reason
-from synchro.redis import failover
+from synchro.redis import failover, ha, nodes
 from synchro.redis.failover import Client, Cut, Label, Node, Role, World
+from synchro.redis.model import Credentials
 
 OWN = frozenset({"synchro-operator", "synchro-sentinel", "synchro-replica"})
 PODS = ("r-0", "r-1", "r-2")
@@ -413,3 +417,32 @@ def test_silence_counts_from_the_first_unanswered_pass_and_forgets_a_pod_made_ag
     assert silence.heard(again, None) == (0.0, False)
     now[0] = 200
     assert silence.heard(again, replica_of("r-1")) == (0.0, False)
+
+
+def test_look_names_the_master_as_the_operator_does_and_keeps_the_domain_it_was_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """nodes.look, its Redis and Sentinel calls replaced: Sentinels that name the master with the cluster's domain
+    give the World the short name every comparison uses (ha.pod_host), and the domain for the operator's own
+    SENTINEL MONITOR. Silent ones and one that monitors nothing give no domain."""
+    spec = api.parse(
+        "ns", "web", {"redis": {"managed": {"replicas": 3}}, "targets": [{"name": "w", "preset": "generic"}]}
+    )
+    told = iter([None, failover.NO_MASTER, ("WEB-redis-0.web-redis-nodes.ns.svc.cluster.local", 6379)])
+
+    async def sentinel_master(*_: Any, **__: Any) -> Any:
+        return next(told)
+
+    async def silent(*_: Any, **__: Any) -> None:
+        return None
+
+    monkeypatch.setattr(nodes, "sentinel_master", sentinel_master)
+    for name in ("role", "clients", "sentinel_view"):
+        monkeypatch.setattr(nodes, name, silent)
+    listed = [{"metadata": {"name": f"web-redis-{i}"}, "status": {"podIP": f"10.0.0.{i + 1}"}} for i in range(3)]
+    pods = ha.pods(spec, listed, lambda ip: True)
+    creds = Credentials("op", "x", 0, False)
+    world = asyncio.run(nodes.look(pods, creds, frozenset(), None, failover.Silence()))
+    assert world.sentinels == (None, failover.NO_MASTER, (ha.pod_host(spec, "web-redis-0"), 6379))
+    assert world.domain == "cluster.local"
+    assert failover.named_pod(world.nodes, world.sentinels[2]) == "web-redis-0"
