@@ -333,11 +333,7 @@ def switch_undo(
     quorum of the StatefulSet's replicas: the spec already asks for one pod)."""
     if moving is None or moving.kind != shrink.SWITCH or seen.other is None:
         return ()
-    replicated = as_replicated(spec, seen.other)
-    assert replicated.managed is not None
-    logins = passwords(seen.secret, ha.HA_PASSWORD_KEYS) if replicated.managed.auth else None
-    host = ha.pod_host(spec, moving.master, seen.world.domain if seen.world else "")
-    return tuple(tuple(c) for c in ha.monitor_commands(replicated, host, logins))
+    return monitor_of(as_replicated(spec, seen.other), seen, moving.master)
 
 
 def rescue_of(
@@ -347,11 +343,16 @@ def rescue_of(
     found = failover.rescue(seen.world) if seen.world is not None and is_ha(spec) else None
     if found is None:
         return None, ()
+    return found, tuple(monitor_of(spec, seen, pod) for pod in found.replicas)
+
+
+def monitor_of(spec: api.SyncClusterSpec, seen: ManagedSeen, pod: str) -> tuple[tuple[str, ...], ...]:
+    """ha.monitor_commands for `pod`: named as the Sentinels name the master (World.domain), logged in as they
+    are, with the quorum of `spec`'s replicas."""
     assert spec.managed is not None
     logins = passwords(seen.secret, ha.HA_PASSWORD_KEYS) if spec.managed.auth else None
-    domain = seen.world.domain if seen.world else ""
-    each = [ha.monitor_commands(spec, ha.pod_host(spec, pod, domain), logins) for pod in found.replicas]
-    return found, tuple(tuple(tuple(c) for c in commands) for commands in each)
+    host = ha.pod_host(spec, pod, seen.world.domain if seen.world else "")
+    return tuple(tuple(c) for c in ha.monitor_commands(spec, host, logins))
 
 
 def pod_update(

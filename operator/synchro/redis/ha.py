@@ -177,9 +177,9 @@ def sentinel_conf(spec: api.SyncClusterSpec, master: str = "@MASTER@") -> str:
 _FIND_MASTER = """\
 set -eu
 me="$(hostname)"
-short="$me.{suffix}"
+short="$me.{short_suffix}"
 domain="$(sed -n 's/^search[[:space:]]*{namespace}\\.svc\\.\\([^[:space:]]*\\).*/\\1/p' {resolv} | head -n 1)"
-suffix="{suffix}${{domain:+.$domain}}"
+suffix="{short_suffix}${{domain:+.$domain}}"
 self="$me.$suffix"
 master=""
 if [ -r /etc/redis/auth/sentinel-password ]; then
@@ -193,7 +193,7 @@ for i in $(seq 0 {last}); do
 done
 [ -n "$master" ] || master="$(cat /etc/redis/start/{seed_key})"
 [ -n "$master" ] || master="{sts}-0.$suffix"
-case "$master" in *.svc) suffix="{suffix}"; self="$short" ;; esac
+case "$master" in *.svc) suffix="{short_suffix}"; self="$short" ;; esac
 if [ "$master" = "$short" ]; then master="$self"; fi
 """
 
@@ -241,7 +241,7 @@ def start_script(spec: api.SyncClusterSpec, sentinel: bool) -> str:
     assert spec.managed is not None
     auth = spec.managed.auth
     fill = {
-        "suffix": f"{headless_name(spec.name)}.{spec.namespace}.svc",
+        "short_suffix": f"{headless_name(spec.name)}.{spec.namespace}.svc",
         "namespace": spec.namespace,
         "resolv": RESOLV_CONF,
         "sts": managed.name(spec.name),
